@@ -1,0 +1,33 @@
+/*
+ * testutil.h: what every suite shares: where the shared fixtures are
+ * (LLAMA2_CHAT_FIXTURES, default ../shared), how a test that needs them is
+ * registered (skipped, and counted as skipped, when they are absent), golden
+ * JSON loading, and temporary folders.
+ */
+#ifndef TESTS_TESTUTIL_H
+#define TESTS_TESTUTIL_H
+
+#include <check.h>
+#include <jansson.h>
+
+/* malloc'd "<fixtures>/<rel>", or NULL when that file does not exist. */
+char *fixture_path(const char *rel);
+/* Nonzero when the fixtures folder is present. */
+int fixtures_present(void);
+/* Add a test that needs the fixtures; when they are absent it is not run and
+ * is counted in the runner's "skipped" total. */
+#define tcase_add_fixture_test(tc, fn) testutil_add_fixture_test((tc), (fn), #fn)
+void testutil_add_fixture_test(TCase *tc, const TTest *fn, const char *name);
+extern int testutil_skipped;
+
+/* Parsed golden/<name> (aborts the test if missing or unparsable). */
+json_t *golden_load(const char *name);
+
+/* A fresh 0700 temporary folder (malloc'd path); removed by tmpdir_remove. */
+char *tmpdir_new(void);
+void tmpdir_remove(char *path);
+
+/* Path of the built binary (LLAMA2_CHAT_BIN), for end-to-end tests. */
+const char *test_binary(void);
+
+#endif

@@ -1,0 +1,288 @@
+/*
+ * cli.c: option parsing shared by the subcommands, and the error formats.
+ *
+ * Every subcommand takes the same model and sampling options, so one table
+ * serves them all; options a command has no use for are accepted and
+ * ignored rather than making each command's table drift from the others.
+ * getopt_long's own messages are turned off (opterr = 0) so that every
+ * usage error is one line in our format.
+ */
+#include "app/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum {
+	OPT_TOKENIZER = 1000, OPT_CONFIG, OPT_DB, OPT_PRESET, OPT_PROMPT_IDS, OPT_RESUME, OPT_CTX,
+	OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT, OPT_REPEAT_N, OPT_SEED, OPT_IDS, OPT_NO_BOS,
+	OPT_KV_F32, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
+	OPT_VERBOSE,
+};
+
+static const struct option long_opts[] = {
+	{ "model", required_argument, NULL, 'm' },
+	{ "tokenizer", required_argument, NULL, OPT_TOKENIZER },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "db", required_argument, NULL, OPT_DB },
+	{ "system", required_argument, NULL, 's' },
+	{ "preset", required_argument, NULL, OPT_PRESET },
+	{ "prompt", required_argument, NULL, 'p' },
+	{ "prompt-ids", required_argument, NULL, OPT_PROMPT_IDS },
+	{ "continue", no_argument, NULL, 'c' },
+	{ "resume", required_argument, NULL, OPT_RESUME },
+	{ "n-predict", required_argument, NULL, 'n' },
+	{ "ctx-size", required_argument, NULL, OPT_CTX },
+	{ "threads", required_argument, NULL, 't' },
+	{ "batch-size", required_argument, NULL, OPT_BATCH },
+	{ "temp", required_argument, NULL, OPT_TEMP },
+	{ "top-k", required_argument, NULL, OPT_TOPK },
+	{ "top-p", required_argument, NULL, OPT_TOPP },
+	{ "min-p", required_argument, NULL, OPT_MINP },
+	{ "repeat-penalty", required_argument, NULL, OPT_REPEAT },
+	{ "repeat-last-n", required_argument, NULL, OPT_REPEAT_N },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "ids", no_argument, NULL, OPT_IDS },
+	{ "no-bos", no_argument, NULL, OPT_NO_BOS },
+	{ "kv-f32", no_argument, NULL, OPT_KV_F32 },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "no-save", no_argument, NULL, OPT_NO_SAVE },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "yes", no_argument, NULL, OPT_YES },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "output", required_argument, NULL, 'o' },
+	{ "reps", required_argument, NULL, OPT_REPS },
+	{ "repetitions", required_argument, NULL, 'r' },
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+void
+cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (try '" PROG " --help')\n", stderr);
+	return EXIT_USAGE;
+}
+
+static int
+parse_int(const char *flag, const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < lo || v > hi)
+		return cli_usage_error("%s: '%s' is not a whole number from %ld to %ld", flag, s, lo, hi);
+	*out = (int)v;
+	return 0;
+}
+
+static int
+parse_float(const char *flag, const char *s, double lo, double hi, float *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi)
+		return cli_usage_error("%s: '%s' is not a number from %g to %g", flag, s, lo, hi);
+	*out = (float)v;
+	return 0;
+}
+
+int
+cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
+{
+	int c, bad = 0;
+	unsigned long long seed;
+	char *end;
+	opterr = 0;
+	optind = 1;
+	while (!bad && (c = getopt_long(argc, argv, ":m:s:p:cn:t:o:r:h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': o->model = optarg; break;
+		case OPT_TOKENIZER: o->tokenizer = optarg; break;
+		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_DB: o->db = optarg; break;
+		case 's': o->system = optarg; break;
+		case OPT_PRESET: o->preset = optarg; break;
+		case 'p':
+			/* bench's -p is the prompt length, as in llama-bench. */
+			if (cmd && strcmp(cmd, "bench") == 0)
+				bad = parse_int("-p", optarg, 1, 1 << 20, &o->n_prompt_bench);
+			else
+				o->prompt = optarg;
+			break;
+		case OPT_PROMPT_IDS: o->prompt_ids = optarg; break;
+		case 'c': o->cont = 1; break;
+		case OPT_RESUME: o->resume = optarg; break;
+		case 'n':
+			if (cmd && strcmp(cmd, "bench") == 0)
+				bad = parse_int("-n", optarg, 0, 1 << 20, &o->n_gen_bench);
+			else
+				bad = parse_int("-n", optarg, -1, INT_MAX, &o->n_predict);
+			break;
+		case OPT_CTX: bad = parse_int("--ctx-size", optarg, 16, 1 << 20, &o->ctx_size); break;
+		case 't': bad = parse_int("-t", optarg, 1, 512, &o->threads); break;
+		case OPT_BATCH: bad = parse_int("--batch-size", optarg, 1, 4096, &o->batch); break;
+		case OPT_TEMP: bad = parse_float("--temp", optarg, 0, 100, &o->samp.temp); break;
+		case OPT_TOPK: bad = parse_int("--top-k", optarg, 0, 1 << 24, &o->samp.top_k); break;
+		case OPT_TOPP: bad = parse_float("--top-p", optarg, 0, 1, &o->samp.top_p); break;
+		case OPT_MINP: bad = parse_float("--min-p", optarg, 0, 1, &o->samp.min_p); break;
+		case OPT_REPEAT: bad = parse_float("--repeat-penalty", optarg, 0.01, 100, &o->samp.repeat_penalty); break;
+		case OPT_REPEAT_N: bad = parse_int("--repeat-last-n", optarg, 0, 1 << 20, &o->samp.repeat_last_n); break;
+		case OPT_SEED:
+			errno = 0;
+			seed = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-')
+				bad = cli_usage_error("--seed: '%s' is not a whole number", optarg);
+			o->samp.seed = seed;
+			o->seed_set = 1;
+			break;
+		case OPT_IDS: o->ids = 1; break;
+		case OPT_NO_BOS: o->no_bos = 1; break;
+		case OPT_KV_F32: o->kv_f32 = 1; break;
+		case OPT_JSON: o->json = 1; break;
+		case OPT_STATS: o->stats = 1; break;
+		case OPT_NO_SAVE: o->no_save = 1; break;
+		case OPT_FORCE: o->force = 1; break;
+		case OPT_YES: o->yes = 1; break;
+		case OPT_FORMAT: o->format = optarg; break;
+		case 'o': o->output = optarg; break;
+		case 'r': case OPT_REPS: bad = parse_int("-r", optarg, 1, 1000, &o->reps); break;
+		case OPT_VERBOSE: o->verbose = 1; break;
+		case 'h': cli_help(stdout); exit(0);
+		case ':':
+			bad = cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+			break;
+		default:
+			if (optopt)
+				bad = cli_usage_error("unknown option '-%c'", optopt);
+			else
+				bad = cli_usage_error("unknown option '%s'", argv[optind - 1]);
+			break;
+		}
+	}
+	if (bad)
+		return EXIT_USAGE;
+	o->args = argv + optind;
+	o->nargs = argc - optind;
+	return 0;
+}
+
+void
+cli_help(FILE *f)
+{
+	fputs(
+"usage: " PROG " [-m MODEL] [options]            open the chat interface\n"
+"       " PROG " -m MODEL [-s SYSTEM] -p MESSAGE  one reply to stdout (-p - reads stdin)\n"
+"       " PROG " chat -m MODEL [--stats]         chat line by line on stdin/stdout\n"
+"       " PROG " complete -m MODEL [--ids] TEXT  continue TEXT, no chat template\n"
+"       " PROG " tokenize (-m MODEL | --tokenizer FILE) [--no-bos] TEXT\n"
+"       " PROG " render (-m MODEL | --tokenizer FILE) [--ids] < dialog.json\n"
+"       " PROG " info -m MODEL\n"
+"       " PROG " bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]\n"
+"       " PROG " list | show ID | export ID | import FILE | search QUERY | rename ID TITLE | rm ID...\n"
+"       " PROG " presets [list | show NAME | add NAME --system TEXT | edit NAME ... | rm NAME]\n"
+"\n"
+"model:\n"
+"  -m, --model FILE        GGUF (v2/v3) or llama2.c checkpoint; default $LLAMA2_CHAT_MODEL\n"
+"      --tokenizer FILE    tokenizer.bin for llama2.c checkpoints\n"
+"  -t, --threads N         threads (default: physical cores)\n"
+"      --ctx-size N        context window in tokens (default: the model's, at most 4096)\n"
+"      --batch-size N      prompt tokens per forward pass (default 64)\n"
+"      --kv-f32            keep the KV cache in float32 (default float16)\n"
+"generation:\n"
+"  -n, --n-predict N       most tokens in one reply (default: until EOS)\n"
+"      --temp T            temperature, 0 = greedy (0.8)\n"
+"      --top-k K           (40)     --top-p P (0.95)     --min-p P (0.05)\n"
+"      --repeat-penalty R  (1.0)    --repeat-last-n N (64)\n"
+"      --seed S            random seed (default: random)\n"
+"      --prompt-ids LIST   complete: comma-separated ids instead of text\n"
+"      --ids               print ids instead of text\n"
+"chat:\n"
+"  -s, --system TEXT       system prompt      --preset NAME   a stored preset\n"
+"  -p, --prompt TEXT       one message        -c, --continue  the last conversation\n"
+"      --resume ID         a stored conversation     --no-save  keep nothing\n"
+"      --stats             per-turn statistics on stderr\n"
+"      --db FILE           database (default $XDG_DATA_HOME/llama2-chat/chats.db)\n"
+"      --config FILE       config (default $XDG_CONFIG_HOME/llama2-chat/config)\n"
+"  -h, --help              this text\n", f);
+}
+
+struct engine_model *
+cli_open_model(const struct opts *o, int *status)
+{
+	if (o->model == NULL || o->model[0] == '\0') {
+		*status = cli_usage_error("no model: give -m FILE or set LLAMA2_CHAT_MODEL");
+		return NULL;
+	}
+	struct stat st;
+	if (stat(o->model, &st) != 0) {
+		*status = cli_usage_error("%s: %s", o->model, strerror(errno));
+		return NULL;
+	}
+	char *err = NULL;
+	struct engine_model *m = engine_open(o->model, o->tokenizer, &err);
+	if (m == NULL) {
+		cli_error("%s: %s", o->model, err ? err : "cannot open");
+		free(err);
+		*status = 1;
+	}
+	return m;
+}
+
+struct engine_ctx *
+cli_new_ctx(struct engine_model *m, const struct opts *o, int *status)
+{
+	struct engine_ctx_params p;
+	engine_ctx_params_default(&p);
+	p.n_ctx = o->ctx_size;
+	p.n_threads = o->threads;
+	p.n_batch = o->batch;
+	p.kv_f32 = o->kv_f32;
+	char *err = NULL;
+	struct engine_ctx *c = engine_ctx_new(m, &p, &err);
+	if (c == NULL) {
+		cli_error("%s", err ? err : "cannot create a context");
+		free(err);
+		*status = 1;
+	}
+	return c;
+}
+
+struct engine_model *
+cli_open_model_or_tokenizer(const struct opts *o, int *status)
+{
+	if (o->model != NULL || o->tokenizer == NULL)
+		return cli_open_model(o, status);
+	char *err = NULL;
+	struct engine_model *m = engine_open_tokenizer(o->tokenizer, &err);
+	if (m == NULL) {
+		cli_error("%s", err ? err : "cannot read the tokenizer");
+		free(err);
+		*status = 1;
+	}
+	return m;
+}

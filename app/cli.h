@@ -1,0 +1,59 @@
+/*
+ * cli.h: the command line shared by every subcommand that runs a model:
+ * option table, parsing into struct opts, usage errors (exit status 2) and
+ * the one-line error format "llama2-chat: <what>".
+ */
+#ifndef APP_CLI_H
+#define APP_CLI_H
+
+#include <stdio.h>
+
+#include "engine/engine.h"
+
+#define PROG "llama2-chat"
+#define EXIT_USAGE 2
+
+struct opts {
+	const char *model;        /* -m, $LLAMA2_CHAT_MODEL, config "model" */
+	const char *tokenizer;
+	const char *config;
+	const char *db;
+	const char *system;       /* -s */
+	const char *preset;
+	const char *prompt;       /* -p */
+	const char *prompt_ids;   /* --prompt-ids 1,2,3 */
+	const char *resume;       /* --resume ID */
+	const char *format;
+	const char *output;
+	int n_predict;            /* -n: <= 0 until EOS / context full */
+	int ctx_size;
+	int threads;
+	int batch;
+	int kv_f32;
+	long long kv_cache_max;   /* KV snapshot folder cap in bytes */
+	int ids, no_bos, verbose, json, stats, no_save, cont, force, yes;
+	int n_prompt_bench, n_gen_bench, reps;   /* bench -p -n -r */
+	struct engine_sampling samp;
+	int seed_set;
+	char **args;              /* what is left after the options */
+	int nargs;
+};
+
+/* Parse argv (argv[0] is the subcommand or program name).  `allowed` is a
+ * string of the option names this command takes ("m,n,temp,...", NULL for
+ * all).  Returns 0, or EXIT_USAGE after printing one line. */
+int cli_parse(struct opts *o, int argc, char **argv, const char *cmd);
+/* One line "llama2-chat: <fmt>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Usage error: the line plus a hint; returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_help(FILE *f);
+
+/* Open opts->model (usage error if none or missing, exit 1 if unreadable).
+ * Returns NULL and sets *status on failure. */
+struct engine_model *cli_open_model(const struct opts *o, int *status);
+/* -m MODEL, or --tokenizer FILE alone when no model is given. */
+struct engine_model *cli_open_model_or_tokenizer(const struct opts *o, int *status);
+struct engine_ctx *cli_new_ctx(struct engine_model *m, const struct opts *o, int *status);
+
+#endif

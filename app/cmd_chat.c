@@ -1,0 +1,255 @@
+/*
+ * cmd_chat.c: chat for scripts.  Both modes go through session.c, so they
+ * save to the database exactly as the interface does (unless --no-save).
+ */
+#include "app/cmd_chat.h"
+#include "app/session.h"
+#include "engine/tokenizer.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Set by SIGINT/SIGTERM: stop the reply, keep what was said. */
+static volatile sig_atomic_t g_interrupted;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	g_interrupted = 1;
+}
+
+static void
+print_text(void *ud, const char *text, size_t len)
+{
+	struct session *s = ud;
+	fwrite(text, 1, len, stdout);
+	fflush(stdout);
+	if (g_interrupted)
+		session_stop(s);
+}
+
+static char *
+read_all(FILE *f)
+{
+	size_t cap = 4096, n = 0;
+	char *b = malloc(cap);
+	size_t r;
+	while (b && (r = fread(b + n, 1, cap - n - 1, f)) > 0) {
+		n += r;
+		if (cap - n < 2) {
+			char *nb = realloc(b, cap *= 2);
+			if (nb == NULL) {
+				free(b);
+				return NULL;
+			}
+			b = nb;
+		}
+	}
+	if (b)
+		b[n] = '\0';
+	return b;
+}
+
+/* Valid UTF-8 with no NUL: the only text we hand the tokenizer from people. */
+static int
+utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+		if (n == 0)
+			return 0;
+		for (int i = 1; i < n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+		if ((n == 2 && *p < 0xc2) || (n == 3 && *p == 0xe0 && p[1] < 0xa0) ||
+		    (n == 3 && *p == 0xed && p[1] >= 0xa0) || (n == 4 && *p == 0xf0 && p[1] < 0x90) ||
+		    (n == 4 && (*p > 0xf4 || (*p == 0xf4 && p[1] >= 0x90))))
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
+static void
+print_stats(const struct session *s)
+{
+	const struct engine_gen_stats *st = &s->last_stats;
+	fprintf(stderr, "turn %d: prefill %d reused %d ttft_ms %.1f tg_tps %.2f ctx %d/%d\n", s->turn, st->n_prompt,
+	    st->n_reused, st->ttft_ms, st->tg_tps, st->ctx_used, worker_ctx_size(s->w));
+}
+
+static int
+one_turn(struct session *s, const char *text)
+{
+	if (!utf8_valid(text)) {
+		cli_error("the message is not valid UTF-8");
+		return 1;
+	}
+	if (session_submit(s, text) != 0) {
+		cli_error("%s", s->error);
+		return 1;
+	}
+	if (session_wait(s, print_text, s) != 0) {
+		fputc('\n', stdout);
+		cli_error("%s", s->error ? s->error : "generation failed");
+		return 1;
+	}
+	fputc('\n', stdout);
+	fflush(stdout);
+	if (s->error) {      /* e.g. the disk filled while saving: say so */
+		cli_error("%s", s->error);
+		free(s->error);
+		s->error = NULL;
+		return 1;
+	}
+	if (s->o->stats)
+		print_stats(s);
+	return 0;
+}
+
+static void
+install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int
+cmd_oneshot(struct opts *o)
+{
+	char *msg = NULL;
+	if (strcmp(o->prompt, "-") == 0) {
+		msg = read_all(stdin);
+		if (msg == NULL) {
+			cli_error("cannot read the message from standard input");
+			return 1;
+		}
+	} else {
+		msg = strdup(o->prompt);
+	}
+	int status = 0;
+	struct engine_model *m = cli_open_model(o, &status);
+	if (m == NULL) {
+		free(msg);
+		return status;
+	}
+	struct session s;
+	if ((status = session_open(&s, o, m)) != 0) {
+		free(msg);
+		engine_close(m);
+		return status;
+	}
+	install_signals();
+	status = one_turn(&s, msg);
+	session_close(&s);
+	engine_close(m);
+	free(msg);
+	return status;
+}
+
+int
+cmd_chat_pipe(struct opts *o)
+{
+	if (isatty(STDIN_FILENO) && !o->prompt)
+		return cli_usage_error("chat reads messages from a pipe; on a terminal run '" PROG "' for the interface");
+	int status = 0;
+	struct engine_model *m = cli_open_model(o, &status);
+	if (m == NULL)
+		return status;
+	struct session s;
+	if ((status = session_open(&s, o, m)) != 0) {
+		engine_close(m);
+		return status;
+	}
+	install_signals();
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while (!g_interrupted && (n = getline(&line, &cap, stdin)) > 0) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0)
+			continue;
+		status = one_turn(&s, line);
+		if (status != 0)
+			break;
+		fputc('\n', stdout);   /* a blank line after each reply */
+		fflush(stdout);
+	}
+	free(line);
+	session_close(&s);
+	engine_close(m);
+	return status;
+}
+
+int
+cmd_render(struct opts *o)
+{
+	json_error_t je;
+	json_t *j = json_loadf(stdin, 0, &je);
+	if (j == NULL) {
+		cli_error("dialog JSON, line %d: %s", je.line, je.text);
+		return 1;
+	}
+	if (!json_is_array(j)) {
+		json_decref(j);
+		cli_error("dialog JSON: expected an array of {\"role\", \"content\"} objects");
+		return 1;
+	}
+	size_t n = json_array_size(j);
+	int *roles = calloc(n + 1, sizeof *roles);
+	const char **contents = calloc(n + 1, sizeof *contents);
+	int status = 0;
+	for (size_t i = 0; i < n && roles && contents; i++) {
+		json_t *e = json_array_get(j, i);
+		const char *role = json_string_value(json_object_get(e, "role"));
+		const char *content = json_string_value(json_object_get(e, "content"));
+		if (!json_is_object(e) || role == NULL || content == NULL) {
+			cli_error("dialog JSON: message %zu needs string \"role\" and \"content\"", i + 1);
+			status = 1;
+			goto out;
+		}
+		if ((roles[i] = chat_role_parse(role)) < 0) {
+			cli_error("dialog JSON: message %zu: unknown role '%s' (system, user or assistant)", i + 1, role);
+			status = 1;
+			goto out;
+		}
+		contents[i] = content;
+	}
+	struct engine_model *m = NULL;
+	if ((m = cli_open_model_or_tokenizer(o, &status)) == NULL)
+		goto out;
+	int32_t *ids = NULL;
+	int nid = 0;
+	char *text = NULL, *err = NULL;
+	if (chat_render(m, roles, contents, (int)n, &ids, &nid, o->ids ? NULL : &text, &err) != 0) {
+		cli_error("dialog JSON: %s", err);
+		free(err);
+		status = 1;
+	} else if (o->ids) {
+		for (int i = 0; i < nid; i++)
+			printf("%s%d", i ? " " : "", ids[i]);
+		putchar('\n');
+	} else {
+		fputs(text, stdout);
+		putchar('\n');
+	}
+	free(ids);
+	free(text);
+	engine_close(m);
+out:
+	free(roles);
+	free(contents);
+	json_decref(j);
+	return status;
+}

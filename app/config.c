@@ -1,0 +1,184 @@
+/*
+ * config.c: read the configuration file into struct opts.
+ *
+ * The file is small and read once at start-up; its string values are kept
+ * for the life of the process (o's pointers refer to them), which is why
+ * they are deliberately never freed.
+ */
+#include "app/config.h"
+#include "app/paths.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *
+config_flag(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			return argv[i + 1];
+		if (strncmp(argv[i], "--config=", 9) == 0)
+			return argv[i] + 9;
+	}
+	return NULL;
+}
+
+static char *
+trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static int
+to_int(const char *v, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long x = strtol(v, &end, 10);
+	if (errno || end == v || *end || x < lo || x > hi)
+		return -1;
+	*out = (int)x;
+	return 0;
+}
+
+static int
+to_float(const char *v, double lo, double hi, float *out)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi)
+		return -1;
+	*out = (float)x;
+	return 0;
+}
+
+static int
+to_bool(const char *v, int *out)
+{
+	if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
+		*out = 1;
+	else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+to_bytes(const char *v, long long *out)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (errno || end == v || x < 0)
+		return -1;
+	double mul = 1;
+	switch (*end) {
+	case 'k': case 'K': mul = 1024.0; end++; break;
+	case 'm': case 'M': mul = 1048576.0; end++; break;
+	case 'g': case 'G': mul = 1073741824.0; end++; break;
+	case '\0': break;
+	default: return -1;
+	}
+	if (*end == 'i' || *end == 'b' || *end == 'B')
+		end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
+	if (*end)
+		return -1;
+	*out = (long long)(x * mul);
+	return 0;
+}
+
+int
+config_load(struct opts *o, const char *explicit_path)
+{
+	char *path = explicit_path ? strdup(explicit_path) : path_for(PATH_CONFIG, "config", 0, NULL);
+	if (path == NULL)
+		return 0;
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		if (explicit_path || errno != ENOENT) {
+			cli_error("%s: %s", path, strerror(errno));
+			free(path);
+			return EXIT_USAGE;
+		}
+		free(path);
+		return 0;
+	}
+	char line[4096];
+	int ln = 0, rc = 0;
+	while (rc == 0 && fgets(line, sizeof line, f)) {
+		ln++;
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			cli_error("%s:%d: expected 'key = value'", path, ln);
+			rc = EXIT_USAGE;
+			break;
+		}
+		*eq = '\0';
+		char *k = trim(s), *v = trim(eq + 1);
+		size_t vl = strlen(v);
+		if (vl >= 2 && ((v[0] == '"' && v[vl - 1] == '"') || (v[0] == '\'' && v[vl - 1] == '\''))) {
+			v[vl - 1] = '\0';
+			v++;
+		}
+		int bad = 0;
+		const char **str = !strcmp(k, "model") ? &o->model : !strcmp(k, "tokenizer") ? &o->tokenizer :
+		    !strcmp(k, "db") ? &o->db : !strcmp(k, "preset") ? &o->preset :
+		    !strcmp(k, "system") ? &o->system : NULL;
+		if (str != NULL) {
+			char *val = strdup(v);   /* lives until exit: o points at it */
+			if (val == NULL)
+				bad = 1;
+			else
+				*str = val;
+		} else if (!strcmp(k, "threads")) bad = to_int(v, 1, 512, &o->threads);
+		else if (!strcmp(k, "ctx_size")) bad = to_int(v, 16, 1 << 20, &o->ctx_size);
+		else if (!strcmp(k, "batch_size")) bad = to_int(v, 1, 4096, &o->batch);
+		else if (!strcmp(k, "n_predict")) bad = to_int(v, -1, INT_MAX, &o->n_predict);
+		else if (!strcmp(k, "temp")) bad = to_float(v, 0, 100, &o->samp.temp);
+		else if (!strcmp(k, "top_k")) bad = to_int(v, 0, 1 << 24, &o->samp.top_k);
+		else if (!strcmp(k, "top_p")) bad = to_float(v, 0, 1, &o->samp.top_p);
+		else if (!strcmp(k, "min_p")) bad = to_float(v, 0, 1, &o->samp.min_p);
+		else if (!strcmp(k, "repeat_penalty")) bad = to_float(v, 0.01, 100, &o->samp.repeat_penalty);
+		else if (!strcmp(k, "repeat_last_n")) bad = to_int(v, 0, 1 << 20, &o->samp.repeat_last_n);
+		else if (!strcmp(k, "kv_f32")) bad = to_bool(v, &o->kv_f32);
+		else if (!strcmp(k, "kv_cache_max")) {
+			bad = to_bytes(v, &o->kv_cache_max);
+		} else if (!strcmp(k, "seed")) {
+			char *end;
+			errno = 0;
+			unsigned long long sd = strtoull(v, &end, 10);
+			bad = errno || end == v || *end || v[0] == '-';
+			if (!bad) {
+				o->samp.seed = sd;
+				o->seed_set = 1;
+			}
+		} else {
+			cli_error("%s:%d: unknown key '%s'", path, ln, k);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (bad && rc == 0) {
+			cli_error("%s:%d: bad value '%s' for %s", path, ln, v, k);
+			rc = EXIT_USAGE;
+		}
+	}
+	fclose(f);
+	free(path);
+	return rc;
+}

@@ -1,0 +1,498 @@
+/*
+ * session.c: a conversation between the worker thread and the database.
+ *
+ * Invariant: what the worker holds (messages 0..n_msgs-1, with token ids)
+ * is what the database holds for the conversation, apart from the reply in
+ * flight, whose row exists from the moment it was asked for (empty and
+ * marked interrupted) and is rewritten as it streams.  If the worker fails a
+ * request, the rows made for it are deleted again.
+ */
+#include "app/session.h"
+#include "app/paths.h"
+#include "storage/db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void
+set_error(struct session *s, const char *msg)
+{
+	free(s->error);
+	s->error = strdup(msg ? msg : "error");
+}
+
+char *
+session_db_path(const struct opts *o, char **err)
+{
+	if (o->db && *o->db)
+		return strdup(o->db);
+	const char *env = getenv("LLAMA2_CHAT_DB");
+	if (env && *env)
+		return strdup(env);
+	return path_for(PATH_DATA, "chats.db", 1, err);
+}
+
+static char *
+sampler_json(const struct engine_sampling *p)
+{
+	char *s;
+	if (asprintf(&s, "{\"temperature\": %g, \"top_k\": %d, \"top_p\": %g, \"min_p\": %g, "
+	    "\"repeat_penalty\": %g, \"repeat_last_n\": %d}", p->temp, p->top_k, p->top_p, p->min_p,
+	    p->repeat_penalty, p->repeat_last_n) < 0)
+		return NULL;
+	return s;
+}
+
+static int
+resume(struct session *s, const char *which, int *status)
+{
+	char *err = NULL;
+	int64_t id = 0;
+	if (which) {
+		if (db_conv_resolve(s->db, which, &id, &err) != 0) {
+			cli_error("%s", err);
+			free(err);
+			*status = 1;
+			return -1;
+		}
+	} else {
+		int r = db_conv_latest(s->db, &id, &err);
+		if (r < 0) {
+			cli_error("%s", err);
+			free(err);
+			*status = 1;
+			return -1;
+		}
+		if (r == 0)
+			return 0;   /* nothing to continue: start a new one */
+	}
+	struct db_conv *c = db_conv_load(s->db, id, &err);
+	if (c == NULL) {
+		cli_error("%s", err);
+		free(err);
+		*status = 1;
+		return -1;
+	}
+	s->conv_id = c->id;
+	snprintf(s->pid, sizeof s->pid, "%s", c->pid);
+	if (!s->o->system && c->system_prompt) {
+		free(s->system);
+		s->system = strdup(c->system_prompt);
+	}
+	/* Hand the worker the finished exchanges; a trailing user message
+	 * without a reply (the process died before asking) stays in the file
+	 * but not in the window. */
+	int n = c->n_messages;
+	int *roles = calloc((size_t)n + 1, sizeof *roles);
+	const char **contents = calloc((size_t)n + 1, sizeof *contents);
+	int32_t **ids = calloc((size_t)n + 1, sizeof *ids);
+	int *n_ids = calloc((size_t)n + 1, sizeof *n_ids);
+	int k = 0;
+	int eos = engine_info(s->m)->eos;
+	for (int i = 0; i < n && roles && contents && ids && n_ids; i++) {
+		struct db_message *msg = &c->messages[i];
+		if (msg->role == DB_ROLE_SYSTEM)
+			continue;
+		int role = msg->role == DB_ROLE_USER ? CHAT_USER : CHAT_ASSISTANT;
+		if (k > 0 && roles[k - 1] == role)
+			continue;   /* keep the alternation the format needs */
+		roles[k] = role;
+		contents[k] = msg->content;
+		if (msg->tokens && msg->n_tokens > 0) {
+			/* A partial reply was cut before its EOS: close it. */
+			int add = role == CHAT_ASSISTANT && msg->tokens[msg->n_tokens - 1] != eos;
+			ids[k] = malloc((msg->n_tokens + 1) * sizeof(int32_t));
+			if (ids[k]) {
+				memcpy(ids[k], msg->tokens, msg->n_tokens * sizeof(int32_t));
+				if (add)
+					ids[k][msg->n_tokens] = eos;
+				n_ids[k] = (int)msg->n_tokens + add;
+			}
+		}
+		k++;
+	}
+	if (k > 0 && roles[k - 1] == CHAT_USER && k == n) {
+		/* The process died between the user's message and its reply row:
+		 * give it an empty reply (marked interrupted) so the rows and the
+		 * window stay aligned. */
+		int64_t rid;
+		if (db_reply_begin(s->db, c->id, NULL, 0, 0, &rid, NULL) == 0) {
+			roles[k] = CHAT_ASSISTANT;
+			contents[k] = "";
+			ids[k] = malloc(sizeof(int32_t));
+			if (ids[k]) {
+				ids[k][0] = eos;
+				n_ids[k] = 1;
+			}
+			k++;
+		}
+	}
+	if (k > 0 && roles[k - 1] == CHAT_USER) {
+		free(ids[k - 1]);
+		k--;
+	}
+	worker_load(s->w, s->system, roles, contents, (const int32_t *const *)ids, n_ids, k, 1);
+	s->n_msgs = k;
+	for (int i = 0; i < k; i++)
+		free(ids[i]);
+	free(ids);
+	free(n_ids);
+	free(roles);
+	free(contents);
+	db_conv_free(c);
+	return 0;
+}
+
+int
+session_open(struct session *s, const struct opts *o, struct engine_model *m)
+{
+	memset(s, 0, sizeof *s);
+	s->o = o;
+	s->m = m;
+	s->samp = o->samp;
+	if (o->system)
+		s->system = strdup(o->system);
+	struct engine_ctx_params p;
+	engine_ctx_params_default(&p);
+	p.n_ctx = o->ctx_size;
+	p.n_threads = o->threads;
+	p.n_batch = o->batch;
+	p.kv_f32 = o->kv_f32;
+	char *err = NULL;
+	int status = 0;
+	if (!o->no_save) {
+		char *path = session_db_path(o, &err);
+		if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
+			cli_error("%s", err ? err : "cannot open the database");
+			free(err);
+			free(path);
+			return 1;
+		}
+		free(path);
+	}
+	if (o->preset) {
+		if (s->db == NULL) {
+			cli_error("--preset needs the database (it cannot be used with --no-save)");
+			session_close(s);
+			return EXIT_USAGE;
+		}
+		struct db_preset pr;
+		if (db_preset_get(s->db, o->preset, &pr, &err) != 0) {
+			cli_error("%s", err);
+			free(err);
+			session_close(s);
+			return 1;
+		}
+		if (!o->system) {
+			free(s->system);
+			s->system = strdup(pr.system_prompt);
+		}
+		s->preset = strdup(pr.name);
+		db_preset_clear(&pr);
+	}
+	s->w = worker_new(m, &p, &err);
+	if (s->w == NULL) {
+		cli_error("%s", err ? err : "cannot start the engine");
+		free(err);
+		session_close(s);
+		return 1;
+	}
+	if (s->db && (o->cont || o->resume) && resume(s, o->resume, &status) != 0) {
+		session_close(s);
+		return status;
+	}
+	if (s->n_msgs == 0 && s->system)
+		worker_set_system(s->w, s->system);
+	return 0;
+}
+
+void
+session_close(struct session *s)
+{
+	if (s->w)
+		worker_free(s->w);   /* stops a reply in flight first */
+	if (s->busy && s->db && s->reply_id) {
+		/* Keep what was streamed; it stays marked interrupted. */
+		db_reply_update(s->db, s->reply_id, s->rtext ? s->rtext : "", s->rids, (size_t)s->rn, NULL);
+	}
+	db_close(s->db);
+	free(s->system);
+	free(s->preset);
+	free(s->rtext);
+	free(s->rids);
+	free(s->error);
+	memset(s, 0, sizeof *s);
+}
+
+static int
+ensure_conv(struct session *s)
+{
+	if (s->db == NULL || s->conv_id)
+		return 0;
+	const struct engine_info *in = engine_info(s->m);
+	char *params = sampler_json(&s->samp);
+	struct db_conv c = { 0 };
+	c.model_name = (char *)in->name;
+	c.model_fingerprint = (char *)in->fingerprint;
+	c.system_prompt = s->system;
+	c.preset = s->preset;
+	c.params = params;
+	char *err = NULL;
+	int rc = db_conv_create(s->db, &c, &err);
+	free(params);
+	if (rc != 0) {
+		set_error(s, err);
+		free(err);
+		return -1;
+	}
+	s->conv_id = c.id;
+	snprintf(s->pid, sizeof s->pid, "%s", c.pid);
+	return 0;
+}
+
+static void
+reply_reset(struct session *s)
+{
+	s->failed = 0;
+	s->user_counted = 0;
+	s->rlen = 0;
+	s->rn = 0;
+	if (s->rtext)
+		s->rtext[0] = '\0';
+	s->last_save = mono_ms();
+}
+
+/* Commit the user message (if any) and the empty reply row. */
+static int
+begin_rows(struct session *s, const char *text)
+{
+	if (s->db == NULL)
+		return 0;
+	if (ensure_conv(s) != 0)
+		return -1;
+	char *err = NULL;
+	if (text) {
+		struct db_message m = { .role = DB_ROLE_USER, .content = (char *)text };
+		if (db_message_append(s->db, s->conv_id, &m, &err) != 0)
+			goto fail;
+		s->user_msg_id = m.id;
+	}
+	char *sj = sampler_json(&s->samp);
+	int rc = db_reply_begin(s->db, s->conv_id, sj, 1, s->samp.seed, &s->reply_id, &err);
+	free(sj);
+	if (rc != 0) {
+		if (text)
+			db_message_delete_after(s->db, s->conv_id, s->n_msgs - 1, NULL);
+		goto fail;
+	}
+	return 0;
+fail:
+	set_error(s, err);
+	free(err);
+	return -1;
+}
+
+int
+session_submit(struct session *s, const char *text)
+{
+	if (s->busy) {
+		set_error(s, "a reply is still being generated");
+		return -1;
+	}
+	reply_reset(s);
+	if (begin_rows(s, text) != 0)
+		return -1;
+	s->seq = worker_send(s->w, text, &s->samp, s->o->n_predict);
+	s->busy = 1;
+	s->turn++;
+	return 0;
+}
+
+int
+session_regenerate(struct session *s)
+{
+	if (s->busy || s->n_msgs < 2) {
+		set_error(s, s->busy ? "a reply is still being generated" : "there is no reply to regenerate");
+		return -1;
+	}
+	reply_reset(s);
+	char *err = NULL;
+	if (s->db && db_message_delete_after(s->db, s->conv_id, s->n_msgs - 2, &err) != 0) {
+		set_error(s, err);
+		free(err);
+		return -1;
+	}
+	/* The reply goes; the user turn is counted again by WEV_USER_IDS. */
+	s->n_msgs -= 2;
+	if (s->db && begin_rows(s, NULL) != 0)
+		return -1;
+	s->samp.seed += 1;   /* a regenerated reply should differ */
+	s->seq = worker_regenerate(s->w, &s->samp, s->o->n_predict);
+	s->busy = 1;
+	return 0;
+}
+
+int
+session_edit(struct session *s, int k, const char *text)
+{
+	if (s->busy || k < 0 || k >= s->n_msgs) {
+		set_error(s, s->busy ? "a reply is still being generated" : "no such message");
+		return -1;
+	}
+	reply_reset(s);
+	char *err = NULL;
+	if (s->db && db_message_delete_after(s->db, s->conv_id, k - 1, &err) != 0) {
+		set_error(s, err);
+		free(err);
+		return -1;
+	}
+	s->n_msgs = k;
+	if (begin_rows(s, text) != 0)
+		return -1;
+	s->seq = worker_edit(s->w, k, text, &s->samp, s->o->n_predict);
+	s->busy = 1;
+	return 0;
+}
+
+void
+session_stop(struct session *s)
+{
+	worker_stop(s->w);
+}
+
+static void
+reply_append(struct session *s, const struct worker_event *ev)
+{
+	if (s->rlen + ev->len + 1 > s->rcap) {
+		size_t cap = s->rcap ? s->rcap * 2 : 1024;
+		while (cap < s->rlen + ev->len + 1)
+			cap *= 2;
+		char *nt = realloc(s->rtext, cap);
+		if (nt == NULL)
+			return;
+		s->rtext = nt;
+		s->rcap = cap;
+	}
+	memcpy(s->rtext + s->rlen, ev->text, ev->len);
+	s->rlen += ev->len;
+	s->rtext[s->rlen] = '\0';
+	if (ev->id >= 0) {
+		if (s->rn == s->rcap_ids) {
+			int cap = s->rcap_ids ? s->rcap_ids * 2 : 256;
+			int32_t *ni = realloc(s->rids, (size_t)cap * sizeof *ni);
+			if (ni == NULL)
+				return;
+			s->rids = ni;
+			s->rcap_ids = cap;
+		}
+		s->rids[s->rn++] = ev->id;
+	}
+}
+
+static enum db_finish
+finish_of(enum engine_stop_reason r)
+{
+	switch (r) {
+	case ENGINE_STOP_EOS: return DB_FINISH_EOS;
+	case ENGINE_STOP_USER: return DB_FINISH_STOPPED;
+	default: return DB_FINISH_LENGTH;
+	}
+}
+
+int
+session_event(struct session *s, const struct worker_event *ev)
+{
+	char *err = NULL;
+	switch (ev->type) {
+	case WEV_TOKEN:
+		if (ev->seq != s->seq)
+			return 0;
+		reply_append(s, ev);
+		if (s->db && s->reply_id && mono_ms() - s->last_save >= 1000) {
+			if (db_reply_update(s->db, s->reply_id, s->rtext, s->rids, (size_t)s->rn, &err) != 0) {
+				set_error(s, err);   /* shown; the reply goes on */
+				free(err);
+			}
+			s->last_save = mono_ms();
+		}
+		return 0;
+	case WEV_USER_IDS:
+		if (s->db && s->user_msg_id && ev->n_ids > 0)
+			db_message_set_tokens(s->db, s->user_msg_id, ev->ids, (size_t)ev->n_ids, NULL);
+		if (ev->seq == s->seq) {
+			s->n_msgs++;
+			s->user_counted = 1;
+		}
+		return 0;
+	case WEV_OVERFLOW:
+		s->dropped += ev->dropped;
+		return 0;
+	case WEV_DONE: {
+		if (ev->seq != s->seq)
+			return 0;
+		s->last_stats = ev->stats;
+		s->last_reason = ev->stats.reason;
+		s->n_msgs++;
+		s->busy = 0;
+		if (s->db && s->reply_id) {
+			char *stats;
+			const struct engine_gen_stats *st = &ev->stats;
+			if (asprintf(&stats, "{\"prompt_tokens\": %d, \"reused_tokens\": %d, \"generated\": %d, "
+			    "\"ttft_ms\": %.1f, \"prefill_ms\": %.1f, \"tg_tps\": %.2f, \"pp_tps\": %.2f, "
+			    "\"ctx_used\": %d, \"ctx_size\": %d}", st->n_prompt, st->n_reused, st->n_gen, st->ttft_ms,
+			    st->prefill_ms, st->tg_tps, st->pp_tps, st->ctx_used, worker_ctx_size(s->w)) < 0)
+				stats = NULL;
+			if (db_reply_finish(s->db, s->reply_id, ev->text ? ev->text : "", ev->ids, (size_t)ev->n_ids,
+			    finish_of(st->reason), stats, &err) != 0) {
+				set_error(s, err);
+				free(err);
+			}
+			free(stats);
+		}
+		s->reply_id = 0;
+		s->user_msg_id = 0;
+		return 1;
+	}
+	case WEV_ERROR:
+		if (ev->seq != s->seq)
+			return 0;
+		set_error(s, ev->text);
+		s->busy = 0;
+		s->failed = 1;
+		if (s->user_counted)
+			s->n_msgs--;
+		/* The worker dropped the request: drop its rows too. */
+		if (s->db && s->conv_id)
+			db_message_delete_after(s->db, s->conv_id, s->n_msgs - 1, NULL);
+		s->reply_id = 0;
+		s->user_msg_id = 0;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int
+session_wait(struct session *s, void (*on_token)(void *, const char *, size_t), void *ud)
+{
+	struct worker_event ev;
+	while (s->busy) {
+		if (!worker_wait(s->w, &ev, -1))
+			continue;
+		if (ev.type == WEV_TOKEN && ev.seq == s->seq && on_token)
+			on_token(ud, ev.text, ev.len);
+		session_event(s, &ev);
+		worker_event_free(&ev);
+	}
+	return s->failed ? -1 : 0;
+}

@@ -1,0 +1,402 @@
+/*
+ * chat.c: the LLaMA-2 chat format and a conversation's token sequence.
+ *
+ * Meta's reference (llama/generation.py, chat_completion) is the contract:
+ *   B_INST, E_INST = "[INST]", "[/INST]"
+ *   B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
+ *   system folded: B_SYS + system + E_SYS + first user content
+ *   each finished exchange: BOS + encode(f"{B_INST} {u.strip()} {E_INST} {a.strip()} ") + EOS
+ *   the open turn: BOS + encode(f"{B_INST} {u.strip()} {E_INST}")
+ * "[INST]" and "<<SYS>>" are ordinary text; BOS and EOS are ids.
+ *
+ * A live conversation does better than re-rendering: a reply keeps the exact
+ * ids the model generated (the KV cache holds them), so the next turn only
+ * appends.  Messages that lack ids fall back to the exact text rendering.
+ */
+#include "engine/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *role_names[] = { "system", "user", "assistant" };
+
+int
+chat_role_parse(const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (s && strcmp(s, role_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+chat_role_name(int role)
+{
+	return role >= 0 && role < 3 ? role_names[role] : "?";
+}
+
+/* Length of the UTF-8 whitespace character at s (Python's str.isspace), or 0. */
+static int
+space_len(const unsigned char *s, size_t n)
+{
+	if (n >= 1 && (s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r') || (s[0] >= 0x1c && s[0] <= 0x1f)))
+		return 1;
+	if (n >= 2 && s[0] == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0))
+		return 2;
+	if (n >= 3 && s[0] == 0xe1 && s[1] == 0x9a && s[2] == 0x80)
+		return 3;   /* U+1680 */
+	if (n >= 3 && s[0] == 0xe2 && s[1] == 0x80 &&
+	    (s[2] <= 0x8a || s[2] == 0xa8 || s[2] == 0xa9 || s[2] == 0xaf))
+		return 3;   /* U+2000..200A, 2028, 2029, 202F */
+	if (n >= 3 && s[0] == 0xe2 && s[1] == 0x81 && s[2] == 0x9f)
+		return 3;   /* U+205F */
+	if (n >= 3 && s[0] == 0xe3 && s[1] == 0x80 && s[2] == 0x80)
+		return 3;   /* U+3000 */
+	return 0;
+}
+
+/* Python's str.strip(): the stripped span of s. */
+static void
+strip(const char *s, const char **start, size_t *len)
+{
+	const unsigned char *b = (const unsigned char *)s, *e = b + strlen(s);
+	int k;
+	while (b < e && (k = space_len(b, (size_t)(e - b))) > 0)
+		b += k;
+	/* From the end: check the 1-, 2- and 3-byte forms ending at e. */
+	for (;;) {
+		if (e - b >= 1 && space_len(e - 1, 1) == 1)
+			e -= 1;
+		else if (e - b >= 2 && space_len(e - 2, 2) == 2)
+			e -= 2;
+		else if (e - b >= 3 && space_len(e - 3, 3) == 3)
+			e -= 3;
+		else
+			break;
+	}
+	*start = (const char *)b;
+	*len = (size_t)(e - b);
+}
+
+/* A growing id array and (optionally) its text form. */
+struct out {
+	int32_t *ids;
+	int n, cap;
+	char *text;
+	size_t tlen, tcap;
+	int want_text, oom;
+};
+
+static void
+out_ids(struct out *o, const int32_t *ids, int n)
+{
+	if (o->oom)
+		return;
+	if (o->n + n > o->cap) {
+		int cap = o->cap ? o->cap : 256;
+		while (cap < o->n + n)
+			cap *= 2;
+		int32_t *ni = realloc(o->ids, (size_t)cap * sizeof *ni);
+		if (ni == NULL) {
+			o->oom = 1;
+			return;
+		}
+		o->ids = ni;
+		o->cap = cap;
+	}
+	memcpy(o->ids + o->n, ids, (size_t)n * sizeof *ids);
+	o->n += n;
+}
+
+static void
+out_text(struct out *o, const char *s, size_t n)
+{
+	if (!o->want_text || o->oom)
+		return;
+	if (o->tlen + n + 1 > o->tcap) {
+		size_t cap = o->tcap ? o->tcap : 1024;
+		while (cap < o->tlen + n + 1)
+			cap *= 2;
+		char *nt = realloc(o->text, cap);
+		if (nt == NULL) {
+			o->oom = 1;
+			return;
+		}
+		o->text = nt;
+		o->tcap = cap;
+	}
+	memcpy(o->text + o->tlen, s, n);
+	o->tlen += n;
+	o->text[o->tlen] = '\0';
+}
+
+/* Append BOS + encode(text) (+ EOS). */
+static void
+out_unit(struct out *o, const struct engine_model *m, const char *text, size_t len, int eos)
+{
+	const struct engine_info *in = engine_info(m);
+	int32_t *ids;
+	out_ids(o, &in->bos, 1);
+	out_text(o, "<s>", 3);
+	int n = engine_tokenize(m, text, len, 0, &ids);
+	if (n < 0) {
+		o->oom = 1;
+		return;
+	}
+	out_ids(o, ids, n);
+	free(ids);
+	out_text(o, text, len);
+	if (eos) {
+		out_ids(o, &in->eos, 1);
+		out_text(o, "</s>", 4);
+	}
+}
+
+/* The text of a user turn with the system prompt folded in when given,
+ * stripped, between [INST] and [/INST]; with a reply when a != NULL. */
+static char *
+turn_text(const char *system, const char *u, const char *a, size_t *len)
+{
+	char *folded = NULL;
+	if (system && *system) {
+		if (asprintf(&folded, "<<SYS>>\n%s\n<</SYS>>\n\n%s", system, u) < 0)
+			return NULL;
+		u = folded;
+	}
+	const char *us, *as = NULL;
+	size_t ul, al = 0;
+	strip(u, &us, &ul);
+	if (a)
+		strip(a, &as, &al);
+	char *s;
+	int r = a ? asprintf(&s, "[INST] %.*s [/INST] %.*s ", (int)ul, us, (int)al, as)
+	    : asprintf(&s, "[INST] %.*s [/INST]", (int)ul, us);
+	free(folded);
+	if (r < 0)
+		return NULL;
+	*len = (size_t)r;
+	return s;
+}
+
+static int
+chat_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#include <stdarg.h>
+static int
+chat_fail(char **err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (err && vasprintf(err, fmt, ap) < 0)
+		*err = NULL;
+	va_end(ap);
+	return -1;
+}
+
+int
+chat_render(const struct engine_model *m, const int *roles, const char *const *contents, int n,
+    int32_t **ids, int *n_ids, char **text, char **err)
+{
+	const char *system = NULL;
+	int i = 0;
+	if (n > 0 && roles[0] == CHAT_SYSTEM) {
+		system = contents[0];
+		i = 1;
+	}
+	/* Check the order first: user, assistant, user, ..., user. */
+	for (int k = i; k < n; k++) {
+		int want = (k - i) % 2 == 0 ? CHAT_USER : CHAT_ASSISTANT;
+		if (roles[k] != want)
+			return chat_fail(err, "message %d: role '%s' out of order (expected '%s'%s)", k + 1,
+			    chat_role_name(roles[k]), chat_role_name(want),
+			    roles[k] == CHAT_SYSTEM ? "; a system message may only come first" : "");
+	}
+	if (n - i == 0)
+		return chat_fail(err, "the dialog has no user message");
+	if ((n - i) % 2 == 0)
+		return chat_fail(err, "the dialog must end with a user message");
+	struct out o = { .want_text = text != NULL };
+	for (int k = i; k < n; k += 2) {
+		int open = k + 1 >= n;
+		size_t len;
+		char *t = turn_text(k == i ? system : NULL, contents[k], open ? NULL : contents[k + 1], &len);
+		if (t == NULL) {
+			o.oom = 1;
+			break;
+		}
+		out_unit(&o, m, t, len, !open);
+		free(t);
+	}
+	if (o.oom) {
+		free(o.ids);
+		free(o.text);
+		return chat_fail(err, "out of memory");
+	}
+	*ids = o.ids;
+	*n_ids = o.n;
+	if (text)
+		*text = o.text ? o.text : strdup("");
+	return 0;
+}
+
+void
+chat_init(struct chat *c)
+{
+	memset(c, 0, sizeof *c);
+}
+
+static void
+msg_free(struct chat_msg *m)
+{
+	free(m->content);
+	free(m->ids);
+	memset(m, 0, sizeof *m);
+}
+
+void
+chat_free(struct chat *c)
+{
+	for (int i = 0; i < c->n; i++)
+		msg_free(&c->msgs[i]);
+	free(c->msgs);
+	free(c->system);
+	chat_init(c);
+}
+
+int
+chat_set_system(struct chat *c, const char *system)
+{
+	char *s = system && *system ? strdup(system) : NULL;
+	if (system && *system && s == NULL)
+		return -1;
+	free(c->system);
+	c->system = s;
+	/* The first user turn of the window folded the old prompt. */
+	if (c->first < c->n) {
+		free(c->msgs[c->first].ids);
+		c->msgs[c->first].ids = NULL;
+		c->msgs[c->first].n_ids = 0;
+	}
+	return 0;
+}
+
+int
+chat_push(struct chat *c, int role, const char *content, const int32_t *ids, int n_ids)
+{
+	if (c->n == c->cap) {
+		int cap = c->cap ? c->cap * 2 : 16;
+		struct chat_msg *nm = realloc(c->msgs, (size_t)cap * sizeof *nm);
+		if (nm == NULL)
+			return -1;
+		c->msgs = nm;
+		c->cap = cap;
+	}
+	struct chat_msg *m = &c->msgs[c->n];
+	memset(m, 0, sizeof *m);
+	m->role = role;
+	m->content = strdup(content ? content : "");
+	if (m->content == NULL)
+		return -1;
+	if (ids && n_ids > 0) {
+		m->ids = malloc((size_t)n_ids * sizeof *ids);
+		if (m->ids == NULL) {
+			free(m->content);
+			return -1;
+		}
+		memcpy(m->ids, ids, (size_t)n_ids * sizeof *ids);
+		m->n_ids = n_ids;
+	}
+	c->n++;
+	return 0;
+}
+
+void
+chat_truncate(struct chat *c, int k)
+{
+	while (c->n > k && c->n > 0)
+		msg_free(&c->msgs[--c->n]);
+	if (c->first > c->n)
+		c->first = c->n;
+}
+
+/* Tokens of the window starting at message `first`. */
+static int
+build_from(struct chat *c, const struct engine_model *m, int first, struct out *o)
+{
+	for (int k = first; k < c->n; k++) {
+		struct chat_msg *u = &c->msgs[k];
+		if (u->role != CHAT_USER)
+			return -1;
+		struct chat_msg *a = k + 1 < c->n ? &c->msgs[k + 1] : NULL;
+		const char *sys = k == first ? c->system : NULL;
+		/* Stored ids of a user turn are valid only where they were made:
+		 * the first turn folds the system prompt, later ones do not. */
+		int u_ok = u->ids && (k != first || first == 0 || !sys);
+		if (a && u_ok && a->ids) {
+			out_ids(o, u->ids, u->n_ids);
+			out_ids(o, a->ids, a->n_ids);
+		} else if (a) {
+			size_t len;
+			char *t = turn_text(sys, u->content, a->content, &len);
+			if (t == NULL)
+				return -2;
+			out_unit(o, m, t, len, 1);
+			free(t);
+		} else if (u_ok) {
+			out_ids(o, u->ids, u->n_ids);
+		} else {
+			size_t len;
+			char *t = turn_text(sys, u->content, NULL, &len);
+			if (t == NULL)
+				return -2;
+			int start = o->n;
+			out_unit(o, m, t, len, 0);
+			free(t);
+			/* Keep the open turn's tokens for storing and reuse. */
+			if (!o->oom && (u->ids = malloc((size_t)(o->n - start) * sizeof(int32_t))) != NULL) {
+				memcpy(u->ids, o->ids + start, (size_t)(o->n - start) * sizeof(int32_t));
+				u->n_ids = o->n - start;
+			}
+		}
+		if (a)
+			k++;
+	}
+	return o->oom ? -2 : 0;
+}
+
+int
+chat_build(struct chat *c, const struct engine_model *m, int n_ctx, int reserve, int32_t **ids, int *n,
+    int *dropped, char **err)
+{
+	*dropped = 0;
+	if (c->n == 0 || c->msgs[c->n - 1].role != CHAT_USER)
+		return chat_fail(err, "the conversation must end with a user message");
+	for (;;) {
+		struct out o = { 0 };
+		int r = build_from(c, m, c->first, &o);
+		if (r == -1) {
+			free(o.ids);
+			return chat_fail(err, "messages out of order (user and assistant must alternate)");
+		}
+		if (r == -2) {
+			free(o.ids);
+			return chat_fail(err, "out of memory");
+		}
+		if (o.n + reserve <= n_ctx || c->first >= c->n - 1) {
+			if (o.n + 1 > n_ctx || (c->first >= c->n - 1 && o.n + reserve > n_ctx && o.n + 16 > n_ctx)) {
+				free(o.ids);
+				return chat_fail(err, "the message is too long: %d tokens do not fit the context of %d "
+				    "(raise --ctx-size)", o.n, n_ctx);
+			}
+			*ids = o.ids;
+			*n = o.n;
+			return 0;
+		}
+		free(o.ids);
+		/* Move the oldest whole exchange out of the window; the system
+		 * prompt is folded into the next turn by build_from. */
+		c->first += 2;
+		*dropped += 2;
+	}
+}

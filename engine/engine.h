@@ -1,0 +1,274 @@
+/*
+ * engine.h: the inference engine's public interface, the only engine header
+ * app/ and ui/ include.
+ *
+ *   engine_open(path)            the seed's from_pretrained(path)
+ *   engine_ctx_new / _free       a KV cache and scratch for one conversation
+ *   engine_generate(...)         the seed's generate(text, max_length): run a
+ *                                prompt (reusing the cached prefix), then
+ *                                sample, calling back with each token's text
+ *
+ * Errors come back as -1/NULL with *err set to a malloc'd one-line message
+ * (the caller frees it); the engine never prints and never exits.
+ */
+#ifndef ENGINE_ENGINE_H
+#define ENGINE_ENGINE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct engine_model;
+struct engine_ctx;
+
+struct engine_info {
+	const char *format;       /* "GGUF v3", "llama2.c v2 (int8)" */
+	const char *name;         /* general.name or the file's name */
+	const char *types;        /* "F32 65, Q4_K 193, Q6_K 33" */
+	const char *main_type;    /* the type of most matrix bytes: "Q4_K" */
+	const char *fingerprint;  /* "<size>-<hash>": tells model files apart */
+	int n_vocab, n_ctx_train, dim, ffn_dim, n_layers, n_heads, n_kv_heads, head_dim, rope_dim;
+	float norm_eps, rope_base;
+	int bos, eos;
+	uint64_t file_size, n_params, weight_bytes;
+};
+
+/* Open a GGUF or llama2.c file.  tokenizer: llama2.c files only (NULL means
+ * tokenizer.bin beside the model).  Error: "<what is wrong>" (no path). */
+struct engine_model *engine_open(const char *path, const char *tokenizer, char **err);
+/* A tokenizer alone (llama2.c tokenizer.bin), for tokenize and render:
+ * tokenizing and detokenizing work; contexts cannot be made from it. */
+struct engine_model *engine_open_tokenizer(const char *path, char **err);
+void engine_close(struct engine_model *m);
+const struct engine_info *engine_info(const struct engine_model *m);
+
+/* Tokenize len bytes into a malloc'd array (*ids, freed by the caller).
+ * Returns the count, or -1 on out of memory. */
+int engine_tokenize(const struct engine_model *m, const char *text, size_t len, int add_bos, int32_t **ids);
+/* Streaming detokenizer: feed ids, get complete UTF-8 text. */
+struct engine_detok {
+	unsigned char pend[4];
+	int npend, strip_space;
+};
+void engine_detok_init(struct engine_detok *d, int strip_leading_space);
+/* Text of id appended to out (cap >= engine_detok_max); returns bytes. */
+size_t engine_detok_push(const struct engine_model *m, struct engine_detok *d, int32_t id, char *out);
+size_t engine_detok_flush(struct engine_detok *d, char *out);
+size_t engine_detok_max(const struct engine_model *m);
+/* SentencePiece decode of a whole sequence (malloc'd). */
+char *engine_detokenize(const struct engine_model *m, const int32_t *ids, int n);
+/* A token's raw piece, for display of special tokens ("<s>"); NULL if out of range. */
+const char *engine_token_piece(const struct engine_model *m, int32_t id, size_t *len);
+
+struct engine_ctx_params {
+	int n_ctx;                /* 0: the model's training context, at most 4096 */
+	int n_threads;            /* 0: the physical cores */
+	int n_batch;              /* prompt tokens per forward pass; 0: 64 */
+	int kv_f32;               /* KV cache in float32 instead of float16 */
+};
+void engine_ctx_params_default(struct engine_ctx_params *p);
+struct engine_ctx *engine_ctx_new(struct engine_model *m, const struct engine_ctx_params *p, char **err);
+void engine_ctx_free(struct engine_ctx *c);
+int engine_ctx_size(const struct engine_ctx *c);
+int engine_ctx_threads(const struct engine_ctx *c);
+/* The tokens whose K/V are in the cache, in order. */
+const int32_t *engine_ctx_tokens(const struct engine_ctx *c, int *n);
+/* Forget cache positions from n on (kv_truncate). */
+void engine_ctx_truncate(struct engine_ctx *c, int n);
+/* Length of the common prefix of the cache and ids[0..n). */
+int engine_ctx_common_prefix(const struct engine_ctx *c, const int32_t *ids, int n);
+
+/*
+ * Append n tokens to the cache and compute logits: of every token with
+ * all_logits, else of the last.  Runs in batches; checks *stop (may be
+ * NULL) between layers.  Returns 0; 1 if stopped (the cache then holds what
+ * finished before the stop); -1 with *err (e.g. context full).
+ */
+int engine_decode(struct engine_ctx *c, const int32_t *ids, int n, int all_logits, atomic_int *stop, char **err);
+/* Logits of token i of the last engine_decode (i = 0 for the last one when
+ * all_logits was off); n_vocab floats, valid until the next decode. */
+const float *engine_logits(const struct engine_ctx *c, int i);
+
+/* llama.cpp's defaults: temp 0.8, top-k 40, top-p 0.95, min-p 0.05,
+ * repeat penalty 1.0 over the last 64 tokens, a random seed. */
+struct engine_sampling {
+	float temp;               /* <= 0: greedy */
+	int top_k;                /* <= 0: off */
+	float top_p;              /* >= 1: off */
+	float min_p;              /* <= 0: off */
+	float repeat_penalty;     /* 1: off */
+	int repeat_last_n;
+	uint64_t seed;            /* used as given; engine_sampling_default picks one */
+};
+void engine_sampling_default(struct engine_sampling *s);
+struct engine_sampler;
+struct engine_sampler *engine_sampler_new(const struct engine_sampling *s);
+void engine_sampler_free(struct engine_sampler *s);
+/* Choose the next token from logits (n_vocab), with the recent tokens for
+ * the repetition penalty.  Deterministic for a given seed and inputs. */
+int32_t engine_sample(struct engine_sampler *s, const float *logits, int n_vocab,
+    const int32_t *recent, int n_recent);
+
+enum engine_stop_reason { ENGINE_STOP_EOS, ENGINE_STOP_LENGTH, ENGINE_STOP_USER, ENGINE_STOP_CTX };
+
+struct engine_gen_stats {
+	int n_prompt;             /* prompt tokens prefilled now */
+	int n_reused;             /* prompt tokens found in the cache */
+	int n_gen;                /* tokens generated (EOS included) */
+	double prefill_ms, ttft_ms, gen_ms;
+	double tg_tps, pp_tps;
+	int ctx_used;
+	enum engine_stop_reason reason;
+};
+
+/* Called for each generated token (not for EOS) with its text (possibly
+ * empty while a UTF-8 sequence is incomplete); nonzero return stops. */
+typedef int (*engine_token_fn)(void *ud, int32_t id, const char *text, size_t len);
+/* Called while the prompt is processed: done of total tokens. */
+typedef void (*engine_progress_fn)(void *ud, int done, int total);
+
+struct engine_gen_params {
+	int max_tokens;           /* <= 0: until EOS or the context is full */
+	int strip_leading_space;  /* drop the first token's leading space */
+	engine_token_fn on_token;
+	engine_progress_fn on_progress;
+	void *ud;
+	atomic_int *stop;
+};
+
+/*
+ * Make the cache hold prompt[0..n) (reusing the longest cached prefix,
+ * recomputing only the rest), then sample until EOS, max_tokens, the end of
+ * the context, a stop request or a callback's nonzero return.  The last
+ * sampled token is not yet in the cache: the next call's prompt (which should
+ * contain it) catches up.  Returns 0 (see st->reason) or -1 with *err.
+ */
+int engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engine_sampler *smp,
+    const struct engine_gen_params *gp, struct engine_gen_stats *st, int32_t **out_ids, int *n_out, char **err);
+
+
+/* ------------------------------------------------------------------------
+ * Chat: Meta's LLaMA-2 chat format and one conversation's token sequence.
+ *
+ * A conversation's tokens are the concatenation of its messages' tokens:
+ * a user turn is BOS + "[INST] {user} [/INST]" (the system prompt folded into
+ * the first user turn of the window as "<<SYS>>\n{system}\n<</SYS>>\n\n"),
+ * a reply is what the model generated, closed by EOS.  Messages without
+ * stored tokens (typed in, imported, edited) are rendered from text exactly
+ * as Meta's chat_completion does: BOS + "[INST] {u} [/INST] {a} " + EOS per
+ * finished exchange, contents stripped.
+ */
+enum chat_role { CHAT_SYSTEM = 0, CHAT_USER = 1, CHAT_ASSISTANT = 2 };
+
+/* "system", "user", "assistant"; -1 for another string. */
+int chat_role_parse(const char *s);
+const char *chat_role_name(int role);
+
+struct chat_msg {
+	int role;                 /* CHAT_USER or CHAT_ASSISTANT */
+	char *content;            /* owned */
+	int32_t *ids;             /* owned; NULL: render from content */
+	int n_ids;
+};
+
+struct chat {
+	char *system;             /* owned; NULL or "" for none */
+	struct chat_msg *msgs;
+	int n, cap;
+	int first;                /* first message inside the window (overflow) */
+};
+
+void chat_init(struct chat *c);
+void chat_free(struct chat *c);
+/* Replace the system prompt (drops stored tokens that folded the old one). */
+int chat_set_system(struct chat *c, const char *system);
+/* Append a message (content copied; ids copied when given). 0 or -1 (OOM). */
+int chat_push(struct chat *c, int role, const char *content, const int32_t *ids, int n_ids);
+/* Drop messages from index k on. */
+void chat_truncate(struct chat *c, int k);
+
+/*
+ * Render a dialog given as roles and contents exactly as Meta's
+ * chat_completion: system optional and first, then user/assistant
+ * alternating, ending with user.  Roles out of order: -1 with *err naming
+ * the message.  With text, *text gets the prompt as text with "<s>"/"</s>"
+ * for BOS/EOS (malloc'd).
+ */
+int chat_render(const struct engine_model *m, const int *roles, const char *const *contents, int n,
+    int32_t **ids, int *n_ids, char **text, char **err);
+
+/*
+ * The token sequence of c's window (messages first..n-1), which must end
+ * with a user message (the open turn).  If it needs more than n_ctx -
+ * reserve tokens, the oldest whole exchanges are moved out of the window
+ * (c->first grows; *dropped says how many messages) and the system prompt
+ * is folded into the new first turn.  The open user turn's tokens are kept
+ * in its message (ids), for storing.  -1 with *err when even the last
+ * message alone does not fit.
+ */
+int chat_build(struct chat *c, const struct engine_model *m, int n_ctx, int reserve, int32_t **ids, int *n,
+    int *dropped, char **err);
+
+/* ------------------------------------------------------------------------
+ * Worker: the engine on its own thread.
+ *
+ * The caller submits requests (each gets a sequence number) and receives
+ * events through worker_poll; worker_fd() becomes readable when events are
+ * waiting, so a UI can poll() it beside the terminal.  worker_stop() takes
+ * effect within one matrix product, during prompt processing too.  The
+ * worker owns the conversation's struct chat and the KV cache.
+ */
+enum worker_ev_type {
+	WEV_PROGRESS,             /* prompt processing: done of total */
+	WEV_TOKEN,                /* text (valid UTF-8, maybe empty) of token id */
+	WEV_USER_IDS,             /* ids of the user turn just added */
+	WEV_OVERFLOW,             /* dropped: messages moved out of the window */
+	WEV_DONE,                 /* the reply: ids (closed by EOS), stats, seed */
+	WEV_ERROR,                /* text: one line; the request had no effect */
+	WEV_LOADED,               /* a conversation was loaded (and prefilled) */
+};
+
+struct worker_event {
+	enum worker_ev_type type;
+	int seq;
+	char *text;
+	size_t len;
+	int32_t id;
+	int32_t *ids;
+	int n_ids;
+	int done, total, dropped;
+	struct engine_gen_stats stats;
+	uint64_t seed;
+};
+
+struct worker;
+/* Starts the thread; the model must outlive the worker. */
+struct worker *worker_new(struct engine_model *m, const struct engine_ctx_params *p, char **err);
+/* Stops any generation, joins the thread, frees everything. */
+void worker_free(struct worker *w);
+int worker_fd(const struct worker *w);
+/* Nonzero while a request is queued or running. */
+int worker_busy(struct worker *w);
+int worker_ctx_size(const struct worker *w);
+
+/* Replace the conversation (system prompt and messages, ids optional);
+ * prefill: also bring its tokens into the cache now. */
+int worker_load(struct worker *w, const char *system, const int *roles, const char *const *contents,
+    const int32_t *const *ids, const int *n_ids, int n, int prefill);
+int worker_set_system(struct worker *w, const char *system);
+/* Add a user message and generate the reply. */
+int worker_send(struct worker *w, const char *text, const struct engine_sampling *s, int max_tokens);
+/* Drop the last reply and generate it again. */
+int worker_regenerate(struct worker *w, const struct engine_sampling *s, int max_tokens);
+/* Drop messages from index k (a user message) on, send text in its place. */
+int worker_edit(struct worker *w, int k, const char *text, const struct engine_sampling *s, int max_tokens);
+/* Stop whatever is queued or running, now. */
+void worker_stop(struct worker *w);
+/* 1 and *ev filled if an event was waiting, else 0.  Free with
+ * worker_event_free. */
+int worker_poll(struct worker *w, struct worker_event *ev);
+void worker_event_free(struct worker_event *ev);
+/* Block until an event arrives or timeout_ms passes (-1: forever). */
+int worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms);
+
+#endif

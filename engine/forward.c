@@ -1,0 +1,424 @@
+/*
+ * forward.c: the LLaMA-2 transformer, run over a batch of tokens.
+ *
+ * Read top to bottom, one layer is: RMSNorm, Q/K/V projections, RoPE on Q
+ * and K, K and V stored in the cache, causal grouped-query attention over
+ * the cache, the output projection and residual; RMSNorm, the SwiGLU
+ * feed-forward (silu(gate) * up, then down) and residual.  A batch of B
+ * prompt tokens goes through each matrix together (matmul over B rows of
+ * activations), so a prompt costs one pass over the weights per batch, not
+ * per token.  Token t of the batch attends to cache positions 0..pos+t.
+ *
+ * Threads: OpenMP over matrix rows inside matmul and over (token, head)
+ * pairs in attention; nothing else runs in parallel.
+ */
+#include "engine/model.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+fw_fail(char **err, const char *msg)
+{
+	if (err)
+		*err = strdup(msg);
+	return -1;
+}
+
+int
+kv_init(struct kv_cache *kv, const struct model *m, int n_ctx, enum kv_type type, char **err)
+{
+	memset(kv, 0, sizeof *kv);
+	kv->type = type;
+	kv->n_ctx = n_ctx;
+	kv->n_layers = m->cfg.n_layers;
+	kv->kv_dim = m->cfg.head_dim * m->cfg.n_kv_heads;
+	size_t es = type == KV_F16 ? 2 : 4;
+	size_t n = (size_t)kv->n_layers * (size_t)n_ctx * (size_t)kv->kv_dim * es;
+	/* calloc of a large block is mmap'd and zero pages cost nothing until
+	 * touched: a 4096-token cache does not use its memory up front. */
+	kv->k = calloc(1, n);
+	kv->v = calloc(1, n);
+	if (kv->k == NULL || kv->v == NULL) {
+		kv_free(kv);
+		return fw_fail(err, "out of memory for the KV cache (try a smaller --ctx-size)");
+	}
+	return 0;
+}
+
+void
+kv_free(struct kv_cache *kv)
+{
+	free(kv->k);
+	free(kv->v);
+	kv->k = kv->v = NULL;
+}
+
+int
+run_state_init(struct run_state *s, const struct model *m, int n_ctx, int n_batch, char **err)
+{
+	const struct model_config *c = &m->cfg;
+	memset(s, 0, sizeof *s);
+	s->n_batch = n_batch;
+	size_t B = (size_t)n_batch;
+	int kv_dim = c->head_dim * c->n_kv_heads;
+	int widest = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+	s->att_threads = omp_get_max_threads();
+	s->x = malloc(B * c->dim * sizeof(float));
+	s->xb = malloc(B * c->dim * sizeof(float));
+	s->xb2 = malloc(B * c->dim * sizeof(float));
+	s->q = malloc(B * c->dim * sizeof(float));
+	s->k = malloc(B * kv_dim * sizeof(float));
+	s->v = malloc(B * kv_dim * sizeof(float));
+	s->hb = malloc(B * c->hidden_dim * sizeof(float));
+	s->hb2 = malloc(B * c->hidden_dim * sizeof(float));
+	s->att = malloc((size_t)s->att_threads * (size_t)n_ctx * sizeof(float));
+	s->logits = malloc(B * (size_t)c->vocab_size * sizeof(float));
+	/* The widest quantized activation row is float32 (4 bytes a value) or
+	 * int8 with a float per group (5 bytes a value at group 1). */
+	s->qbuf_size = B * (size_t)widest * 5 + 4096;
+	s->qbuf = malloc(s->qbuf_size);
+	if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->att ||
+	    !s->logits || !s->qbuf) {
+		run_state_free(s);
+		return fw_fail(err, "out of memory for the run state");
+	}
+	/* theta_i = pos * base^(-2i/d), formed as llama.cpp forms it: the
+	 * ratio once, then repeated multiplication in float (see rope()). */
+	s->rope_scale = powf(c->rope_base, -2.0f / (float)c->rope_dim);
+	return 0;
+}
+
+void
+run_state_free(struct run_state *s)
+{
+	free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v);
+	free(s->hb); free(s->hb2); free(s->att); free(s->logits); free(s->qbuf);
+	memset(s, 0, sizeof *s);
+}
+
+/* llama2.c int8 rows: activations quantized in the same groups, as runq.c. */
+static void
+q8g_quantize(const float *x, int8_t *q, float *sc, int64_t n, int gs)
+{
+	for (int64_t g = 0; g < n / gs; g++) {
+		float wmax = 0;
+		for (int i = 0; i < gs; i++) {
+			float a = fabsf(x[g * gs + i]);
+			if (a > wmax)
+				wmax = a;
+		}
+		float scale = wmax / 127.0f;
+		sc[g] = scale;
+		for (int i = 0; i < gs; i++)
+			q[g * gs + i] = (int8_t)roundf(scale != 0 ? x[g * gs + i] / scale : 0);
+	}
+}
+
+static void
+matmul_q8g(float *out, const struct tensor *W, const float *x, int B, struct run_state *s)
+{
+	int64_t n = W->ne[0], rows = W->ne[1];
+	int gs = W->group;
+	size_t stride = (size_t)n + (size_t)(n / gs) * sizeof(float);
+	uint8_t *buf = s->qbuf;
+	for (int b = 0; b < B; b++)
+		q8g_quantize(x + (size_t)b * n, (int8_t *)(buf + b * stride),
+		    (float *)(buf + b * stride + n), n, gs);
+	#pragma omp parallel for schedule(static)
+	for (int64_t r = 0; r < rows; r++) {
+		const int8_t *wq = (const int8_t *)W->data + r * n;
+		const float *ws = W->scales + r * (n / gs);
+		for (int b = 0; b < B; b++) {
+			const int8_t *xq = (const int8_t *)(buf + b * stride);
+			const float *xs = (const float *)(buf + b * stride + n);
+			float val = 0;
+			for (int64_t g = 0; g < n / gs; g++) {
+				int32_t iv = 0;
+				for (int i = 0; i < gs; i++)
+					iv += (int32_t)wq[g * gs + i] * (int32_t)xq[g * gs + i];
+				val += (float)iv * ws[g] * xs[g];
+			}
+			out[(size_t)b * rows + r] = val;
+		}
+	}
+}
+
+void
+matmul(float *out, const struct tensor *W, const float *x, int B, struct run_state *s)
+{
+	if (W->type == QT_Q8_G) {
+		matmul_q8g(out, W, x, B, s);
+		return;
+	}
+	int64_t n = W->ne[0], rows = W->ne[1];
+	const struct quant_type *qt = quant_type_get(W->type);
+	const struct quant_type *vt = quant_type_get(qt->vec_dot_type);
+	const uint8_t *act = (const uint8_t *)x;
+	size_t stride = (size_t)n * sizeof(float);
+	if (qt->vec_dot_type != QT_F32) {
+		/* Quantize the activations once; every row's dot product reuses
+		 * them, as llama.cpp does (which is why its quantized results and
+		 * ours agree). */
+		stride = quant_row_size(qt->vec_dot_type, n);
+		#pragma omp parallel for schedule(static) if (B > 1)
+		for (int b = 0; b < B; b++)
+			vt->from_float(x + (size_t)b * n, (uint8_t *)s->qbuf + (size_t)b * stride, n);
+		act = s->qbuf;
+	}
+	const uint8_t *w = W->data;
+	size_t rb = W->row_bytes;
+	#pragma omp parallel for schedule(static)
+	for (int64_t r = 0; r < rows; r++)
+		for (int b = 0; b < B; b++)
+			qt->vec_dot((int)n, &out[(size_t)b * rows + r], w + r * rb, act + (size_t)b * stride);
+}
+
+/*
+ * exp(x) as ggml computes it in its vector SiLU (an Arm optimized-routines
+ * polynomial, max error about 1.5 ulp): n = round(x / ln 2) by the
+ * 1.5 * 2^23 trick, the reduced argument in two fused steps, a degree-5
+ * polynomial, scaled by 2^n.  llama.cpp feeds the result to an 8-bit
+ * quantizer, so using libm's expf instead (correctly rounded) would differ
+ * in the last bit often enough to flip activations; this keeps the bits.
+ * Each fmaf is one fused multiply-add, as in the vector code.
+ */
+static inline float
+expf_ggml(float x)
+{
+	const float r = 0x1.8p23f;
+	float z = fmaf(x, 0x1.715476p+0f, r);
+	float n = z - r;
+	float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+	if (fabsf(n) > 126.0f)
+		return expf(x);   /* overflow or underflow: the same inf or 0 */
+	float u = b * b;
+	float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+	    u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+	return ldexpf(j, (int)n);
+}
+
+/* SwiGLU's gate: silu(g) = g / (1 + exp(-g)). */
+static inline float
+silu(float g)
+{
+	return g / (1.0f + expf_ggml(0.0f - g));
+}
+
+static void
+rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+	/* As ggml: each square in float, summed in double, the mean in float. */
+	double ss = 0;
+	for (int i = 0; i < n; i++)
+		ss += (double)(x[i] * x[i]);
+	float mean = (float)(ss / n);
+	float scale = 1.0f / sqrtf(mean + eps);
+	for (int i = 0; i < n; i++)
+		o[i] = x[i] * scale * w[i];
+}
+
+static void
+rope(float *v, int n_heads, int head_dim, int rope_dim, int pos, float theta_scale)
+{
+	for (int h = 0; h < n_heads; h++) {
+		float *hv = v + h * head_dim;
+		float theta = (float)pos;
+		for (int i = 0; i < rope_dim / 2; i++, theta *= theta_scale) {
+			float c = cosf(theta), s = sinf(theta);
+			float a = hv[2 * i], b = hv[2 * i + 1];
+			hv[2 * i] = a * c - b * s;
+			hv[2 * i + 1] = a * s + b * c;
+		}
+	}
+}
+
+static void
+embed(const struct model *m, int32_t tok, float *out)
+{
+	const struct tensor *t = &m->tok_embd;
+	const uint8_t *row = (const uint8_t *)t->data + (size_t)tok * t->row_bytes;
+	if (t->type == QT_Q8_G) {
+		const float *sc = t->scales + (size_t)tok * (t->ne[0] / t->group);
+		for (int64_t i = 0; i < t->ne[0]; i++)
+			out[i] = (float)((const int8_t *)row)[i] * sc[i / t->group];
+		return;
+	}
+	quant_type_get(t->type)->to_float(row, out, t->ne[0]);
+}
+
+static void
+kv_put(const struct kv_cache *kv, void *base, size_t i, const float *src, int n)
+{
+	if (kv->type == KV_F16) {
+		fp16_t *d = (fp16_t *)base + i;
+		for (int j = 0; j < n; j++)
+			d[j] = fp32_to_fp16(src[j]);
+	} else {
+		memcpy((float *)base + i, src, (size_t)n * sizeof(float));
+	}
+}
+
+/*
+ * One head's attention over n cached positions, float32 cache: scores,
+ * a softmax in double, the weighted sum of V.  k and v point at this head's
+ * slice of position 0; positions are `stride` values apart.
+ */
+static void
+attend_f32(float *o, const float *q, const float *k, const float *v, size_t stride, int n, int hd,
+    float scale, float *att)
+{
+	float mx = -INFINITY;
+	for (int j = 0; j < n; j++) {
+		const float *kj = k + (size_t)j * stride;
+		float d = 0;
+		for (int i = 0; i < hd; i++)
+			d += q[i] * kj[i];
+		att[j] = d * scale;
+		if (att[j] > mx)
+			mx = att[j];
+	}
+	double sum = 0;
+	for (int j = 0; j < n; j++)
+		sum += att[j] = expf(att[j] - mx);
+	float inv = (float)(1.0 / sum);
+	memset(o, 0, (size_t)hd * sizeof(float));
+	for (int j = 0; j < n; j++) {
+		const float *vj = v + (size_t)j * stride;
+		float a = att[j] * inv;
+		for (int i = 0; i < hd; i++)
+			o[i] += a * vj[i];
+	}
+}
+
+static inline float
+f16r(float x)
+{
+	return fp16_to_fp32(fp32_to_fp16(x));
+}
+
+/*
+ * The same over a float16 cache, computed as llama.cpp's CPU flash
+ * attention does, step for step: Q rounded to f16, one pass with a running
+ * maximum M and sum S, and the V accumulator itself kept in f16 (rescaled
+ * when M grows).  The rounding is part of the result: on quantized models
+ * the attention output is quantized again by the next matmul, so any
+ * difference in its last bits can flip an 8-bit activation and move the
+ * logits by far more than the rounding itself.  Matching the order keeps
+ * our greedy tokens on llama.cpp's.
+ */
+static void
+attend_f16(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
+    float scale)
+{
+	float qr[512], acc[512];
+	for (int i = 0; i < hd; i++) {
+		qr[i] = f16r(q[i]);
+		acc[i] = 0;      /* holds f16 values, kept in float */
+	}
+	float M = -INFINITY, S = 0;
+	for (int j = 0; j < n; j++) {
+		const fp16_t *kj = k + (size_t)j * stride, *vj = v + (size_t)j * stride;
+		float d = 0;
+		for (int i = 0; i < hd; i++)
+			d += qr[i] * fp16_to_fp32(kj[i]);
+		float sc = d * scale;
+		float ms = 1.0f, vs = 1.0f;
+		if (sc > M) {
+			float old = M;
+			M = sc;
+			ms = expf(old - M);
+			for (int i = 0; i < hd; i++)
+				acc[i] = f16r(acc[i] * ms);
+		} else {
+			vs = expf(sc - M);
+		}
+		for (int i = 0; i < hd; i++)
+			acc[i] = f16r(acc[i] + fp16_to_fp32(vj[i]) * vs);
+		S = S * ms + vs;
+	}
+	float inv = 1.0f / S;
+	for (int i = 0; i < hd; i++)
+		o[i] = acc[i] * inv;
+}
+
+/* A stop request is honoured between matrix products, so that even a large
+ * prompt batch on a 7B model stops within a few tens of milliseconds. */
+#define STOPPED(stop) ((stop) && atomic_load_explicit((stop), memory_order_relaxed))
+
+int
+model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
+    const int32_t *tokens, int n, int pos, int all_logits, atomic_int *stop)
+{
+	const struct model_config *c = &m->cfg;
+	const int dim = c->dim, hd = c->head_dim, kv_dim = hd * c->n_kv_heads;
+	const int hidden = c->hidden_dim, group = c->n_heads / c->n_kv_heads;
+	const float att_scale = 1.0f / sqrtf((float)hd);
+
+	for (int t = 0; t < n; t++)
+		embed(m, tokens[t], s->x + (size_t)t * dim);
+
+	for (int l = 0; l < c->n_layers; l++) {
+		if (STOPPED(stop))
+			return 1;
+		const struct layer *L = &m->layers[l];
+
+		/* Attention. */
+		for (int t = 0; t < n; t++)
+			rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm.data, dim, c->norm_eps);
+		matmul(s->q, &L->wq, s->xb, n, s);
+		matmul(s->k, &L->wk, s->xb, n, s);
+		matmul(s->v, &L->wv, s->xb, n, s);
+		size_t layer_off = (size_t)l * kv->n_ctx * kv_dim;
+		for (int t = 0; t < n; t++) {
+			rope(s->q + (size_t)t * dim, c->n_heads, hd, c->rope_dim, pos + t, s->rope_scale);
+			rope(s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, c->rope_dim, pos + t, s->rope_scale);
+			kv_put(kv, kv->k, layer_off + (size_t)(pos + t) * kv_dim, s->k + (size_t)t * kv_dim, kv_dim);
+			kv_put(kv, kv->v, layer_off + (size_t)(pos + t) * kv_dim, s->v + (size_t)t * kv_dim, kv_dim);
+		}
+		#pragma omp parallel for collapse(2) schedule(static)
+		for (int t = 0; t < n; t++) {
+			for (int h = 0; h < c->n_heads; h++) {
+				int tid = omp_get_thread_num();
+				float *att = s->att + (size_t)(tid < s->att_threads ? tid : 0) * kv->n_ctx;
+				const float *q = s->q + (size_t)t * dim + h * hd;
+				size_t koff = layer_off + (size_t)(h / group) * hd;
+				float *o = s->xb + (size_t)t * dim + h * hd;
+				if (kv->type == KV_F16)
+					attend_f16(o, q, (const fp16_t *)kv->k + koff, (const fp16_t *)kv->v + koff, kv_dim,
+					    pos + t + 1, hd, att_scale);
+				else
+					attend_f32(o, q, (const float *)kv->k + koff, (const float *)kv->v + koff, kv_dim,
+					    pos + t + 1, hd, att_scale, att);
+			}
+		}
+		if (STOPPED(stop))
+			return 1;
+		matmul(s->xb2, &L->wo, s->xb, n, s);
+		for (size_t i = 0; i < (size_t)n * dim; i++)
+			s->x[i] += s->xb2[i];
+
+		/* Feed-forward. */
+		for (int t = 0; t < n; t++)
+			rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm.data, dim, c->norm_eps);
+		matmul(s->hb, &L->w_gate, s->xb, n, s);
+		if (STOPPED(stop))
+			return 1;
+		matmul(s->hb2, &L->w_up, s->xb, n, s);
+		for (size_t i = 0; i < (size_t)n * hidden; i++)
+			s->hb[i] = silu(s->hb[i]) * s->hb2[i];
+		matmul(s->xb2, &L->w_down, s->hb, n, s);
+		for (size_t i = 0; i < (size_t)n * dim; i++)
+			s->x[i] += s->xb2[i];
+	}
+
+	int first = all_logits ? 0 : n - 1;
+	int rows = n - first;
+	for (int t = 0; t < rows; t++)
+		rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)(first + t) * dim, m->out_norm.data, dim, c->norm_eps);
+	matmul(s->logits, &m->output, s->xb, rows, s);
+	return 0;
+}

@@ -1,0 +1,530 @@
+/*
+ * worker.c: the engine's inference thread.
+ *
+ * DESIGN.  Two queues under one mutex: requests (caller -> worker, with a
+ * condition variable) and events (worker -> caller, with an eventfd the
+ * caller can poll()).  The worker alone touches the engine_ctx and the
+ * struct chat, so neither needs a lock.  Stopping must not wait for the
+ * queue: worker_stop() records the newest sequence number submitted so far
+ * in stop_upto and raises the engine's stop flag; the worker, on starting a
+ * request, lowers the flag and raises it again at once if that request is
+ * covered by stop_upto.  Either order of the two threads' stores ends with
+ * the flag up for a stopped request (see begin_request).
+ */
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+enum req_type { REQ_LOAD, REQ_SYSTEM, REQ_SEND, REQ_REGEN, REQ_EDIT, REQ_QUIT };
+
+struct req {
+	enum req_type type;
+	int seq;
+	char *text;
+	int k, max_tokens, prefill;
+	struct engine_sampling samp;
+	struct chat load;          /* REQ_LOAD: the conversation, moved in */
+	struct req *next;
+};
+
+struct ev_node {
+	struct worker_event ev;
+	struct ev_node *next;
+};
+
+struct worker {
+	struct engine_model *m;
+	struct engine_ctx *ctx;
+	struct chat chat;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct req *rq_head, *rq_tail;
+	struct ev_node *ev_head, *ev_tail;
+	int efd;
+	int next_seq;
+	int running;               /* a request is being worked on */
+	atomic_int stop;
+	atomic_int stop_upto;
+	int cur_seq;
+};
+
+static void
+post(struct worker *w, struct worker_event *ev)
+{
+	struct ev_node *n = calloc(1, sizeof *n);
+	if (n == NULL) {
+		worker_event_free(ev);
+		return;
+	}
+	n->ev = *ev;
+	pthread_mutex_lock(&w->mu);
+	if (w->ev_tail)
+		w->ev_tail->next = n;
+	else
+		w->ev_head = n;
+	w->ev_tail = n;
+	pthread_mutex_unlock(&w->mu);
+	uint64_t one = 1;
+	while (write(w->efd, &one, sizeof one) < 0 && errno == EINTR)
+		;
+}
+
+static void
+post_error(struct worker *w, const char *msg)
+{
+	struct worker_event ev = { .type = WEV_ERROR, .seq = w->cur_seq };
+	ev.text = strdup(msg ? msg : "error");
+	ev.len = ev.text ? strlen(ev.text) : 0;
+	post(w, &ev);
+}
+
+static int
+on_token(void *ud, int32_t id, const char *text, size_t len)
+{
+	struct worker *w = ud;
+	struct worker_event ev = { .type = WEV_TOKEN, .seq = w->cur_seq, .id = id, .len = len };
+	ev.text = malloc(len + 1);
+	if (ev.text) {
+		memcpy(ev.text, text, len);
+		ev.text[len] = '\0';
+	}
+	post(w, &ev);
+	return 0;
+}
+
+static void
+on_progress(void *ud, int done, int total)
+{
+	struct worker *w = ud;
+	struct worker_event ev = { .type = WEV_PROGRESS, .seq = w->cur_seq, .done = done, .total = total };
+	post(w, &ev);
+}
+
+/* Generate a reply to the conversation as it stands (ending with a user
+ * message).  On error the caller's user message is removed again. */
+static void
+generate(struct worker *w, const struct req *r, int user_added)
+{
+	const struct engine_info *in = engine_info(w->m);
+	int n_ctx = engine_ctx_size(w->ctx);
+	/* Room kept for the reply: what was asked, within a quarter window. */
+	int reserve = r->max_tokens > 0 ? r->max_tokens : 256;
+	if (reserve > n_ctx / 4)
+		reserve = n_ctx / 4;
+	int32_t *ids = NULL;
+	int n = 0, dropped = 0;
+	char *err = NULL;
+	if (chat_build(&w->chat, w->m, n_ctx, reserve, &ids, &n, &dropped, &err) != 0) {
+		if (user_added)
+			chat_truncate(&w->chat, w->chat.n - 1);
+		post_error(w, err);
+		free(err);
+		return;
+	}
+	struct chat_msg *u = &w->chat.msgs[w->chat.n - 1];
+	struct worker_event ev = { .type = WEV_USER_IDS, .seq = w->cur_seq, .n_ids = u->n_ids };
+	ev.ids = malloc((size_t)(u->n_ids ? u->n_ids : 1) * sizeof *ev.ids);
+	if (ev.ids)
+		memcpy(ev.ids, u->ids, (size_t)u->n_ids * sizeof *ev.ids);
+	post(w, &ev);
+	if (dropped) {
+		struct worker_event ov = { .type = WEV_OVERFLOW, .seq = w->cur_seq, .dropped = dropped };
+		post(w, &ov);
+	}
+	struct engine_sampler *smp = engine_sampler_new(&r->samp);
+	struct engine_gen_params gp = {
+		.max_tokens = r->max_tokens, .strip_leading_space = 1, .on_token = on_token,
+		.on_progress = on_progress, .ud = w, .stop = &w->stop,
+	};
+	struct engine_gen_stats st;
+	int32_t *out = NULL;
+	int n_out = 0;
+	int rc = smp ? engine_generate(w->ctx, ids, n, smp, &gp, &st, &out, &n_out, &err) : -1;
+	engine_sampler_free(smp);
+	free(ids);
+	if (rc != 0) {
+		if (user_added)
+			chat_truncate(&w->chat, w->chat.n - 1);
+		post_error(w, err ? err : "out of memory");
+		free(err);
+		free(out);
+		return;
+	}
+	/* A reply is always closed by EOS, also when stopped or cut short, so
+	 * the next turn's BOS follows a finished exchange. */
+	if (n_out == 0 || out[n_out - 1] != in->eos) {
+		int32_t *no = realloc(out, (size_t)(n_out + 1) * sizeof *no);
+		if (no == NULL) {
+			free(out);
+			post_error(w, "out of memory");
+			return;
+		}
+		out = no;
+		out[n_out++] = in->eos;
+	}
+	char *text = engine_detokenize(w->m, out, n_out);
+	chat_push(&w->chat, CHAT_ASSISTANT, text ? text : "", out, n_out);
+	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .ids = out, .n_ids = n_out,
+		.stats = st, .seed = r->samp.seed, .text = text, .len = text ? strlen(text) : 0 };
+	post(w, &done);
+}
+
+static void
+load(struct worker *w, struct req *r)
+{
+	chat_free(&w->chat);
+	w->chat = r->load;
+	chat_init(&r->load);
+	struct worker_event ev = { .type = WEV_LOADED, .seq = w->cur_seq };
+	if (r->prefill && w->chat.n > 0 && w->chat.msgs[w->chat.n - 1].role == CHAT_ASSISTANT) {
+		/* Bring the finished conversation into the cache, so the next
+		 * message prefills only itself. */
+		struct chat tmp = w->chat;
+		int32_t *ids = NULL;
+		int n = 0, dropped = 0;
+		char *err = NULL;
+		/* chat_build wants a trailing user turn: build with an empty one
+		 * and leave its tokens out. */
+		if (chat_push(&w->chat, CHAT_USER, "", NULL, 0) == 0) {
+			int nctx = engine_ctx_size(w->ctx);
+			if (chat_build(&w->chat, w->m, nctx, nctx / 4, &ids, &n, &dropped, &err) == 0) {
+				int nu = w->chat.msgs[w->chat.n - 1].n_ids;
+				int keep = engine_ctx_common_prefix(w->ctx, ids, n - nu);
+				engine_ctx_truncate(w->ctx, keep);
+				if (n - nu > keep)
+					engine_decode(w->ctx, ids + keep, n - nu - keep, 0, &w->stop, NULL);
+				ev.done = n - nu - keep;
+				ev.total = n - nu;
+			}
+			chat_truncate(&w->chat, w->chat.n - 1);
+		}
+		(void)tmp;
+		free(ids);
+		free(err);
+	}
+	post(w, &ev);
+}
+
+static void
+begin_request(struct worker *w, int seq)
+{
+	w->cur_seq = seq;
+	atomic_store(&w->stop, 0);
+	if (atomic_load(&w->stop_upto) >= seq)
+		atomic_store(&w->stop, 1);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		while (w->rq_head == NULL)
+			pthread_cond_wait(&w->cv, &w->mu);
+		struct req *r = w->rq_head;
+		w->rq_head = r->next;
+		if (w->rq_head == NULL)
+			w->rq_tail = NULL;
+		w->running = 1;
+		pthread_mutex_unlock(&w->mu);
+
+		if (r->type == REQ_QUIT) {
+			free(r);
+			break;
+		}
+		begin_request(w, r->seq);
+		switch (r->type) {
+		case REQ_LOAD:
+			load(w, r);
+			break;
+		case REQ_SYSTEM:
+			if (chat_set_system(&w->chat, r->text) != 0)
+				post_error(w, "out of memory");
+			break;
+		case REQ_SEND:
+			if (w->chat.n > 0 && w->chat.msgs[w->chat.n - 1].role == CHAT_USER) {
+				post_error(w, "the last message has no reply yet");
+				break;
+			}
+			if (chat_push(&w->chat, CHAT_USER, r->text, NULL, 0) != 0) {
+				post_error(w, "out of memory");
+				break;
+			}
+			generate(w, r, 1);
+			break;
+		case REQ_REGEN:
+			if (w->chat.n == 0 || w->chat.msgs[w->chat.n - 1].role != CHAT_ASSISTANT) {
+				post_error(w, "there is no reply to regenerate");
+				break;
+			}
+			chat_truncate(&w->chat, w->chat.n - 1);
+			generate(w, r, 0);
+			break;
+		case REQ_EDIT:
+			if (r->k < 0 || r->k >= w->chat.n || w->chat.msgs[r->k].role != CHAT_USER) {
+				post_error(w, "only a user message can be edited");
+				break;
+			}
+			chat_truncate(&w->chat, r->k);
+			if (chat_push(&w->chat, CHAT_USER, r->text, NULL, 0) != 0) {
+				post_error(w, "out of memory");
+				break;
+			}
+			generate(w, r, 0);
+			break;
+		case REQ_QUIT:
+			break;
+		}
+		chat_free(&r->load);
+		free(r->text);
+		free(r);
+		pthread_mutex_lock(&w->mu);
+		w->running = 0;
+		pthread_mutex_unlock(&w->mu);
+	}
+	return NULL;
+}
+
+struct worker *
+worker_new(struct engine_model *m, const struct engine_ctx_params *p, char **err)
+{
+	struct worker *w = calloc(1, sizeof *w);
+	if (w == NULL) {
+		if (err)
+			*err = strdup("out of memory");
+		return NULL;
+	}
+	w->m = m;
+	chat_init(&w->chat);
+	w->ctx = engine_ctx_new(m, p, err);
+	if (w->ctx == NULL) {
+		free(w);
+		return NULL;
+	}
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (w->efd < 0 || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		if (err)
+			*err = strdup("cannot start the inference thread");
+		if (w->efd >= 0)
+			close(w->efd);
+		engine_ctx_free(w->ctx);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static int
+submit(struct worker *w, struct req *r)
+{
+	pthread_mutex_lock(&w->mu);
+	r->seq = ++w->next_seq;
+	if (w->rq_tail)
+		w->rq_tail->next = r;
+	else
+		w->rq_head = r;
+	w->rq_tail = r;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return r->seq;
+}
+
+static struct req *
+req_new(enum req_type t, const char *text)
+{
+	struct req *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return NULL;
+	r->type = t;
+	chat_init(&r->load);
+	if (text && (r->text = strdup(text)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+worker_stop(struct worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	int upto = w->next_seq;
+	pthread_mutex_unlock(&w->mu);
+	atomic_store(&w->stop_upto, upto);
+	atomic_store(&w->stop, 1);
+}
+
+void
+worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	worker_stop(w);
+	struct req *q = req_new(REQ_QUIT, NULL);
+	if (q) {
+		submit(w, q);
+		pthread_join(w->thread, NULL);
+	} else {
+		pthread_cancel(w->thread);
+		pthread_join(w->thread, NULL);
+	}
+	for (struct req *r = w->rq_head, *nx; r; r = nx) {
+		nx = r->next;
+		chat_free(&r->load);
+		free(r->text);
+		free(r);
+	}
+	for (struct ev_node *e = w->ev_head, *nx; e; e = nx) {
+		nx = e->next;
+		worker_event_free(&e->ev);
+		free(e);
+	}
+	chat_free(&w->chat);
+	engine_ctx_free(w->ctx);
+	close(w->efd);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+}
+
+int
+worker_fd(const struct worker *w)
+{
+	return w->efd;
+}
+
+int
+worker_busy(struct worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	int b = w->running || w->rq_head != NULL;
+	pthread_mutex_unlock(&w->mu);
+	return b;
+}
+
+int
+worker_ctx_size(const struct worker *w)
+{
+	return engine_ctx_size(w->ctx);
+}
+
+int
+worker_load(struct worker *w, const char *system, const int *roles, const char *const *contents,
+    const int32_t *const *ids, const int *n_ids, int n, int prefill)
+{
+	struct req *r = req_new(REQ_LOAD, NULL);
+	if (r == NULL)
+		return -1;
+	r->prefill = prefill;
+	if (chat_set_system(&r->load, system) != 0)
+		goto oom;
+	for (int i = 0; i < n; i++)
+		if (chat_push(&r->load, roles[i], contents[i], ids ? ids[i] : NULL, ids ? n_ids[i] : 0) != 0)
+			goto oom;
+	return submit(w, r);
+oom:
+	chat_free(&r->load);
+	free(r);
+	return -1;
+}
+
+int
+worker_set_system(struct worker *w, const char *system)
+{
+	struct req *r = req_new(REQ_SYSTEM, system ? system : "");
+	return r ? submit(w, r) : -1;
+}
+
+static int
+submit_gen(struct worker *w, enum req_type t, int k, const char *text, const struct engine_sampling *s,
+    int max_tokens)
+{
+	struct req *r = req_new(t, text);
+	if (r == NULL)
+		return -1;
+	r->k = k;
+	r->samp = *s;
+	r->max_tokens = max_tokens;
+	return submit(w, r);
+}
+
+int
+worker_send(struct worker *w, const char *text, const struct engine_sampling *s, int max_tokens)
+{
+	return submit_gen(w, REQ_SEND, 0, text, s, max_tokens);
+}
+
+int
+worker_regenerate(struct worker *w, const struct engine_sampling *s, int max_tokens)
+{
+	return submit_gen(w, REQ_REGEN, 0, NULL, s, max_tokens);
+}
+
+int
+worker_edit(struct worker *w, int k, const char *text, const struct engine_sampling *s, int max_tokens)
+{
+	return submit_gen(w, REQ_EDIT, k, text, s, max_tokens);
+}
+
+int
+worker_poll(struct worker *w, struct worker_event *ev)
+{
+	uint64_t cnt;
+	/* Clear the eventfd before looking, so an event posted after we look
+	 * makes it readable again. */
+	while (read(w->efd, &cnt, sizeof cnt) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&w->mu);
+	struct ev_node *n = w->ev_head;
+	if (n) {
+		w->ev_head = n->next;
+		if (w->ev_head == NULL)
+			w->ev_tail = NULL;
+	}
+	int more = w->ev_head != NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (more) {
+		uint64_t one = 1;   /* keep the fd readable for the rest */
+		while (write(w->efd, &one, sizeof one) < 0 && errno == EINTR)
+			;
+	}
+	if (n == NULL)
+		return 0;
+	*ev = n->ev;
+	free(n);
+	return 1;
+}
+
+int
+worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms)
+{
+	for (;;) {
+		if (worker_poll(w, ev))
+			return 1;
+		struct pollfd p = { .fd = w->efd, .events = POLLIN };
+		int r = poll(&p, 1, timeout_ms);
+		if (r == 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return 0;
+	}
+}
+
+void
+worker_event_free(struct worker_event *ev)
+{
+	free(ev->text);
+	free(ev->ids);
+	ev->text = NULL;
+	ev->ids = NULL;
+}

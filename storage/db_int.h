@@ -1,0 +1,54 @@
+/*
+ * db_int.h: storage internals shared by the storage/ sources, the storage tests and
+ * bench/bench_db.c.  Not for app/, ui/ or engine/: they use db.h only.
+ * The sqlite3 handle is reachable here so that tests can inject faults
+ * (PRAGMA max_page_count, a second writer holding the lock) and the
+ * benchmark can bulk-load.
+ */
+#ifndef STORAGE_DB_INT_H
+#define STORAGE_DB_INT_H
+
+#include <sqlite3.h>
+
+#include "storage/db.h"
+
+struct db {
+	sqlite3 *h;
+	char *path;             /* as given to db_open, for messages */
+	int busy_ms;            /* busy timeout in force */
+	int last_rc;            /* extended code of the last failure db_fail saw (tests) */
+};
+
+#define DB_BUSY_MS 5000
+
+/* The schema, one SQL script per version: db_migrations[v - 1] takes the
+ * database from user_version v - 1 to v. */
+extern const char *const db_migrations[];
+extern const int db_n_migrations;
+
+/*
+ * Bring d from its user_version up to n by running steps[v] for every
+ * v >= user_version, each in its own transaction together with the
+ * user_version bump, so a failing step leaves the previous version intact.
+ * -1 with *err when the file is newer than n, is someone else's database,
+ * or a step fails.
+ */
+int db_migrate_steps(struct db *d, const char *const *steps, int n, char **err);
+
+/* Fill *err with "<path>: <what>: <explanation of the last SQLite error>"
+ * and return -1.  what may be NULL. */
+int db_fail(struct db *d, char **err, const char *what);
+/* malloc'd printf into *err (if err is not NULL); returns -1. */
+int db_errf(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Change the busy timeout (tests use a short one). */
+void db_set_busy_timeout(struct db *d, int ms);
+/* A fresh random public id into out (DB_PID_LEN + 1 bytes). */
+void db_pid_random(char *out);
+/* Now, Unix milliseconds. */
+int64_t db_now_ms(void);
+/* Title from the first user message: whitespace collapsed, about 50
+ * characters cut at a word boundary, "…" when cut.  malloc'd. */
+char *db_title_from(const char *text);
+
+#endif

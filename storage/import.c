@@ -1,0 +1,235 @@
+/*
+ * import.c: a conversation exported as JSON (layout in export.h) read back
+ * into the database as a new conversation.
+ *
+ * Invariants.  The document is checked completely before anything is
+ * written: every field must be present with its type (null allowed where
+ * export writes null), roles and finish reasons must be known names, and
+ * token ids must fit in int32.  The insert itself is one transaction
+ * (db_conv_insert), so a bad file or a failed write imports nothing.
+ * Embedded objects (params, stats, sampler) are stored as compact JSON
+ * with the same real-number precision that export uses, which is what
+ * makes export -> import -> export give the same bytes.
+ */
+#include "storage/export.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/db_int.h"
+
+#define IMPORT_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* Optional string field: 0 with *out (malloc'd or NULL for null), -1 when
+ * the field is missing or not a string. */
+static int
+import_str(const json_t *o, const char *key, char **out, int nullable)
+{
+	const json_t *v = json_object_get(o, key);
+	*out = NULL;
+	if (v == NULL)
+		return -1;
+	if (json_is_null(v))
+		return nullable ? 0 : -1;
+	if (!json_is_string(v))
+		return -1;
+	*out = strndup(json_string_value(v), json_string_length(v));
+	return *out != NULL ? 0 : -1;
+}
+
+/* Object field stored as JSON text: null -> NULL; anything else must be
+ * an object. */
+static int
+import_obj(const json_t *o, const char *key, char **out)
+{
+	const json_t *v = json_object_get(o, key);
+	*out = NULL;
+	if (v == NULL)
+		return -1;
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return -1;
+	*out = json_dumps(v, IMPORT_JSON_FLAGS);
+	return *out != NULL ? 0 : -1;
+}
+
+static int
+import_time(const json_t *o, const char *key, int64_t *t)
+{
+	const json_t *v = json_object_get(o, key);
+	if (json_is_integer(v)) {
+		*t = json_integer_value(v);
+		return 0;
+	}
+	return json_is_string(v) ? export_time_parse(json_string_value(v), t) : -1;
+}
+
+static int
+import_message(const json_t *o, struct db_message *m, const char **field)
+{
+	const json_t *v;
+	char *role = NULL, *finish = NULL;
+	int ret = -1;
+
+	if (!json_is_object(o)) {
+		*field = "(not an object)";
+		return -1;
+	}
+	if (import_str(o, (*field = "role"), &role, 0) != 0 || db_role_parse(role, &m->role) != 0)
+		goto out;
+	if (import_str(o, (*field = "content"), &m->content, 0) != 0)
+		goto out;
+	*field = "tokens";
+	v = json_object_get(o, "tokens");
+	if (v == NULL || (!json_is_null(v) && !json_is_array(v)))
+		goto out;
+	if (json_is_array(v)) {
+		size_t n = json_array_size(v);
+		m->tokens = malloc((n + 1) * sizeof *m->tokens);
+		if (m->tokens == NULL)
+			goto out;
+		for (size_t k = 0; k < n; k++) {
+			const json_t *t = json_array_get(v, k);
+			if (!json_is_integer(t) || json_integer_value(t) < INT32_MIN ||
+			    json_integer_value(t) > INT32_MAX)
+				goto out;
+			m->tokens[k] = (int32_t)json_integer_value(t);
+		}
+		m->n_tokens = n;
+	}
+	if (import_time(o, (*field = "created"), &m->created) != 0)
+		goto out;
+	if (import_str(o, (*field = "finish"), &finish, 1) != 0 ||
+	    db_finish_parse(finish, &m->finish) != 0)
+		goto out;
+	if (import_obj(o, (*field = "stats"), &m->stats) != 0 ||
+	    import_obj(o, (*field = "sampler"), &m->sampler) != 0)
+		goto out;
+	*field = "seed";
+	v = json_object_get(o, "seed");
+	if (v == NULL)
+		goto out;
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0)
+			goto out;
+		m->has_seed = 1;
+		m->seed = (uint64_t)json_integer_value(v);
+	} else if (json_is_string(v)) {
+		/* Seeds above 2^63-1, written as decimal strings by export. */
+		char *end;
+		errno = 0;
+		m->seed = strtoull(json_string_value(v), &end, 10);
+		if (errno != 0 || *end != '\0' || end == json_string_value(v))
+			goto out;
+		m->has_seed = 1;
+	} else if (!json_is_null(v)) {
+		goto out;
+	}
+	ret = 0;
+out:
+	free(role);
+	free(finish);
+	return ret;
+}
+
+struct db_conv *
+import_conv(const json_t *doc, char **err)
+{
+	const char *field = "format";
+	const json_t *v, *model, *msgs;
+	struct db_conv *c = calloc(1, sizeof *c);
+
+	if (c == NULL) {
+		db_errf(err, "out of memory");
+		return NULL;
+	}
+	if (!json_is_object(doc)) {
+		db_errf(err, "not a llama2-chat export (the top level is not an object)");
+		goto fail_quiet;
+	}
+	v = json_object_get(doc, "format");
+	if (!json_is_string(v) || strcmp(json_string_value(v), EXPORT_JSON_FORMAT) != 0) {
+		db_errf(err, "not a llama2-chat export (no \"format\": \"%s\")", EXPORT_JSON_FORMAT);
+		goto fail_quiet;
+	}
+	v = json_object_get(doc, "version");
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > EXPORT_JSON_VERSION) {
+		db_errf(err, "unsupported export version (this llama2-chat reads version %d)",
+		    EXPORT_JSON_VERSION);
+		goto fail_quiet;
+	}
+	if (import_str(doc, (field = "title"), &c->title, 1) != 0 ||
+	    import_time(doc, (field = "created"), &c->created) != 0 ||
+	    import_time(doc, (field = "updated"), &c->updated) != 0 ||
+	    import_str(doc, (field = "preset"), &c->preset, 1) != 0 ||
+	    import_str(doc, (field = "system_prompt"), &c->system_prompt, 1) != 0 ||
+	    import_obj(doc, (field = "params"), &c->params) != 0)
+		goto fail;
+	field = "model";
+	model = json_object_get(doc, "model");
+	if (!json_is_object(model) ||
+	    (field = "model.name", import_str(model, "name", &c->model_name, 1)) != 0 ||
+	    (field = "model.fingerprint",
+	    import_str(model, "fingerprint", &c->model_fingerprint, 1)) != 0)
+		goto fail;
+	field = "messages";
+	msgs = json_object_get(doc, "messages");
+	if (!json_is_array(msgs) || json_array_size(msgs) > INT32_MAX)
+		goto fail;
+	size_t n = json_array_size(msgs);
+	c->messages = calloc(n + 1, sizeof *c->messages);
+	if (c->messages == NULL)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		c->n_messages = (int)i + 1;     /* so db_conv_free frees this one too */
+		if (import_message(json_array_get(msgs, i), &c->messages[i], &field) != 0) {
+			db_errf(err, "bad export: message %zu: field \"%s\" is missing or wrong",
+			    i + 1, field);
+			goto fail_quiet;
+		}
+		c->messages[i].position = (int)i;
+	}
+	c->n_messages = (int)n;
+	return c;
+fail:
+	db_errf(err, "bad export: field \"%s\" is missing or wrong", field);
+fail_quiet:
+	db_conv_free(c);
+	return NULL;
+}
+
+int
+import_file(struct db *d, const char *path, int64_t *id, char *pid, char **err)
+{
+	json_error_t je;
+	json_t *doc;
+	int from_stdin = strcmp(path, "-") == 0;
+
+	doc = from_stdin ? json_loadf(stdin, 0, &je) : json_load_file(path, 0, &je);
+	if (doc == NULL) {
+		if (je.line <= 0)
+			return db_errf(err, "%s: %s", from_stdin ? "standard input" : path, je.text);
+		return db_errf(err, "%s:%d: not valid JSON: %s", from_stdin ? "standard input" : path,
+		    je.line, je.text);
+	}
+	char *cerr = NULL;
+	struct db_conv *c = import_conv(doc, &cerr);
+	json_decref(doc);
+	if (c == NULL) {
+		db_errf(err, "%s: %s", from_stdin ? "standard input" : path, cerr != NULL ? cerr : "");
+		free(cerr);
+		return -1;
+	}
+	int rc = db_conv_insert(d, c, err);
+	if (rc == 0) {
+		*id = c->id;
+		memcpy(pid, c->pid, DB_PID_LEN + 1);
+	}
+	db_conv_free(c);
+	return rc;
+}

@@ -89,10 +89,13 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-# Suites are discovered: every tests/check_*.c that defines `Suite *x_suite(void)`.
+# Suites are discovered: every tests/check_*.c that defines x_suite(void)
+# (the definition's line, "Suite *x_suite(void)" or "x_suite(void)" under
+# "Suite *", without a semicolon).
 $(B)/tests/suites.h: $(TEST_SRC)
 	@mkdir -p $(dir $@)
-	@sed -n 's/^Suite \*\([a-z0-9_]*\)_suite(void).*/SUITE(\1)/p' $(TEST_SRC) > $@.tmp && mv $@.tmp $@
+	@sed -n -e 's/^Suite \*\([a-z0-9_]*\)_suite(void)$$/SUITE(\1)/p' \
+	    -e 's/^\([a-z0-9_]*\)_suite(void)$$/SUITE(\1)/p' $(TEST_SRC) > $@.tmp && mv $@.tmp $@
 
 $(B)/tests/check_main.o: tests/check_main.c $(B)/tests/suites.h
 	@mkdir -p $(dir $@)

@@ -20,6 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Waking the OpenMP team costs microseconds (much more when the cores are
+ * busy with something else); below this many multiply-adds one thread does
+ * the work sooner. */
+#define PARALLEL_WORTH(macs) ((int64_t)(macs) >= (1 << 16))
+
 static int
 fw_fail(char **err, const char *msg)
 {
@@ -128,7 +133,7 @@ matmul_q8g(float *out, const struct tensor *W, const float *x, int B, struct run
 	for (int b = 0; b < B; b++)
 		q8g_quantize(x + (size_t)b * n, (int8_t *)(buf + b * stride),
 		    (float *)(buf + b * stride + n), n, gs);
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(static) if (PARALLEL_WORTH(rows * n * B))
 	for (int64_t r = 0; r < rows; r++) {
 		const int8_t *wq = (const int8_t *)W->data + r * n;
 		const float *ws = W->scales + r * (n / gs);
@@ -164,14 +169,14 @@ matmul(float *out, const struct tensor *W, const float *x, int B, struct run_sta
 		 * them, as llama.cpp does (which is why its quantized results and
 		 * ours agree). */
 		stride = quant_row_size(qt->vec_dot_type, n);
-		#pragma omp parallel for schedule(static) if (B > 1)
+		#pragma omp parallel for schedule(static) if (B > 1 && PARALLEL_WORTH(n * B))
 		for (int b = 0; b < B; b++)
 			vt->from_float(x + (size_t)b * n, (uint8_t *)s->qbuf + (size_t)b * stride, n);
 		act = s->qbuf;
 	}
 	const uint8_t *w = W->data;
 	size_t rb = W->row_bytes;
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(static) if (PARALLEL_WORTH(rows * n * B))
 	for (int64_t r = 0; r < rows; r++)
 		for (int b = 0; b < B; b++)
 			qt->vec_dot((int)n, &out[(size_t)b * rows + r], w + r * rb, act + (size_t)b * stride);
@@ -379,7 +384,8 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 			kv_put(kv, kv->k, layer_off + (size_t)(pos + t) * kv_dim, s->k + (size_t)t * kv_dim, kv_dim);
 			kv_put(kv, kv->v, layer_off + (size_t)(pos + t) * kv_dim, s->v + (size_t)t * kv_dim, kv_dim);
 		}
-		#pragma omp parallel for collapse(2) schedule(static)
+		#pragma omp parallel for collapse(2) schedule(static) \
+		    if (PARALLEL_WORTH((int64_t)n * c->n_heads * (pos + n) * hd))
 		for (int t = 0; t < n; t++) {
 			for (int h = 0; h < c->n_heads; h++) {
 				int tid = omp_get_thread_num();

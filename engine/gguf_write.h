@@ -28,7 +28,7 @@ void gguf_w_arr_i32(struct gguf_writer *w, const char *key, const int32_t *v, ui
 /* A tensor of type (enum qtype) and shape ne[0..n_dims); returns its index. */
 int gguf_w_tensor(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne);
 /* Write the file: header, metadata, infos, then each tensor's data from fn
- * (aligned to 32).  0, or -1 with *err. */
+ * (aligned to 32); fn NULL writes the header alone.  0, or -1 with *err. */
 int gguf_writer_write(struct gguf_writer *w, const char *path, gguf_data_fn fn, void *ud, char **err);
 /* Bytes of tensor idx's data. */
 size_t gguf_w_tensor_bytes(const struct gguf_writer *w, int idx);

@@ -311,6 +311,8 @@ START_TEST(test_kv_f16_close)
 }
 END_TEST
 
+Suite *model_suite(void);
+
 Suite *
 model_suite(void)
 {

@@ -100,3 +100,115 @@ test_binary(void)
 	const char *b = getenv("LLAMA2_CHAT_BIN");
 	return b && *b ? b : "./llama2-chat";
 }
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+extern char **environ;
+
+struct buf {
+	char *p;
+	size_t n, cap;
+};
+
+static void
+buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		b->cap = (b->n + n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+int
+run_binary(const char *const *argv, const char *stdin_data, char **out, char **err, const char *const *env,
+    int timeout_s)
+{
+	int in[2], o[2], e[2];
+	if (pipe(in) || pipe(o) || pipe(e))
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(o[1], 1);
+		dup2(e[1], 2);
+		close(in[0]); close(in[1]); close(o[0]); close(o[1]); close(e[0]); close(e[1]);
+		for (int i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);
+		int n = 0;
+		while (argv[n])
+			n++;
+		char **av = calloc((size_t)n + 1, sizeof *av);
+		av[0] = (char *)test_binary();
+		for (int i = 1; i < n; i++)
+			av[i] = (char *)argv[i];
+		execv(av[0], av);
+		_exit(127);
+	}
+	close(in[0]);
+	close(o[1]);
+	close(e[1]);
+	signal(SIGPIPE, SIG_IGN);
+	if (stdin_data) {
+		size_t len = strlen(stdin_data), off = 0;
+		while (off < len) {
+			ssize_t w = write(in[1], stdin_data + off, len - off);
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+	}
+	close(in[1]);
+	struct buf bo = { 0 }, be = { 0 };
+	buf_add(&bo, "", 0);
+	buf_add(&be, "", 0);
+	struct pollfd p[2] = { { o[0], POLLIN, 0 }, { e[0], POLLIN, 0 } };
+	time_t end = time(NULL) + timeout_s;
+	int open_fds = 2, timed_out = 0;
+	while (open_fds > 0) {
+		int left = (int)(end - time(NULL));
+		if (left <= 0) {
+			timed_out = 1;
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (poll(p, 2, left * 1000) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			char tmp[4096];
+			ssize_t r = read(p[i].fd, tmp, sizeof tmp);
+			if (r <= 0) {
+				close(p[i].fd);
+				p[i].fd = -1;
+				open_fds--;
+			} else {
+				buf_add(i ? &be : &bo, tmp, (size_t)r);
+			}
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (out)
+		*out = bo.p;
+	else
+		free(bo.p);
+	if (err)
+		*err = be.p;
+	else
+		free(be.p);
+	if (timed_out)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}

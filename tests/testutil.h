@@ -31,3 +31,13 @@ void tmpdir_remove(char *path);
 const char *test_binary(void);
 
 #endif
+
+/*
+ * Run the built binary with argv (argv[0] is ignored: test_binary() is
+ * run), feeding stdin_data (may be NULL) and collecting stdout and stderr
+ * (malloc'd, NUL-terminated).  env: extra "NAME=value" strings (NULL-ended,
+ * may be NULL) added to the environment.  No shell is involved.  Returns the
+ * exit status, or -1 when it did not exit within timeout_s.
+ */
+int run_binary(const char *const *argv, const char *stdin_data, char **out, char **err,
+    const char *const *env, int timeout_s);

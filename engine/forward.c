@@ -13,6 +13,7 @@
  * pairs in attention; nothing else runs in parallel.
  */
 #include "engine/model.h"
+#include "engine/attn.h"
 
 #include <math.h>
 #include <omp.h>
@@ -176,10 +177,17 @@ matmul(float *out, const struct tensor *W, const float *x, int B, struct run_sta
 	}
 	const uint8_t *w = W->data;
 	size_t rb = W->row_bytes;
+	if (B == 1) {
+		#pragma omp parallel for schedule(static) if (PARALLEL_WORTH(rows * n))
+		for (int64_t r = 0; r < rows; r++)
+			qt->vec_dot((int)n, &out[r], w + r * rb, act);
+		return;
+	}
+	/* A batch: each weight row is unpacked once for all B activation rows. */
+	quant_vec_dot_n_fn dot_n = quant_vec_dot_n(W->type);
 	#pragma omp parallel for schedule(static) if (PARALLEL_WORTH(rows * n * B))
 	for (int64_t r = 0; r < rows; r++)
-		for (int b = 0; b < B; b++)
-			qt->vec_dot((int)n, &out[(size_t)b * rows + r], w + r * rb, act + (size_t)b * stride);
+		dot_n((int)n, &out[r], (size_t)rows, w + r * rb, act, stride, B);
 }
 
 /*
@@ -198,8 +206,8 @@ expf_ggml(float x)
 	float z = fmaf(x, 0x1.715476p+0f, r);
 	float n = z - r;
 	float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
-	if (fabsf(n) > 126.0f)
-		return expf(x);   /* overflow or underflow: the same inf or 0 */
+	if (!(fabsf(n) <= 126.0f))
+		return expf(x);   /* overflow or underflow: the same inf or 0; NaN stays NaN */
 	float u = b * b;
 	float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
 	    u, fmaf(0x1.ffffecp-1f, b, 1.0f));
@@ -299,55 +307,42 @@ attend_f32(float *o, const float *q, const float *k, const float *v, size_t stri
 	}
 }
 
-static inline float
-f16r(float x)
-{
-	return fp16_to_fp32(fp32_to_fp16(x));
-}
-
 /*
  * The same over a float16 cache, computed as llama.cpp's CPU flash
  * attention does, step for step: Q rounded to f16, one pass with a running
  * maximum M and sum S, and the V accumulator itself kept in f16 (rescaled
- * when M grows).  The rounding is part of the result: on quantized models
- * the attention output is quantized again by the next matmul, so any
- * difference in its last bits can flip an 8-bit activation and move the
- * logits by far more than the rounding itself.  Matching the order keeps
- * our greedy tokens on llama.cpp's.
+ * when M grows); the vector operations are attn.c's, bit-compatible with
+ * ggml's.  The rounding is part of the result: on quantized models the
+ * attention output is quantized again by the next matmul, so any difference
+ * in its last bits can flip an 8-bit activation and move the logits by far
+ * more than the rounding itself.
  */
 static void
 attend_f16(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
     float scale)
 {
-	float qr[512], acc[512];
-	for (int i = 0; i < hd; i++) {
-		qr[i] = f16r(q[i]);
-		acc[i] = 0;      /* holds f16 values, kept in float */
-	}
+	fp16_t q16[512], acc[512];
+	attn_to_f16(q16, q, hd);
+	memset(acc, 0, (size_t)hd * sizeof acc[0]);
 	float M = -INFINITY, S = 0;
 	for (int j = 0; j < n; j++) {
 		const fp16_t *kj = k + (size_t)j * stride, *vj = v + (size_t)j * stride;
-		float d = 0;
-		for (int i = 0; i < hd; i++)
-			d += qr[i] * fp16_to_fp32(kj[i]);
-		float sc = d * scale;
+		float sc = attn_dot_f16(kj, q16, hd) * scale;
 		float ms = 1.0f, vs = 1.0f;
 		if (sc > M) {
 			float old = M;
 			M = sc;
 			ms = expf(old - M);
-			for (int i = 0; i < hd; i++)
-				acc[i] = f16r(acc[i] * ms);
+			attn_scale_f16(acc, ms, hd);
 		} else {
 			vs = expf(sc - M);
 		}
-		for (int i = 0; i < hd; i++)
-			acc[i] = f16r(acc[i] + fp16_to_fp32(vj[i]) * vs);
+		attn_mad_f16(acc, vj, vs, hd);
 		S = S * ms + vs;
 	}
 	float inv = 1.0f / S;
 	for (int i = 0; i < hd; i++)
-		o[i] = acc[i] * inv;
+		o[i] = fp16_to_fp32(acc[i]) * inv;
 }
 
 /* A stop request is honoured between matrix products, so that even a large

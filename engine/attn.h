@@ -1,0 +1,25 @@
+/*
+ * attn.h: the three float16 vector operations of attention over a float16
+ * KV cache, computed in exactly the order of ggml's AVX-512 code (the
+ * engine the golden logits come from): a dot product of f16 vectors, y += x*s
+ * and y *= s on an f16 accumulator.  A scalar version reproduces the same
+ * bits with fmaf and the same reduction tree; an AVX-512 version is chosen
+ * at run time where the CPU has it.
+ */
+#ifndef ENGINE_ATTN_H
+#define ENGINE_ATTN_H
+
+#include <stdint.h>
+
+#include "engine/quant.h"
+
+/* dot(x, y) of n f16 values, summed as ggml_vec_dot_f16. */
+float attn_dot_f16(const fp16_t *x, const fp16_t *y, int n);
+/* y = f16(y + x * s) for n f16 values (fused where ggml fuses). */
+void attn_mad_f16(fp16_t *y, const fp16_t *x, float s, int n);
+/* y = f16(y * s). */
+void attn_scale_f16(fp16_t *y, float s, int n);
+/* Convert n floats to f16 (round to nearest even). */
+void attn_to_f16(fp16_t *y, const float *x, int n);
+
+#endif

@@ -143,6 +143,44 @@ const char *quant_type_name(int type);
 /* Name of the SIMD level compiled in ("avx512-vnni", "avx2", "scalar"). */
 const char *quant_simd_name(void);
 
+/*
+ * The same entries with every kernel at its scalar reference (vec_dot ==
+ * vec_dot_ref, from_float the scalar quantizer): for tests and for a bench
+ * baseline.  NULL where quant_type_get is NULL.
+ */
+const struct quant_type *quant_type_get_ref(int type);
+
+/*
+ * Several activation rows against one weight row: for r < nrc,
+ *   s[r * bs] = dot(x, (const char *)y + r * by)    (bs in floats, by in bytes)
+ * x is one row of n values of `type`, each y row n values of its
+ * vec_dot_type.  The weight block is unpacked once and used for every row,
+ * which is what makes prompt processing cheaper than nrc vec_dot calls.
+ * Results equal vec_dot's within the same float-summation tolerance.  Never
+ * NULL for a type quant_type_get knows: types without a dedicated kernel get
+ * a loop over vec_dot.
+ */
+typedef void (*quant_vec_dot_n_fn)(int n, float *s, size_t bs, const void *x,
+    const void *y, size_t by, int nrc);
+quant_vec_dot_n_fn quant_vec_dot_n(int type);
+
+/*
+ * Between quant.c and quant_simd.c only.  The fastest kernel this CPU runs
+ * for a type, or NULL to keep the scalar reference; chosen once, by CPUID at
+ * run time, so a PORTABLE build still uses AVX2/AVX-512 where present.
+ */
+quant_vec_dot_fn quant_simd_vec_dot(int type);
+quant_from_float_fn quant_simd_from_float(int type);
+quant_vec_dot_n_fn quant_simd_vec_dot_n(int type);
+/*
+ * The kernels of one named level ("avx2", "avx512-vnni"), NULL where that
+ * level has no kernel for the type or this CPU cannot run it: lets the tests
+ * hold every level to the reference, not only the one the table picked.
+ */
+quant_vec_dot_fn quant_simd_vec_dot_at(const char *level, int type);
+quant_from_float_fn quant_simd_from_float_at(const char *level, int type);
+quant_vec_dot_n_fn quant_simd_vec_dot_n_at(const char *level, int type);
+
 float fp16_to_fp32(fp16_t h);
 fp16_t fp32_to_fp16(float f);      /* round to nearest even, as F16C does */
 float bf16_to_fp32(bf16_t h);

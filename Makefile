@@ -83,7 +83,7 @@ $(B)/llama2-chat: $(B)/app/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 llama2-chat: $(B)/llama2-chat
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -113,6 +113,20 @@ clean:
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
+# Benchmarks: bench/run.sh makes the synthetic models when missing and
+# prints the tables (BENCH_QUICK=1: the 1.1B shape only).
+BENCH_ENGINE := $(patsubst %.c,$(B)/%.o,$(ENGINE_SRC) $(STORAGE_SRC))
+$(B)/mkmodel: bench/mkmodel.c $(BENCH_ENGINE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/bench_chat: bench/bench_chat.c $(BENCH_ENGINE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/bench_db: bench/bench_db.c $(BENCH_ENGINE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory llama2-chat $(B)/mkmodel $(B)/bench_chat $(B)/bench_db
+	B=$(B) bench/run.sh
+
 # Build and run one suite against chosen sources, apart from the rest of the
 # tree (for developing a module while other modules are half-written):
 #   make unit SUITE=quant SRCS="engine/quant.c engine/quant_simd.c"
@@ -121,3 +135,53 @@ unit:
 	@echo "SUITE($(SUITE))" > build/unit-$(SUITE)/suites.h
 	$(CC) $(CFLAGS) -Ibuild/unit-$(SUITE) -o build/unit-$(SUITE)/run tests/check_main.c tests/testutil.c tests/check_$(SUITE).c $(SRCS) $(LDLIBS) $(CHECK_LIBS)
 	build/unit-$(SUITE)/run
+
+# ---- fuzzing (libFuzzer; clang from Debian) ------------------------------
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="gguf l2c"]
+# builds build/fuzz/fuzz-<target> (tests/fuzz/targets.c under ASan + UBSan)
+# and runs each for FUZZ_SECONDS from build/fuzz/corpus-<target>/, seeded at
+# run time from tiny models and golden texts (tests/fuzz/mkseeds), the
+# fixture models, tests/fuzz/seeds/<target>/ and tests/fuzz/regress/<target>/.
+# A crash is written to build/fuzz/crash-<target>/; fix it and keep the
+# input under tests/fuzz/regress/<target>/ (check_regress replays them all).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= gguf l2c tok_encode tok_decode dialog import input
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(ARCH) -fopenmp -pthread -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=all -I. $(PKG_CFLAGS)
+FZ           := build/fuzz
+FUZZ_OBJ     := $(patsubst %.c,$(FZ)/obj/%.o,$(ENGINE_SRC) $(STORAGE_SRC) ui/input.c ui/wrap.c \
+                app/dialog.c tests/fuzz/targets.c)
+
+$(FZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FZ)/fuzz-%: tests/fuzz/fuzz_main.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET=fuzz_$* -o $@ $^ $(LDLIBS)
+
+$(FZ)/mkseeds: tests/fuzz/mkseeds.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(addprefix $(FZ)/fuzz-,$(FUZZ_TARGETS)) $(FZ)/mkseeds
+
+fuzz: deps
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "fuzz: $(FUZZ_CC) not found (apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory fuzz-build
+	@fx=$${LLAMA2_CHAT_FIXTURES:-../shared}; fail=0; \
+	ASAN_OPTIONS=detect_leaks=1 $(FZ)/mkseeds $(FZ) $$fx || exit 1; \
+	for t in $(FUZZ_TARGETS); do \
+	  c=$(FZ)/corpus-$$t; mkdir -p $$c $(FZ)/crash-$$t; \
+	  for d in tests/fuzz/seeds/$$t tests/fuzz/regress/$$t; do \
+	    [ -d $$d ] && find $$d -type f -exec cp {} $$c/ \; ; done; \
+	  case $$t in \
+	    gguf) [ -d $$fx/models ] && find $$fx/models -name '*.gguf' -size -2500k -exec cp {} $$c/ \; ;; \
+	    l2c) [ -d $$fx/models ] && find $$fx/models -name 'stories*.bin' -exec cp {} $$c/ \; ;; \
+	  esac; \
+	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	  OMP_NUM_THREADS=1 $(FZ)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 \
+	    -artifact_prefix=$(FZ)/crash-$$t/ $$c 2>$(FZ)/log-$$t.txt || { fail=1; echo "fuzz $$t: FAILED, see $(FZ)/log-$$t.txt"; }; \
+	  grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' $(FZ)/log-$$t.txt | tr '\n' ' '; echo; \
+	done; exit $$fail
+
+.PHONY: fuzz-build

@@ -146,11 +146,26 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		case OPT_CTX: bad = parse_int("--ctx-size", optarg, 16, 1 << 20, &o->ctx_size); break;
 		case 't': bad = parse_int("-t", optarg, 1, 512, &o->threads); break;
 		case OPT_BATCH: bad = parse_int("--batch-size", optarg, 1, 4096, &o->batch); break;
-		case OPT_TEMP: bad = parse_float("--temp", optarg, 0, 100, &o->samp.temp); break;
-		case OPT_TOPK: bad = parse_int("--top-k", optarg, 0, 1 << 24, &o->samp.top_k); break;
-		case OPT_TOPP: bad = parse_float("--top-p", optarg, 0, 1, &o->samp.top_p); break;
-		case OPT_MINP: bad = parse_float("--min-p", optarg, 0, 1, &o->samp.min_p); break;
-		case OPT_REPEAT: bad = parse_float("--repeat-penalty", optarg, 0.01, 100, &o->samp.repeat_penalty); break;
+		case OPT_TEMP:
+			bad = parse_float("--temp", optarg, 0, 100, &o->samp.temp);
+			o->samp_flags |= SAMP_TEMP;
+			break;
+		case OPT_TOPK:
+			bad = parse_int("--top-k", optarg, 0, 1 << 24, &o->samp.top_k);
+			o->samp_flags |= SAMP_TOP_K;
+			break;
+		case OPT_TOPP:
+			bad = parse_float("--top-p", optarg, 0, 1, &o->samp.top_p);
+			o->samp_flags |= SAMP_TOP_P;
+			break;
+		case OPT_MINP:
+			bad = parse_float("--min-p", optarg, 0, 1, &o->samp.min_p);
+			o->samp_flags |= SAMP_MIN_P;
+			break;
+		case OPT_REPEAT:
+			bad = parse_float("--repeat-penalty", optarg, 0.01, 100, &o->samp.repeat_penalty);
+			o->samp_flags |= SAMP_REPEAT;
+			break;
 		case OPT_REPEAT_N: bad = parse_int("--repeat-last-n", optarg, 0, 1 << 20, &o->samp.repeat_last_n); break;
 		case OPT_SEED:
 			errno = 0;

@@ -13,6 +13,8 @@
 #define PROG "llama2-chat"
 #define EXIT_USAGE 2
 
+enum { SAMP_TEMP = 1, SAMP_TOP_K = 2, SAMP_TOP_P = 4, SAMP_MIN_P = 8, SAMP_REPEAT = 16 };
+
 struct opts {
 	const char *model;        /* -m, $LLAMA2_CHAT_MODEL, config "model" */
 	const char *tokenizer;
@@ -35,6 +37,7 @@ struct opts {
 	int n_prompt_bench, n_gen_bench, reps;   /* bench -p -n -r */
 	struct engine_sampling samp;
 	int seed_set;
+	unsigned samp_flags;      /* SAMP_*: set on the command line (beat a preset) */
 	char **args;              /* what is left after the options */
 	int nargs;
 };

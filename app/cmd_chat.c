@@ -3,6 +3,7 @@
  * save to the database exactly as the interface does (unless --no-save).
  */
 #include "app/cmd_chat.h"
+#include "app/dialog.h"
 #include "app/session.h"
 #include "engine/tokenizer.h"
 
@@ -34,7 +35,7 @@ print_text(void *ud, const char *text, size_t len)
 }
 
 static char *
-read_all(FILE *f)
+read_all(FILE *f, size_t *len)
 {
 	size_t cap = 4096, n = 0;
 	char *b = malloc(cap);
@@ -52,6 +53,8 @@ read_all(FILE *f)
 	}
 	if (b)
 		b[n] = '\0';
+	if (len)
+		*len = n;
 	return b;
 }
 
@@ -110,6 +113,16 @@ one_turn(struct session *s, const char *text)
 	}
 	if (s->o->stats)
 		print_stats(s);
+	if (s->o->verbose && (s->restored || s->notice)) {
+		if (s->restored)
+			fprintf(stderr, "llama2-chat: resumed %d positions from %s, computed %d\n", s->restored, s->kv_path,
+			    s->prefilled);
+		else
+			fprintf(stderr, "llama2-chat: %s not used: %s\n", s->kv_path ? s->kv_path : "snapshot", s->notice);
+		s->restored = 0;
+		free(s->notice);
+		s->notice = NULL;
+	}
 	return 0;
 }
 
@@ -129,7 +142,7 @@ cmd_oneshot(struct opts *o)
 {
 	char *msg = NULL;
 	if (strcmp(o->prompt, "-") == 0) {
-		msg = read_all(stdin);
+		msg = read_all(stdin, NULL);
 		if (msg == NULL) {
 			cli_error("cannot read the message from standard input");
 			return 1;
@@ -195,43 +208,30 @@ cmd_chat_pipe(struct opts *o)
 int
 cmd_render(struct opts *o)
 {
-	json_error_t je;
-	json_t *j = json_loadf(stdin, 0, &je);
-	if (j == NULL) {
-		cli_error("dialog JSON, line %d: %s", je.line, je.text);
+	size_t len = 0, n = 0;
+	char *in = read_all(stdin, &len);
+	if (in == NULL) {
+		cli_error("cannot read the dialog from standard input");
 		return 1;
 	}
-	if (!json_is_array(j)) {
-		json_decref(j);
-		cli_error("dialog JSON: expected an array of {\"role\", \"content\"} objects");
+	json_t *j = NULL;
+	int *roles = NULL;
+	const char **contents = NULL;
+	char *err = NULL;
+	int rc = dialog_parse(in, len, &j, &roles, &contents, &n, &err);
+	free(in);
+	if (rc != 0) {
+		cli_error("%s", err ? err : "dialog JSON: out of memory");
+		free(err);
 		return 1;
 	}
-	size_t n = json_array_size(j);
-	int *roles = calloc(n + 1, sizeof *roles);
-	const char **contents = calloc(n + 1, sizeof *contents);
 	int status = 0;
-	for (size_t i = 0; i < n && roles && contents; i++) {
-		json_t *e = json_array_get(j, i);
-		const char *role = json_string_value(json_object_get(e, "role"));
-		const char *content = json_string_value(json_object_get(e, "content"));
-		if (!json_is_object(e) || role == NULL || content == NULL) {
-			cli_error("dialog JSON: message %zu needs string \"role\" and \"content\"", i + 1);
-			status = 1;
-			goto out;
-		}
-		if ((roles[i] = chat_role_parse(role)) < 0) {
-			cli_error("dialog JSON: message %zu: unknown role '%s' (system, user or assistant)", i + 1, role);
-			status = 1;
-			goto out;
-		}
-		contents[i] = content;
-	}
 	struct engine_model *m = NULL;
 	if ((m = cli_open_model_or_tokenizer(o, &status)) == NULL)
 		goto out;
 	int32_t *ids = NULL;
 	int nid = 0;
-	char *text = NULL, *err = NULL;
+	char *text = NULL;
 	if (chat_render(m, roles, contents, (int)n, &ids, &nid, o->ids ? NULL : &text, &err) != 0) {
 		cli_error("dialog JSON: %s", err);
 		free(err);

@@ -16,6 +16,7 @@
 #include "app/cmd_engine.h"
 #include "app/cmd_store.h"
 #include "app/config.h"
+#include "app/kvcache.h"
 #include "ui/ui.h"
 
 int
@@ -60,6 +61,8 @@ main(int argc, char **argv)
 		return cmd_render(&o);
 	if (strcmp(sub, "bench") == 0)
 		return cmd_bench(&o);
+	if (strcmp(sub, "cache") == 0)
+		return cmd_cache(&o);
 	if (strcmp(sub, "help") == 0) {
 		cli_help(stdout);
 		return 0;

@@ -8,8 +8,11 @@
  * request, the rows made for it are deleted again.
  */
 #include "app/session.h"
+#include "app/kvcache.h"
 #include "app/paths.h"
 #include "storage/db.h"
+
+#include <jansson.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,45 @@ set_error(struct session *s, const char *msg)
 {
 	free(s->error);
 	s->error = strdup(msg ? msg : "error");
+}
+
+/* The conversation's snapshot file (see kvcache.c), or NULL when nothing
+ * is saved (--no-save, no conversation yet, no cache folder). */
+static void
+set_kv_path(struct session *s)
+{
+	free(s->kv_path);
+	s->kv_path = s->db && s->m && s->pid[0] ? kvcache_path(s->pid) : NULL;
+}
+
+/*
+ * Take a preset's system prompt and sampling parameters, except what the
+ * command line set itself (flags beat the preset, the preset beats the
+ * config file and the defaults).
+ */
+static void
+preset_apply(struct session *s, const struct db_preset *pr)
+{
+	const struct opts *o = s->o;
+	if (!o->system) {
+		free(s->system);
+		s->system = strdup(pr->system_prompt);
+	}
+	free(s->preset);
+	s->preset = strdup(pr->name);
+	json_t *j = json_loads(pr->params ? pr->params : "{}", 0, NULL);
+	json_t *v;
+	if ((v = json_object_get(j, "temperature")) && json_is_number(v) && !(o->samp_flags & SAMP_TEMP))
+		s->samp.temp = (float)json_number_value(v);
+	if ((v = json_object_get(j, "top_k")) && json_is_integer(v) && !(o->samp_flags & SAMP_TOP_K))
+		s->samp.top_k = (int)json_integer_value(v);
+	if ((v = json_object_get(j, "top_p")) && json_is_number(v) && !(o->samp_flags & SAMP_TOP_P))
+		s->samp.top_p = (float)json_number_value(v);
+	if ((v = json_object_get(j, "min_p")) && json_is_number(v) && !(o->samp_flags & SAMP_MIN_P))
+		s->samp.min_p = (float)json_number_value(v);
+	if ((v = json_object_get(j, "repeat_penalty")) && json_is_number(v) && !(o->samp_flags & SAMP_REPEAT))
+		s->samp.repeat_penalty = (float)json_number_value(v);
+	json_decref(j);
 }
 
 char *
@@ -53,39 +95,59 @@ sampler_json(const struct engine_sampling *p)
 	return s;
 }
 
-static int
-resume(struct session *s, const char *which, int *status)
+/* Sampling keys of a stored params/preset JSON object over *p (a key
+ * that is absent keeps its value; unreadable JSON changes nothing). */
+static void
+params_apply(struct engine_sampling *p, const char *params)
 {
-	char *err = NULL;
-	int64_t id = 0;
-	if (which) {
-		if (db_conv_resolve(s->db, which, &id, &err) != 0) {
-			cli_error("%s", err);
-			free(err);
-			*status = 1;
-			return -1;
-		}
-	} else {
-		int r = db_conv_latest(s->db, &id, &err);
-		if (r < 0) {
-			cli_error("%s", err);
-			free(err);
-			*status = 1;
-			return -1;
-		}
-		if (r == 0)
-			return 0;   /* nothing to continue: start a new one */
+	if (params == NULL)
+		return;
+	json_t *j = json_loads(params, 0, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return;
 	}
-	struct db_conv *c = db_conv_load(s->db, id, &err);
-	if (c == NULL) {
-		cli_error("%s", err);
-		free(err);
-		*status = 1;
-		return -1;
-	}
+	json_t *v;
+	if (json_is_number(v = json_object_get(j, "temperature")))
+		p->temp = (float)json_number_value(v);
+	if (json_is_integer(v = json_object_get(j, "top_k")))
+		p->top_k = (int)json_integer_value(v);
+	if (json_is_number(v = json_object_get(j, "top_p")))
+		p->top_p = (float)json_number_value(v);
+	if (json_is_number(v = json_object_get(j, "min_p")))
+		p->min_p = (float)json_number_value(v);
+	if (json_is_number(v = json_object_get(j, "repeat_penalty")))
+		p->repeat_penalty = (float)json_number_value(v);
+	if (json_is_integer(v = json_object_get(j, "repeat_last_n")))
+		p->repeat_last_n = (int)json_integer_value(v);
+	json_decref(j);
+}
+
+/*
+ * Make c the session's conversation and hand the worker its finished
+ * exchanges (prefilled).  Resuming at start-up keeps a -s given on the
+ * command line; switching takes the conversation's own system prompt,
+ * preset and sampling.
+ */
+static void
+load_conv(struct session *s, struct db_conv *c, int switching)
+{
 	s->conv_id = c->id;
 	snprintf(s->pid, sizeof s->pid, "%s", c->pid);
-	if (!s->o->system && c->system_prompt) {
+	set_kv_path(s);
+	if (switching) {
+		free(s->system);
+		s->system = c->system_prompt ? strdup(c->system_prompt) : NULL;
+		free(s->preset);
+		s->preset = c->preset ? strdup(c->preset) : NULL;
+		s->samp = s->o->samp;
+		params_apply(&s->samp, c->params);
+		s->n_msgs = 0;
+		s->turn = 0;
+		s->dropped = 0;
+		if (s->w == NULL)
+			return;
+	} else if (!s->o->system && c->system_prompt) {
 		free(s->system);
 		s->system = strdup(c->system_prompt);
 	}
@@ -141,7 +203,7 @@ resume(struct session *s, const char *which, int *status)
 		free(ids[k - 1]);
 		k--;
 	}
-	worker_load(s->w, s->system, roles, contents, (const int32_t *const *)ids, n_ids, k, 1);
+	s->load_seq = worker_load(s->w, s->system, roles, contents, (const int32_t *const *)ids, n_ids, k, 1, s->kv_path);
 	s->n_msgs = k;
 	for (int i = 0; i < k; i++)
 		free(ids[i]);
@@ -149,6 +211,39 @@ resume(struct session *s, const char *which, int *status)
 	free(n_ids);
 	free(roles);
 	free(contents);
+}
+
+static int
+resume(struct session *s, const char *which, int *status)
+{
+	char *err = NULL;
+	int64_t id = 0;
+	if (which) {
+		if (db_conv_resolve(s->db, which, &id, &err) != 0) {
+			cli_error("%s", err);
+			free(err);
+			*status = 1;
+			return -1;
+		}
+	} else {
+		int r = db_conv_latest(s->db, &id, &err);
+		if (r < 0) {
+			cli_error("%s", err);
+			free(err);
+			*status = 1;
+			return -1;
+		}
+		if (r == 0)
+			return 0;   /* nothing to continue: start a new one */
+	}
+	struct db_conv *c = db_conv_load(s->db, id, &err);
+	if (c == NULL) {
+		cli_error("%s", err);
+		free(err);
+		*status = 1;
+		return -1;
+	}
+	load_conv(s, c, 0);
 	db_conv_free(c);
 	return 0;
 }
@@ -193,11 +288,7 @@ session_open(struct session *s, const struct opts *o, struct engine_model *m)
 			session_close(s);
 			return 1;
 		}
-		if (!o->system) {
-			free(s->system);
-			s->system = strdup(pr.system_prompt);
-		}
-		s->preset = strdup(pr.name);
+		preset_apply(s, &pr);
 		db_preset_clear(&pr);
 	}
 	s->w = worker_new(m, &p, &err);
@@ -226,6 +317,8 @@ session_close(struct session *s)
 		db_reply_update(s->db, s->reply_id, s->rtext ? s->rtext : "", s->rids, (size_t)s->rn, NULL);
 	}
 	db_close(s->db);
+	free(s->kv_path);
+	free(s->notice);
 	free(s->system);
 	free(s->preset);
 	free(s->rtext);
@@ -257,6 +350,7 @@ ensure_conv(struct session *s)
 	}
 	s->conv_id = c.id;
 	snprintf(s->pid, sizeof s->pid, "%s", c.pid);
+	set_kv_path(s);
 	return 0;
 }
 
@@ -305,6 +399,10 @@ fail:
 int
 session_submit(struct session *s, const char *text)
 {
+	if (s->w == NULL) {
+		set_error(s, "no model is loaded");
+		return -1;
+	}
 	if (s->busy) {
 		set_error(s, "a reply is still being generated");
 		return -1;
@@ -321,6 +419,10 @@ session_submit(struct session *s, const char *text)
 int
 session_regenerate(struct session *s)
 {
+	if (s->w == NULL) {
+		set_error(s, "no model is loaded");
+		return -1;
+	}
 	if (s->busy || s->n_msgs < 2) {
 		set_error(s, s->busy ? "a reply is still being generated" : "there is no reply to regenerate");
 		return -1;
@@ -345,6 +447,10 @@ session_regenerate(struct session *s)
 int
 session_edit(struct session *s, int k, const char *text)
 {
+	if (s->w == NULL) {
+		set_error(s, "no model is loaded");
+		return -1;
+	}
 	if (s->busy || k < 0 || k >= s->n_msgs) {
 		set_error(s, s->busy ? "a reply is still being generated" : "no such message");
 		return -1;
@@ -367,7 +473,8 @@ session_edit(struct session *s, int k, const char *text)
 void
 session_stop(struct session *s)
 {
-	worker_stop(s->w);
+	if (s->w)
+		worker_stop(s->w);
 }
 
 static void
@@ -434,6 +541,15 @@ session_event(struct session *s, const struct worker_event *ev)
 			s->user_counted = 1;
 		}
 		return 0;
+	case WEV_LOADED:
+		/* A resumed conversation: say how much came from its snapshot. */
+		s->restored = ev->restored;
+		s->prefilled = ev->done;
+		free(s->notice);
+		s->notice = ev->text ? strdup(ev->text) : NULL;
+		if (ev->restored > 0)
+			kvcache_touch(s->kv_path);
+		return 0;
 	case WEV_OVERFLOW:
 		s->dropped += ev->dropped;
 		return 0;
@@ -444,6 +560,12 @@ session_event(struct session *s, const struct worker_event *ev)
 		s->last_reason = ev->stats.reason;
 		s->n_msgs++;
 		s->busy = 0;
+		/* Keep the cache for instant resume; the worker writes it once
+		 * idle, before the next request. */
+		if (s->kv_path) {
+			worker_save(s->w, s->kv_path);
+			kvcache_evict(s->o->kv_cache_max, s->kv_path);
+		}
 		if (s->db && s->reply_id) {
 			char *stats;
 			const struct engine_gen_stats *st = &ev->stats;
@@ -495,4 +617,177 @@ session_wait(struct session *s, void (*on_token)(void *, const char *, size_t), 
 		worker_event_free(&ev);
 	}
 	return s->failed ? -1 : 0;
+}
+
+/* ---- the interface's extras: history-only mode, several chats, settings ---- */
+
+int
+session_open_store(struct session *s, const struct opts *o)
+{
+	memset(s, 0, sizeof *s);
+	s->o = o;
+	s->samp = o->samp;
+	if (o->system)
+		s->system = strdup(o->system);
+	if (o->no_save)
+		return 0;
+	char *err = NULL;
+	char *path = session_db_path(o, &err);
+	if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
+		cli_error("%s", err ? err : "cannot open the database");
+		free(err);
+		free(path);
+		return 1;
+	}
+	free(path);
+	if (o->preset) {
+		struct db_preset pr;
+		if (db_preset_get(s->db, o->preset, &pr, &err) != 0) {
+			cli_error("%s", err);
+			free(err);
+			session_close(s);
+			return 1;
+		}
+		preset_apply(s, &pr);
+		db_preset_clear(&pr);
+	}
+	return 0;
+}
+
+int
+session_switch(struct session *s, int64_t id, struct db_conv **out)
+{
+	if (out)
+		*out = NULL;
+	if (s->busy) {
+		set_error(s, "a reply is still being generated");
+		return -1;
+	}
+	if (s->db == NULL) {
+		set_error(s, "nothing is saved in this session (--no-save)");
+		return -1;
+	}
+	char *err = NULL;
+	struct db_conv *c = db_conv_load(s->db, id, &err);
+	if (c == NULL) {
+		set_error(s, err);
+		free(err);
+		return -1;
+	}
+	load_conv(s, c, 1);
+	if (out)
+		*out = c;
+	else
+		db_conv_free(c);
+	return 0;
+}
+
+int
+session_new_chat(struct session *s)
+{
+	if (s->busy) {
+		set_error(s, "a reply is still being generated");
+		return -1;
+	}
+	s->conv_id = 0;
+	s->pid[0] = '\0';
+	set_kv_path(s);
+	s->n_msgs = 0;
+	s->turn = 0;
+	s->dropped = 0;
+	s->user_msg_id = s->reply_id = 0;
+	if (s->w)
+		s->load_seq = worker_load(s->w, s->system, NULL, NULL, NULL, NULL, 0, 0, NULL);
+	return 0;
+}
+
+/* Write the session's system prompt, preset and sampling to its stored
+ * conversation (if it has one yet). */
+static int
+save_meta(struct session *s)
+{
+	if (s->db == NULL || s->conv_id == 0)
+		return 0;
+	char *err = NULL;
+	struct db_conv *c = db_conv_load(s->db, s->conv_id, &err);
+	if (c == NULL) {
+		set_error(s, err);
+		free(err);
+		return -1;
+	}
+	char *params = sampler_json(&s->samp);
+	free(c->system_prompt);
+	c->system_prompt = s->system ? strdup(s->system) : NULL;
+	free(c->preset);
+	c->preset = s->preset ? strdup(s->preset) : NULL;
+	free(c->params);
+	c->params = params;
+	int rc = db_conv_update(s->db, c, &err);
+	db_conv_free(c);
+	if (rc != 0) {
+		set_error(s, err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+session_set_system(struct session *s, const char *system, const char *preset)
+{
+	if (s->busy) {
+		set_error(s, "a reply is still being generated");
+		return -1;
+	}
+	free(s->system);
+	s->system = system && *system ? strdup(system) : NULL;
+	if (preset != s->preset) {
+		free(s->preset);
+		s->preset = preset ? strdup(preset) : NULL;
+	}
+	if (s->w)
+		worker_set_system(s->w, s->system ? s->system : "");
+	return save_meta(s);
+}
+
+int
+session_apply_preset(struct session *s, const char *name)
+{
+	if (s->db == NULL) {
+		set_error(s, "presets live in the database, which is off (--no-save)");
+		return -1;
+	}
+	if (s->busy) {
+		set_error(s, "a reply is still being generated");
+		return -1;
+	}
+	struct db_preset pr;
+	char *err = NULL;
+	if (db_preset_get(s->db, name, &pr, &err) != 0) {
+		set_error(s, err);
+		free(err);
+		return -1;
+	}
+	uint64_t seed = s->samp.seed;
+	s->samp = s->o->samp;
+	s->samp.seed = seed;
+	params_apply(&s->samp, pr.params);
+	char *pname = strdup(pr.name);
+	if (pname == NULL) {
+		db_preset_clear(&pr);
+		set_error(s, "out of memory");
+		return -1;
+	}
+	free(s->preset);
+	s->preset = pname;
+	int rc = session_set_system(s, pr.system_prompt, s->preset);
+	db_preset_clear(&pr);
+	return rc;
+}
+
+int
+session_set_sampling(struct session *s, const struct engine_sampling *p)
+{
+	s->samp = *p;
+	return save_meta(s);
 }

@@ -50,6 +50,10 @@ struct session {
 	int user_counted;             /* its user turn was counted in n_msgs */
 	char *error;                  /* last error (malloc'd) */
 	int dropped;                  /* messages moved out of the window, in total */
+	int load_seq;                 /* the worker's request of the last load (switch, new chat) */
+	char *kv_path;                /* the conversation's KV snapshot, or NULL */
+	int restored, prefilled;      /* last load: positions from the snapshot / computed */
+	char *notice;                 /* last load: why the snapshot was not used */
 };
 
 /* Open the model's worker and (unless --no-save) the database; resume a
@@ -70,5 +74,33 @@ int session_wait(struct session *s, void (*on_token)(void *, const char *, size_
 void session_stop(struct session *s);
 /* Database path resolution shared with the storage commands. */
 char *session_db_path(const struct opts *o, char **err);
+
+/*
+ * For the interface, which keeps one session and moves between chats.
+ * None of these may be called while a reply is in flight (they fail with
+ * s->error set); errors are -1 with s->error set (malloc'd, kept until the
+ * next error or session_close).
+ */
+/* A session without a model (history-only interface): the database alone
+ * (none with --no-save), --preset and -s applied; the requests that need
+ * the worker fail with "no model is loaded".  0 or an exit status after
+ * printing one line. */
+int session_open_store(struct session *s, const struct opts *o);
+/* Make stored conversation id the current one: its system prompt, preset
+ * and sampling become the session's, and the worker (if any) gets its
+ * messages and prefills them (s->load_seq says which request).  With out,
+ * the loaded conversation is handed to the caller (db_conv_free). */
+int session_switch(struct session *s, int64_t id, struct db_conv **out);
+/* Start a new, empty conversation keeping the system prompt, preset and
+ * sampling; it is stored with its first message. */
+int session_new_chat(struct session *s);
+/* Set this chat's system prompt (NULL or "" for none) and preset name
+ * (NULL for none); stored at once if the chat is. */
+int session_set_system(struct session *s, const char *system, const char *preset);
+/* Apply stored preset name: its system prompt, and its sampling keys over
+ * the command line's (the seed stays). */
+int session_apply_preset(struct session *s, const char *name);
+/* Set this chat's sampling; stored in its params at once if the chat is. */
+int session_set_sampling(struct session *s, const struct engine_sampling *p);
 
 #endif

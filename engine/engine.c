@@ -8,6 +8,7 @@
  */
 #include "engine/engine.h"
 #include "engine/model.h"
+#include "engine/engine_int.h"
 
 #include <dirent.h>
 #include <omp.h>
@@ -514,4 +515,23 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 		free(out);
 	}
 	return rc < 0 ? -1 : 0;
+}
+
+struct kv_cache *
+engine_ctx_kv(struct engine_ctx *c)
+{
+	return &c->kv;
+}
+
+const struct engine_model *
+engine_ctx_model(const struct engine_ctx *c)
+{
+	return c->em;
+}
+
+void
+engine_ctx_set_tokens(struct engine_ctx *c, const int32_t *ids, int n)
+{
+	memcpy(c->tokens, ids, (size_t)n * sizeof *ids);
+	c->n_past = n;
 }

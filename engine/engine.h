@@ -75,6 +75,18 @@ int engine_ctx_threads(const struct engine_ctx *c);
 const int32_t *engine_ctx_tokens(const struct engine_ctx *c, int *n);
 /* Forget cache positions from n on (kv_truncate). */
 void engine_ctx_truncate(struct engine_ctx *c, int n);
+/*
+ * Save the cache (its tokens and their K/V) to path atomically (temporary
+ * file, fsync, rename; mode 0600).  0, or -1 with *err.
+ */
+int engine_ctx_save(struct engine_ctx *c, const char *path, char **err);
+/*
+ * Load a snapshot made by engine_ctx_save for ids[0..n): returns how many
+ * positions were restored (the snapshot's agreement with ids), or 0 with
+ * *reason (malloc'd) when it is missing, corrupt, truncated, or made with
+ * another model; the cache is then empty and the caller prefills.
+ */
+int engine_ctx_load(struct engine_ctx *c, const char *path, const int32_t *ids, int n, char **reason);
 /* Length of the common prefix of the cache and ids[0..n). */
 int engine_ctx_common_prefix(const struct engine_ctx *c, const int32_t *ids, int n);
 
@@ -237,6 +249,7 @@ struct worker_event {
 	int32_t *ids;
 	int n_ids;
 	int done, total, dropped;
+	int restored;             /* WEV_LOADED: positions read from a snapshot */
 	struct engine_gen_stats stats;
 	uint64_t seed;
 };
@@ -252,9 +265,13 @@ int worker_busy(struct worker *w);
 int worker_ctx_size(const struct worker *w);
 
 /* Replace the conversation (system prompt and messages, ids optional);
- * prefill: also bring its tokens into the cache now. */
+ * prefill: also bring its tokens into the cache now, from the snapshot file
+ * when given and usable (WEV_LOADED says how much it restored, or in text
+ * why it was ignored). */
 int worker_load(struct worker *w, const char *system, const int *roles, const char *const *contents,
-    const int32_t *const *ids, const int *n_ids, int n, int prefill);
+    const int32_t *const *ids, const int *n_ids, int n, int prefill, const char *snapshot);
+/* Save the cache to a snapshot file once the worker is idle. */
+int worker_save(struct worker *w, const char *path);
 int worker_set_system(struct worker *w, const char *system);
 /* Add a user message and generate the reply. */
 int worker_send(struct worker *w, const char *text, const struct engine_sampling *s, int max_tokens);

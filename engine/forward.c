@@ -85,7 +85,7 @@ run_state_init(struct run_state *s, const struct model *m, int n_ctx, int n_batc
 	s->logits = malloc(B * (size_t)c->vocab_size * sizeof(float));
 	/* The widest quantized activation row is float32 (4 bytes a value) or
 	 * int8 with a float per group (5 bytes a value at group 1). */
-	s->qbuf_size = B * (size_t)widest * 5 + 4096;
+	s->qbuf_size = 2 * B * (size_t)widest * 5 + 4096;   /* two activation types at once */
 	s->qbuf = malloc(s->qbuf_size);
 	if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->att ||
 	    !s->logits || !s->qbuf) {
@@ -119,8 +119,12 @@ q8g_quantize(const float *x, int8_t *q, float *sc, int64_t n, int gs)
 		}
 		float scale = wmax / 127.0f;
 		sc[g] = scale;
-		for (int i = 0; i < gs; i++)
-			q[g * gs + i] = (int8_t)roundf(scale != 0 ? x[g * gs + i] / scale : 0);
+		for (int i = 0; i < gs; i++) {
+			float v = scale != 0 ? x[g * gs + i] / scale : 0;
+			/* A denormal scale is rounded, so v can pass 127: clamp;
+			 * NaN (broken weights) gives 0.  Both would be UB in the cast. */
+			q[g * gs + i] = (int8_t)(isnan(v) ? 0 : roundf(fminf(fmaxf(v, -127.0f), 127.0f)));
+		}
 	}
 }
 
@@ -153,6 +157,79 @@ matmul_q8g(float *out, const struct tensor *W, const float *x, int B, struct run
 	}
 }
 
+/*
+ * Several matrices applied to the same input (Q, K and V; gate and up): the
+ * input is quantized once per activation type, and all their rows are
+ * shared out in one parallel loop, so the threads meet once per group
+ * rather than once per matrix.  Rows go out in chunks from a shared counter
+ * (dynamic schedule) so that a thread slowed by something else running on
+ * its core does not hold the others up at the end.
+ */
+struct mm {
+	float *out;                 /* (B, W->ne[1]) */
+	const struct tensor *W;
+};
+
+#define MM_MAX 4
+
+static void
+matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_state *s)
+{
+	const uint8_t *act[MM_MAX];
+	size_t stride[MM_MAX];
+	int64_t first_chunk[MM_MAX + 1];
+	const int64_t chunk = B == 1 ? 32 : 16;
+	size_t used = 0;
+	int64_t macs = 0;
+	first_chunk[0] = 0;
+	for (int j = 0; j < nj; j++) {
+		const struct tensor *W = jobs[j].W;
+		int64_t n = W->ne[0];
+		int vdt = quant_type_get(W->type)->vec_dot_type;
+		if (vdt == QT_F32) {
+			act[j] = (const uint8_t *)x;
+			stride[j] = (size_t)n * sizeof(float);
+		} else if (j > 0 && (int)quant_type_get(jobs[j - 1].W->type)->vec_dot_type == vdt) {
+			act[j] = act[j - 1];
+			stride[j] = stride[j - 1];
+		} else {
+			/* Quantize the activations once; every row's dot product
+			 * reuses them, as llama.cpp does (which is why its quantized
+			 * results and ours agree). */
+			const struct quant_type *vt = quant_type_get(vdt);
+			stride[j] = quant_row_size(vdt, n);
+			uint8_t *dst = (uint8_t *)s->qbuf + used;
+			used += stride[j] * (size_t)B;
+			#pragma omp parallel for schedule(static) if (B > 1 && PARALLEL_WORTH(n * B))
+			for (int b = 0; b < B; b++)
+				vt->from_float(x + (size_t)b * n, dst + (size_t)b * stride[j], n);
+			act[j] = dst;
+		}
+		first_chunk[j + 1] = first_chunk[j] + (W->ne[1] + chunk - 1) / chunk;
+		macs += W->ne[0] * W->ne[1] * B;
+	}
+	#pragma omp parallel for schedule(dynamic, 1) if (PARALLEL_WORTH(macs))
+	for (int64_t c = 0; c < first_chunk[nj]; c++) {
+		int j = 0;
+		while (c >= first_chunk[j + 1])
+			j++;
+		const struct tensor *W = jobs[j].W;
+		const struct quant_type *qt = quant_type_get(W->type);
+		int64_t n = W->ne[0], rows = W->ne[1];
+		int64_t r0 = (c - first_chunk[j]) * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+		const uint8_t *w = (const uint8_t *)W->data;
+		if (B == 1) {
+			for (int64_t r = r0; r < r1; r++)
+				qt->vec_dot((int)n, &jobs[j].out[r], w + r * W->row_bytes, act[j]);
+		} else {
+			/* A batch: each weight row unpacked once for all B rows. */
+			quant_vec_dot_n_fn dot_n = quant_vec_dot_n(W->type);
+			for (int64_t r = r0; r < r1; r++)
+				dot_n((int)n, &jobs[j].out[r], (size_t)rows, w + r * W->row_bytes, act[j], stride[j], B);
+		}
+	}
+}
+
 void
 matmul(float *out, const struct tensor *W, const float *x, int B, struct run_state *s)
 {
@@ -160,34 +237,25 @@ matmul(float *out, const struct tensor *W, const float *x, int B, struct run_sta
 		matmul_q8g(out, W, x, B, s);
 		return;
 	}
-	int64_t n = W->ne[0], rows = W->ne[1];
-	const struct quant_type *qt = quant_type_get(W->type);
-	const struct quant_type *vt = quant_type_get(qt->vec_dot_type);
-	const uint8_t *act = (const uint8_t *)x;
-	size_t stride = (size_t)n * sizeof(float);
-	if (qt->vec_dot_type != QT_F32) {
-		/* Quantize the activations once; every row's dot product reuses
-		 * them, as llama.cpp does (which is why its quantized results and
-		 * ours agree). */
-		stride = quant_row_size(qt->vec_dot_type, n);
-		#pragma omp parallel for schedule(static) if (B > 1 && PARALLEL_WORTH(n * B))
-		for (int b = 0; b < B; b++)
-			vt->from_float(x + (size_t)b * n, (uint8_t *)s->qbuf + (size_t)b * stride, n);
-		act = s->qbuf;
-	}
-	const uint8_t *w = W->data;
-	size_t rb = W->row_bytes;
-	if (B == 1) {
-		#pragma omp parallel for schedule(static) if (PARALLEL_WORTH(rows * n))
-		for (int64_t r = 0; r < rows; r++)
-			qt->vec_dot((int)n, &out[r], w + r * rb, act);
+	struct mm job = { out, W };
+	matmul_group(&job, 1, x, B, s);
+}
+
+/* Q, K, V (or gate, up) from one input: grouped unless an int8 llama2.c
+ * matrix is among them (its own path). */
+static void
+matmul2or3(struct run_state *s, const float *x, int B, float *o1, const struct tensor *w1, float *o2,
+    const struct tensor *w2, float *o3, const struct tensor *w3)
+{
+	if (w1->type == QT_Q8_G) {
+		matmul(o1, w1, x, B, s);
+		matmul(o2, w2, x, B, s);
+		if (o3)
+			matmul(o3, w3, x, B, s);
 		return;
 	}
-	/* A batch: each weight row is unpacked once for all B activation rows. */
-	quant_vec_dot_n_fn dot_n = quant_vec_dot_n(W->type);
-	#pragma omp parallel for schedule(static) if (PARALLEL_WORTH(rows * n * B))
-	for (int64_t r = 0; r < rows; r++)
-		dot_n((int)n, &out[r], (size_t)rows, w + r * rb, act, stride, B);
+	struct mm jobs[3] = { { o1, w1 }, { o2, w2 }, { o3, w3 } };
+	matmul_group(jobs, o3 ? 3 : 2, x, B, s);
 }
 
 /*
@@ -369,9 +437,7 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 		/* Attention. */
 		for (int t = 0; t < n; t++)
 			rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm.data, dim, c->norm_eps);
-		matmul(s->q, &L->wq, s->xb, n, s);
-		matmul(s->k, &L->wk, s->xb, n, s);
-		matmul(s->v, &L->wv, s->xb, n, s);
+		matmul2or3(s, s->xb, n, s->q, &L->wq, s->k, &L->wk, s->v, &L->wv);
 		size_t layer_off = (size_t)l * kv->n_ctx * kv_dim;
 		for (int t = 0; t < n; t++) {
 			rope(s->q + (size_t)t * dim, c->n_heads, hd, c->rope_dim, pos + t, s->rope_scale);
@@ -405,10 +471,7 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 		/* Feed-forward. */
 		for (int t = 0; t < n; t++)
 			rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm.data, dim, c->norm_eps);
-		matmul(s->hb, &L->w_gate, s->xb, n, s);
-		if (STOPPED(stop))
-			return 1;
-		matmul(s->hb2, &L->w_up, s->xb, n, s);
+		matmul2or3(s, s->xb, n, s->hb, &L->w_gate, s->hb2, &L->w_up, NULL, NULL);
 		for (size_t i = 0; i < (size_t)n * hidden; i++)
 			s->hb[i] = silu(s->hb[i]) * s->hb2[i];
 		matmul(s->xb2, &L->w_down, s->hb, n, s);

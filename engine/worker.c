@@ -21,13 +21,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-enum req_type { REQ_LOAD, REQ_SYSTEM, REQ_SEND, REQ_REGEN, REQ_EDIT, REQ_QUIT };
+enum req_type { REQ_LOAD, REQ_SYSTEM, REQ_SEND, REQ_REGEN, REQ_EDIT, REQ_SAVE, REQ_QUIT };
 
 struct req {
 	enum req_type type;
 	int seq;
 	char *text;
 	int k, max_tokens, prefill;
+	char *path;                /* REQ_LOAD: snapshot to try; REQ_SAVE: where */
 	struct engine_sampling samp;
 	struct chat load;          /* REQ_LOAD: the conversation, moved in */
 	struct req *next;
@@ -185,31 +186,51 @@ load(struct worker *w, struct req *r)
 	struct worker_event ev = { .type = WEV_LOADED, .seq = w->cur_seq };
 	if (r->prefill && w->chat.n > 0 && w->chat.msgs[w->chat.n - 1].role == CHAT_ASSISTANT) {
 		/* Bring the finished conversation into the cache, so the next
-		 * message prefills only itself. */
-		struct chat tmp = w->chat;
+		 * message prefills only itself.  chat_build wants a trailing user
+		 * turn: build with an empty one and leave its tokens out. */
 		int32_t *ids = NULL;
 		int n = 0, dropped = 0;
 		char *err = NULL;
-		/* chat_build wants a trailing user turn: build with an empty one
-		 * and leave its tokens out. */
 		if (chat_push(&w->chat, CHAT_USER, "", NULL, 0) == 0) {
 			int nctx = engine_ctx_size(w->ctx);
 			if (chat_build(&w->chat, w->m, nctx, nctx / 4, &ids, &n, &dropped, &err) == 0) {
 				int nu = w->chat.msgs[w->chat.n - 1].n_ids;
-				int keep = engine_ctx_common_prefix(w->ctx, ids, n - nu);
+				int want = n - nu;
+				int keep = engine_ctx_common_prefix(w->ctx, ids, want);
+				if (r->path && keep < want) {
+					int got = engine_ctx_load(w->ctx, r->path, ids, want, &ev.text);
+					if (got > keep) {
+						ev.restored = got;
+						keep = got;
+					} else {
+						engine_ctx_truncate(w->ctx, 0);
+						keep = 0;
+					}
+				}
 				engine_ctx_truncate(w->ctx, keep);
-				if (n - nu > keep)
-					engine_decode(w->ctx, ids + keep, n - nu - keep, 0, &w->stop, NULL);
-				ev.done = n - nu - keep;
-				ev.total = n - nu;
+				if (want > keep)
+					engine_decode(w->ctx, ids + keep, want - keep, 0, &w->stop, NULL);
+				ev.done = want - keep;
+				ev.total = want;
 			}
 			chat_truncate(&w->chat, w->chat.n - 1);
 		}
-		(void)tmp;
 		free(ids);
 		free(err);
 	}
+	if (ev.text)
+		ev.len = strlen(ev.text);
 	post(w, &ev);
+}
+
+static void
+save(struct worker *w, const char *path)
+{
+	char *err = NULL;
+	if (engine_ctx_save(w->ctx, path, &err) != 0) {
+		post_error(w, err ? err : "cannot save the cache");
+		free(err);
+	}
 }
 
 static void
@@ -280,10 +301,14 @@ worker_main(void *arg)
 			}
 			generate(w, r, 0);
 			break;
+		case REQ_SAVE:
+			save(w, r->path);
+			break;
 		case REQ_QUIT:
 			break;
 		}
 		chat_free(&r->load);
+		free(r->path);
 		free(r->text);
 		free(r);
 		pthread_mutex_lock(&w->mu);
@@ -328,7 +353,9 @@ static int
 submit(struct worker *w, struct req *r)
 {
 	pthread_mutex_lock(&w->mu);
-	r->seq = ++w->next_seq;
+	/* Keep the number: once the lock is released the worker may take r
+	 * and free it. */
+	int seq = r->seq = ++w->next_seq;
 	if (w->rq_tail)
 		w->rq_tail->next = r;
 	else
@@ -336,7 +363,7 @@ submit(struct worker *w, struct req *r)
 	w->rq_tail = r;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
-	return r->seq;
+	return seq;
 }
 
 static struct req *
@@ -381,6 +408,7 @@ worker_free(struct worker *w)
 	for (struct req *r = w->rq_head, *nx; r; r = nx) {
 		nx = r->next;
 		chat_free(&r->load);
+		free(r->path);
 		free(r->text);
 		free(r);
 	}
@@ -420,12 +448,14 @@ worker_ctx_size(const struct worker *w)
 
 int
 worker_load(struct worker *w, const char *system, const int *roles, const char *const *contents,
-    const int32_t *const *ids, const int *n_ids, int n, int prefill)
+    const int32_t *const *ids, const int *n_ids, int n, int prefill, const char *snapshot)
 {
 	struct req *r = req_new(REQ_LOAD, NULL);
 	if (r == NULL)
 		return -1;
 	r->prefill = prefill;
+	if (snapshot && (r->path = strdup(snapshot)) == NULL)
+		goto oom;
 	if (chat_set_system(&r->load, system) != 0)
 		goto oom;
 	for (int i = 0; i < n; i++)
@@ -434,8 +464,20 @@ worker_load(struct worker *w, const char *system, const int *roles, const char *
 	return submit(w, r);
 oom:
 	chat_free(&r->load);
+	free(r->path);
 	free(r);
 	return -1;
+}
+
+int
+worker_save(struct worker *w, const char *path)
+{
+	struct req *r = req_new(REQ_SAVE, NULL);
+	if (r == NULL || (r->path = strdup(path)) == NULL) {
+		free(r);
+		return -1;
+	}
+	return submit(w, r);
 }
 
 int

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# make bench: synthetic models of real shapes (made once, kept out of git in
+# bench/models/), then one table per question the issues ask:
+#   speed (pp/tg against llama.cpp's published figures on this machine kind),
+#   time to first token over a 20-turn chat, resume with a KV snapshot,
+#   stop latency, and the conversation store at 10,000 chats / 1M messages.
+# BENCH_QUICK=1 keeps to the 1.1B shape; BENCH_THREADS sets -t (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${B:-build/release}
+T=${BENCH_THREADS:-2}
+fx=${LLAMA2_CHAT_FIXTURES:-../shared}
+tok=$fx/models/tokenizer.bin
+[ -f "$tok" ] || tok=
+mkdir -p bench/models
+shapes="1b 7b"
+[ "${BENCH_QUICK:-0}" = 1 ] && shapes="1b"
+for s in $shapes; do
+  for q in q4_0 q8_0 q4_k_m; do
+    f=bench/models/$s-$q.gguf
+    if [ ! -f "$f" ]; then
+      echo "making $f (once)..." >&2
+      "$B/mkmodel" "$f" "$s" "$q" $tok
+    fi
+  done
+done
+
+# llama.cpp, llama-bench -t 2 -p 64 -n 32 -r 2, same shapes (issue 3).
+declare -A ref_pp=( [7b-q4_0]=43.3 [7b-q8_0]=20.7 [7b-q4_k_m]=28.5 [1b-q4_0]=263.6 [1b-q8_0]=139.9 [1b-q4_k_m]=193.2 )
+declare -A ref_tg=( [7b-q4_0]=11.21 [7b-q8_0]=5.36 [7b-q4_k_m]=9.96 [1b-q4_0]=58.6 [1b-q8_0]=37.7 [1b-q4_k_m]=64.7 )
+
+echo
+echo "## Speed: llama2-chat bench -t $T -p 64 -n 32 -r 2 (llama.cpp: llama-bench, same files' shapes)"
+echo
+echo "| model | size | pp64 t/s | llama.cpp | ratio | tg32 t/s | llama.cpp | ratio | GB/s | peak RSS |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for s in $shapes; do
+  for q in q4_0 q8_0 q4_k_m; do
+    f=bench/models/$s-$q.gguf
+    j=$(./llama2-chat bench -m "$f" -t "$T" -p 64 -n 32 -r 2 --json)
+    python3 - "$s-$q" "${ref_pp[$s-$q]}" "${ref_tg[$s-$q]}" "$j" <<'PY'
+import json, sys
+name, rpp, rtg, j = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4])
+print(f"| {name} | {j['size_bytes']/1e9:.2f} GB | {j['pp_tps']:.1f} ± {j['pp_tps_sd']:.1f} | {rpp} | {j['pp_tps']/rpp:.2f} "
+      f"| {j['tg_tps']:.2f} ± {j['tg_tps_sd']:.2f} | {rtg} | {j['tg_tps']/rtg:.2f} | {j['tg_gbps']:.1f} | {j['max_rss_kb']/1024:.0f} MiB |")
+PY
+  done
+done
+
+echo
+echo "## Time to first token, 20-turn chat on the 1.1B shape (Q4_0), 16-token replies"
+echo
+"$B/bench_chat" ttft bench/models/1b-q4_0.gguf
+
+echo
+echo "## Resume a 3,000-token conversation (1.1B shape, Q4_0)"
+echo
+tmp=$(mktemp -d)
+"$B/bench_chat" resume bench/models/1b-q4_0.gguf "$tmp"
+rm -rf "$tmp"
+
+echo
+echo "## Stop latency (7B shape if made, else 1.1B; Q4_0)"
+echo
+m=bench/models/7b-q4_0.gguf
+[ -f "$m" ] || m=bench/models/1b-q4_0.gguf
+"$B/bench_chat" stop "$m"
+
+echo
+echo "## Conversation store: 10,000 conversations, 1,000,000 messages"
+echo
+"$B/bench_db"

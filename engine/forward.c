@@ -14,6 +14,7 @@
  */
 #include "engine/model.h"
 #include "engine/attn.h"
+#include "engine/gemm.h"
 
 #include <math.h>
 #include <omp.h>
@@ -172,41 +173,87 @@ struct mm {
 
 #define MM_MAX 4
 
+/* Room in s->qbuf for `need` more bytes after `used`, growing it (the
+ * forward pass is single-threaded outside its parallel loops). */
+static uint8_t *
+qbuf_at(struct run_state *s, size_t used, size_t need)
+{
+	if (used + need > s->qbuf_size) {
+		void *nb = realloc(s->qbuf, used + need);
+		if (nb == NULL)
+			return NULL;
+		s->qbuf = nb;
+		s->qbuf_size = used + need;
+	}
+	return (uint8_t *)s->qbuf + used;
+}
+
 static void
 matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_state *s)
 {
 	const uint8_t *act[MM_MAX];
 	size_t stride[MM_MAX];
+	int tiled[MM_MAX];
 	int64_t first_chunk[MM_MAX + 1];
-	const int64_t chunk = B == 1 ? 32 : 16;
-	size_t used = 0;
+	/* Decode: rows in chunks from a shared counter.  A batch: bigger chunks
+	 * (whole 16-row tiles of the GEMM). */
+	const int64_t chunk = B == 1 ? 32 : 64;
+	size_t offs[MM_MAX], used = 0;
 	int64_t macs = 0;
 	first_chunk[0] = 0;
+	/* First decide each matrix's activation layout and where it goes: the
+	 * buffer may grow, so pointers are taken only once all are sized. */
 	for (int j = 0; j < nj; j++) {
 		const struct tensor *W = jobs[j].W;
 		int64_t n = W->ne[0];
 		int vdt = quant_type_get(W->type)->vec_dot_type;
+		size_t gsz = B > 1 ? gemm_act_size(W->type, (int)n, B) : 0;
+		tiled[j] = gsz > 0;
 		if (vdt == QT_F32) {
-			act[j] = (const uint8_t *)x;
 			stride[j] = (size_t)n * sizeof(float);
-		} else if (j > 0 && (int)quant_type_get(jobs[j - 1].W->type)->vec_dot_type == vdt) {
-			act[j] = act[j - 1];
+			offs[j] = (size_t)-1;
+		} else if (j > 0 && jobs[j - 1].W->type == W->type) {
 			stride[j] = stride[j - 1];
+			offs[j] = offs[j - 1];
+		} else if (tiled[j]) {
+			stride[j] = 0;
+			offs[j] = used;
+			used += (gsz + 63) / 64 * 64;
+		} else if (j > 0 && !tiled[j - 1] && (int)quant_type_get(jobs[j - 1].W->type)->vec_dot_type == vdt) {
+			stride[j] = stride[j - 1];
+			offs[j] = offs[j - 1];
 		} else {
-			/* Quantize the activations once; every row's dot product
-			 * reuses them, as llama.cpp does (which is why its quantized
-			 * results and ours agree). */
-			const struct quant_type *vt = quant_type_get(vdt);
 			stride[j] = quant_row_size(vdt, n);
-			uint8_t *dst = (uint8_t *)s->qbuf + used;
-			used += stride[j] * (size_t)B;
-			#pragma omp parallel for schedule(static) if (B > 1 && PARALLEL_WORTH(n * B))
-			for (int b = 0; b < B; b++)
-				vt->from_float(x + (size_t)b * n, dst + (size_t)b * stride[j], n);
-			act[j] = dst;
+			offs[j] = used;
+			used += (stride[j] * (size_t)B + 63) / 64 * 64;
 		}
 		first_chunk[j + 1] = first_chunk[j] + (W->ne[1] + chunk - 1) / chunk;
 		macs += W->ne[0] * W->ne[1] * B;
+	}
+	if (qbuf_at(s, 0, used) == NULL)
+		return;   /* out of memory: leave the outputs as they are */
+	for (int j = 0; j < nj; j++) {
+		const struct tensor *W = jobs[j].W;
+		int64_t n = W->ne[0];
+		if (offs[j] == (size_t)-1) {
+			act[j] = (const uint8_t *)x;
+			continue;
+		}
+		uint8_t *dst = (uint8_t *)s->qbuf + offs[j];
+		act[j] = dst;
+		if (j > 0 && offs[j] == offs[j - 1])
+			continue;
+		/* Quantize the activations once; every row's dot product reuses
+		 * them, as llama.cpp does (which is why its quantized results and
+		 * ours agree). */
+		if (tiled[j]) {
+			gemm_act_prepare(W->type, (int)n, x, B, dst);
+			continue;
+		}
+		const struct quant_type *vt = quant_type_get(quant_type_get(W->type)->vec_dot_type);
+		#pragma omp parallel for schedule(static) if (B > 1 && PARALLEL_WORTH(n * B))
+		for (int b = 0; b < B; b++)
+			vt->from_float(x + (size_t)b * n, dst + (size_t)b * stride[j], n);
 	}
 	#pragma omp parallel for schedule(dynamic, 1) if (PARALLEL_WORTH(macs))
 	for (int64_t c = 0; c < first_chunk[nj]; c++) {
@@ -221,8 +268,11 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 		if (B == 1) {
 			for (int64_t r = r0; r < r1; r++)
 				qt->vec_dot((int)n, &jobs[j].out[r], w + r * W->row_bytes, act[j]);
+		} else if (tiled[j]) {
+			/* Prompt processing: the tiled GEMM (gemm.c). */
+			gemm(W->type, (int)n, w, W->row_bytes, (int)r0, (int)r1, act[j], B, jobs[j].out, (size_t)rows);
 		} else {
-			/* A batch: each weight row unpacked once for all B rows. */
+			/* Other types: each weight row unpacked once for all B rows. */
 			quant_vec_dot_n_fn dot_n = quant_vec_dot_n(W->type);
 			for (int64_t r = r0; r < r1; r++)
 				dot_n((int)n, &jobs[j].out[r], (size_t)rows, w + r * W->row_bytes, act[j], stride[j], B);

@@ -1,0 +1,762 @@
+/*
+ * gemm.c: quantized weights times a batch of quantized activations, for
+ * prompt processing (see gemm.h for the contract).
+ *
+ * Two levels, chosen at run time by CPUID:
+ *   "avx512-vnni"  tiled kernels below (AVX-512 F/BW/VL/DQ + VNNI);
+ *   "generic"      activations as plain vec_dot_type rows and a loop of
+ *                  quant_vec_dot_n over weight rows (any CPU).
+ *
+ * The avx512-vnni design.  A tile is 16 weight rows; every 32-bit lane of a
+ * zmm register belongs to one of them.  The weights of a tile are unpacked
+ * once per K chunk into a stack buffer (under 21 KB, so it stays in L1):
+ * for each group of four consecutive values of a block, one zmm holding
+ * those four bytes of each of the 16 rows, as unsigned bytes, plus per-row
+ * float scales.  Rows are read with plain 16-byte loads and brought into
+ * that layout by 4x4 dword transposes (tr16x4); dword gathers measured at
+ * about half the speed on Zen 4.  Then for each group of NC (8; 4 for a
+ * short last group) activation columns the micro-kernel runs over the
+ * chunk, its accumulators in registers: vpdpbusd with the
+ * weight zmm as the unsigned operand and the column's four activation bytes
+ * broadcast from memory as the signed one, so one int32 lane accumulates
+ * the exact integer dot of one (row, column) pair over a block; one
+ * cvt + fma per block and column applies the scales to all 16 rows.  The
+ * activation panel is read in the order the kernel walks it.  A K chunk's
+ * results are added into out, so out holds partial sums between chunks.
+ *
+ * Making the weights unsigned, and putting the offset back exactly:
+ *   Q4_0: q in 0..15, sum (q-8)a = sum qa - 8 sum a;
+ *   Q8_0: q ^ 0x80 = q+128 in 0..255, sum qa = sum (q+128)a - 128 sum a;
+ *   Q6_K: q in 0..63, sum (q-32)a = sum qa - 32 bsum (per 16 values);
+ * the "- c sum a" term of each (block, column) is precomputed by
+ * gemm_act_prepare and starts the int32 accumulator.  Q4_K's nibbles are
+ * unsigned already; its minimum term, dmin * sum_j m_j * (sum a over
+ * sub-block j), is four vpdpwssd per super-block and column (the m_j of
+ * each row in int16 pairs, the sub-block sums of the column broadcast).
+ * Integer sums of a block are the reference's exactly; only the order of
+ * the float operations that scale and add them differs.
+ *
+ * Activation buffer (avx512-vnni): columns in groups of NC (the last padded
+ * with zero columns, which are computed when the group is wider than 4 and
+ * never stored); for group q, block k, column c the entry
+ * ((q * nb + k) * NC + c) of struct act32 (Q4_0, Q8_0) or struct actk
+ * (Q4_K, Q6_K).  Generic: B rows of quant_row_size(vec_dot_type, n) bytes.
+ */
+#include "engine/gemm.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "engine/quant.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+#define NC 8     /* activation columns per group (a micro-kernel call) */
+#define TR 16    /* weight rows per tile: the lanes of a zmm */
+#define KC32 32  /* Q4_0/Q8_0 blocks per K chunk: 32 * 576 bytes unpacked */
+#define KCK 4    /* K-quant super-blocks per K chunk: 4 * ~5 KB */
+
+enum { LV_GENERIC, LV_AVX512 };
+
+/* One (block, column) of Q8_0 activations: the quants as dwords, the fp16
+ * scale widened, and -c * sum(qs) for the type's offset c. */
+struct act32 {
+	int32_t q[8];
+	float d;
+	int32_t corr;
+};
+_Static_assert(sizeof(struct act32) == 40, "act32");
+
+/* One (super-block, column) of Q8_K activations.  x: for Q6_K the sixteen
+ * -32 * bsums[j]; for Q4_K x[t] = S(2t) | S(2t+1) << 16 (int16 halves) with
+ * S(j) the sum over sub-block j of 32 values.  bsums kept for
+ * gemm_act_row. */
+struct actk {
+	int32_t q[QK_K / 4];
+	float d;
+	int32_t x[16];
+	int16_t bsums[16];
+};
+_Static_assert(sizeof(struct actk) == 356, "actk");
+
+static int forced_level = -1;
+
+static int
+supported(int type)
+{
+	return type == QT_Q4_0 || type == QT_Q8_0 || type == QT_Q4_K || type == QT_Q6_K;
+}
+
+static int
+is_k(int type)
+{
+	return type == QT_Q4_K || type == QT_Q6_K;
+}
+
+static int
+cpu_has_avx512(void)
+{
+#ifdef GEMM_X86
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+	    __builtin_cpu_supports("avx512vnni");
+#else
+	return 0;
+#endif
+}
+
+static int
+level(void)
+{
+	if (forced_level >= 0)
+		return forced_level;
+	return cpu_has_avx512() ? LV_AVX512 : LV_GENERIC;
+}
+
+/* The level for one matrix (all types and sizes go the same way today;
+ * kept so that a shape the kernels cannot take falls back in one place). */
+static int
+level_for(int type, int n)
+{
+	(void)type;
+	(void)n;
+	return level();
+}
+
+const char *
+gemm_level(void)
+{
+	return level() == LV_AVX512 ? "avx512-vnni" : "generic";
+}
+
+int
+gemm_force_level(const char *name)
+{
+	if (name == NULL) {
+		forced_level = -1;
+		return 0;
+	}
+	if (strcmp(name, "generic") == 0) {
+		forced_level = LV_GENERIC;
+		return 0;
+	}
+	if (strcmp(name, "avx512-vnni") == 0 && cpu_has_avx512()) {
+		forced_level = LV_AVX512;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+blck(int type)
+{
+	return is_k(type) ? QK_K : 32;
+}
+
+static int
+vdt(int type)
+{
+	return is_k(type) ? QT_Q8_K : QT_Q8_0;
+}
+
+static int
+groups(int B)
+{
+	return (B + NC - 1) / NC;
+}
+
+size_t
+gemm_act_size(int type, int n, int B)
+{
+	if (!supported(type) || n <= 0 || B <= 0 || n % blck(type) != 0)
+		return 0;
+	if (level_for(type, n) == LV_GENERIC)
+		return (size_t)B * quant_row_size(vdt(type), n);
+	const size_t nb = (size_t)(n / blck(type));
+	const size_t es = is_k(type) ? sizeof(struct actk) : sizeof(struct act32);
+	return (size_t)groups(B) * NC * nb * es;
+}
+
+/* Index of (column b, block k) in the avx512 layout. */
+static size_t
+act_index(int nb, int b, int k)
+{
+	return ((size_t)(b / NC) * (size_t)nb + (size_t)k) * NC + (size_t)(b % NC);
+}
+
+static void
+prepare32(int type, int n, const float *x, int B, struct act32 *a)
+{
+	const quant_from_float_fn q8 = quant_type_get(QT_Q8_0)->from_float;
+	const int nb = n / QK8_0;
+	const int32_t off = type == QT_Q4_0 ? 8 : 128;
+	for (int b = 0; b < groups(B) * NC; b++) {
+		for (int k = 0; k < nb; k++) {
+			struct act32 *e = &a[act_index(nb, b, k)];
+			if (b >= B) {
+				memset(e, 0, sizeof *e);
+				continue;
+			}
+			block_q8_0 blk;
+			q8(x + (size_t)b * (size_t)n + (size_t)k * QK8_0, &blk, QK8_0);
+			int sum = 0;
+			for (int j = 0; j < QK8_0; j++)
+				sum += blk.qs[j];
+			memcpy(e->q, blk.qs, sizeof e->q);
+			e->d = fp16_to_fp32(blk.d);
+			e->corr = -off * sum;
+		}
+	}
+}
+
+static void
+preparek(int type, int n, const float *x, int B, struct actk *a)
+{
+	const quant_from_float_fn q8 = quant_type_get(QT_Q8_K)->from_float;
+	const int nb = n / QK_K;
+	for (int b = 0; b < groups(B) * NC; b++) {
+		for (int k = 0; k < nb; k++) {
+			struct actk *e = &a[act_index(nb, b, k)];
+			memset(e, 0, sizeof *e);
+			if (b >= B)
+				continue;
+			block_q8_K blk;
+			q8(x + (size_t)b * (size_t)n + (size_t)k * QK_K, &blk, QK_K);
+			memcpy(e->q, blk.qs, sizeof e->q);
+			memcpy(e->bsums, blk.bsums, sizeof e->bsums);
+			e->d = blk.d;
+			if (type == QT_Q6_K) {
+				for (int j = 0; j < 16; j++)
+					e->x[j] = -32 * blk.bsums[j];
+			} else {
+				for (int t = 0; t < 4; t++) {
+					const int s0 = blk.bsums[4 * t] + blk.bsums[4 * t + 1];
+					const int s1 = blk.bsums[4 * t + 2] + blk.bsums[4 * t + 3];
+					e->x[t] = (int32_t)((uint32_t)(uint16_t)s0 | (uint32_t)(uint16_t)s1 << 16);
+				}
+			}
+		}
+	}
+}
+
+void
+gemm_act_prepare(int type, int n, const float *x, int B, void *buf)
+{
+	if (gemm_act_size(type, n, B) == 0)
+		return;
+	if (level_for(type, n) == LV_GENERIC) {
+		const struct quant_type *t = quant_type_get(vdt(type));
+		const size_t rs = quant_row_size(vdt(type), n);
+		for (int b = 0; b < B; b++)
+			t->from_float(x + (size_t)b * (size_t)n, (char *)buf + (size_t)b * rs, n);
+		return;
+	}
+	if (is_k(type))
+		preparek(type, n, x, B, buf);
+	else
+		prepare32(type, n, x, B, buf);
+}
+
+int
+gemm_act_row(int type, int n, const void *buf, int B, int b, void *dst)
+{
+	if (gemm_act_size(type, n, B) == 0 || b < 0 || b >= B)
+		return -1;
+	const size_t rs = quant_row_size(vdt(type), n);
+	if (level_for(type, n) == LV_GENERIC) {
+		memcpy(dst, (const char *)buf + (size_t)b * rs, rs);
+		return 0;
+	}
+	const int nb = n / blck(type);
+	for (int k = 0; k < nb; k++) {
+		if (is_k(type)) {
+			const struct actk *e = (const struct actk *)buf + act_index(nb, b, k);
+			block_q8_K *y = (block_q8_K *)dst + k;
+			memcpy(y->qs, e->q, sizeof y->qs);
+			memcpy(y->bsums, e->bsums, sizeof y->bsums);
+			y->d = e->d;
+		} else {
+			const struct act32 *e = (const struct act32 *)buf + act_index(nb, b, k);
+			block_q8_0 *y = (block_q8_0 *)dst + k;
+			memcpy(y->qs, e->q, sizeof y->qs);
+			y->d = fp32_to_fp16(e->d);
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Generic level                                                       */
+/* ------------------------------------------------------------------ */
+
+static void
+gemm_generic(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+    const void *buf, int B, float *out, size_t ldo)
+{
+	const quant_vec_dot_n_fn dot_n = quant_vec_dot_n(type);
+	const size_t rs = quant_row_size(vdt(type), n);
+	for (int r = r0; r < r1; r++)
+		dot_n(n, out + r, ldo, (const char *)w + (size_t)r * row_bytes, buf, rs, B);
+}
+
+#ifdef GEMM_X86
+
+#define T512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
+/* Broadcast one int32 / float from memory (folded into the instruction). */
+#define BC(v) _mm512_set1_epi32(v)
+#define BCF(v) _mm512_set1_ps(v)
+
+/* Read in place of rows past the end of a partial tile: every byte any
+ * unpacking reads of a K chunk lies inside it, and zero scales make those
+ * lanes zero. */
+static const uint8_t zero_rows[1152];
+_Static_assert(KC32 * sizeof(block_q8_0) <= sizeof zero_rows, "zero_rows");
+_Static_assert(KCK * sizeof(block_q6_K) <= sizeof zero_rows, "zero_rows");
+_Static_assert(KCK * sizeof(block_q4_K) <= sizeof zero_rows, "zero_rows");
+
+/* rp[r]: the chunk's first byte (k0off) in row rt + r, or zero_rows. */
+static void
+row_ptrs(const uint8_t *w, size_t row_bytes, int rt, int r1, size_t k0off, const uint8_t **rp)
+{
+	for (int r = 0; r < TR; r++)
+		rp[r] = rt + r < r1 ? w + (size_t)(rt + r) * row_bytes + k0off : zero_rows;
+}
+
+/* Lane r of t[g] (g < 4) = dword g of the 16 bytes at rp[r] + off: a 4x4
+ * dword transpose in each 128-bit lane of [row i, i+4, i+8, i+12]. */
+static inline T512 void
+tr16x4(const uint8_t *const *rp, size_t off, __m512i *t)
+{
+	__m512i z[4];
+	for (int i = 0; i < 4; i++) {
+		__m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(rp[i] + off)));
+		v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rp[i + 4] + off)), 1);
+		v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rp[i + 8] + off)), 2);
+		z[i] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rp[i + 12] + off)), 3);
+	}
+	const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+	const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+	t[0] = _mm512_unpacklo_epi64(t0, t2);
+	t[1] = _mm512_unpackhi_epi64(t0, t2);
+	t[2] = _mm512_unpacklo_epi64(t1, t3);
+	t[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* The fp16 at rp[r] + off of each row, as floats. */
+static inline T512 __m512
+f16_rows(const uint8_t *const *rp, size_t off)
+{
+	uint16_t h[TR];
+	for (int r = 0; r < TR; r++)
+		memcpy(&h[r], rp[r] + off, sizeof h[r]);
+	return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+}
+
+/* fp16 in the low (shift 0) or high (16) half of each lane, as floats. */
+static inline T512 __m512
+half_ps(__m512i v, int shift)
+{
+	const __m512i h = shift ? _mm512_srli_epi32(v, 16) : v;
+	return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+}
+
+/*
+ * Ask for the weights of the K chunk after (rt, k0) (the next one of the
+ * tile, else the first of the next tile) before unpacking this one: 16
+ * row streams are more than the hardware prefetcher keeps ahead of, and
+ * this measured faster on Q6_K at B = 16 with the weights in DRAM.  A
+ * prefetch past the end of the matrix is harmless (it never faults).
+ */
+static inline T512 void
+prefetch_next(const uint8_t *w, size_t row_bytes, int rt, int r1, int k0, int kstep, size_t bs)
+{
+	size_t from = (size_t)(k0 + kstep) * bs;
+	if (from >= row_bytes) {
+		from = 0;
+		rt += TR;
+	}
+	for (int r = rt; r < rt + TR && r < r1; r++) {
+		const uint8_t *p = w + (size_t)r * row_bytes + from;
+		for (size_t o = 0; o < (size_t)kstep * bs; o += 64)
+			_mm_prefetch((const char *)(p + o), _MM_HINT_T1);
+	}
+}
+
+/* Add (or, on the first K chunk, store) the 16-row results of nc columns. */
+static inline T512 void
+flush(const __m512 *f, int nc, float *o, size_t ldo, __mmask16 m, int first)
+{
+	for (int c = 0; c < nc; c++) {
+		float *p = o + (size_t)c * ldo;
+		const __m512 v = first ? f[c] : _mm512_add_ps(f[c], _mm512_maskz_loadu_ps(m, p));
+		_mm512_mask_storeu_ps(p, m, v);
+	}
+}
+
+/* ---- Q4_0, Q8_0 --------------------------------------------------- */
+
+/* kc blocks of the tile's rows from rp: wq[8k + g] lane r = values
+ * 4g..4g+3 of block k of row r, unsigned; wd[k] lane r = that block's d. */
+static T512 void
+unpack32(int type, const uint8_t *const *rp, int kc, __m512i *wq, __m512 *wd)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const __m512i x80 = _mm512_set1_epi8((char)0x80);
+	const size_t bs = type == QT_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+	__m512i t[4];
+	for (int k = 0; k < kc; k++, wq += 8) {
+		const size_t o = (size_t)k * bs;
+		wd[k] = f16_rows(rp, o);
+		if (type == QT_Q4_0) {
+			tr16x4(rp, o + 2, t);
+			for (int g = 0; g < 4; g++) {
+				wq[g] = _mm512_and_si512(t[g], m4);
+				wq[g + 4] = _mm512_and_si512(_mm512_srli_epi16(t[g], 4), m4);
+			}
+		} else {
+			for (int h = 0; h < 2; h++) {
+				tr16x4(rp, o + 2 + 16 * (size_t)h, t);
+				for (int g = 0; g < 4; g++)
+					wq[4 * h + g] = _mm512_xor_si512(t[g], x80);
+			}
+		}
+	}
+}
+
+/* kc blocks of one tile against the first ncol (a constant: 8, or 4 for a
+ * short last group) columns of a group; a: the group's entry of the chunk's
+ * first block. */
+static inline __attribute__((always_inline)) T512 void
+kern32(const __m512i *wq, const __m512 *wd, int kc, const struct act32 *a, __m512 *f,
+    const int ncol)
+{
+	for (int c = 0; c < ncol; c++)
+		f[c] = _mm512_setzero_ps();
+	for (int k = 0; k < kc; k++, wq += 8, a += NC) {
+		const __m512i w0 = wq[0], w1 = wq[1], w2 = wq[2], w3 = wq[3];
+		const __m512i w4 = wq[4], w5 = wq[5], w6 = wq[6], w7 = wq[7];
+		const __m512 dw = wd[k];
+#pragma GCC unroll 8
+		for (int c = 0; c < ncol; c++) {
+			const int32_t *q = a[c].q;
+			__m512i acc = BC(a[c].corr);
+			acc = _mm512_dpbusd_epi32(acc, w0, BC(q[0]));
+			acc = _mm512_dpbusd_epi32(acc, w1, BC(q[1]));
+			acc = _mm512_dpbusd_epi32(acc, w2, BC(q[2]));
+			acc = _mm512_dpbusd_epi32(acc, w3, BC(q[3]));
+			acc = _mm512_dpbusd_epi32(acc, w4, BC(q[4]));
+			acc = _mm512_dpbusd_epi32(acc, w5, BC(q[5]));
+			acc = _mm512_dpbusd_epi32(acc, w6, BC(q[6]));
+			acc = _mm512_dpbusd_epi32(acc, w7, BC(q[7]));
+			f[c] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), BCF(a[c].d)), dw, f[c]);
+		}
+	}
+}
+
+static T512 void
+kern32_8(const __m512i *wq, const __m512 *wd, int kc, const struct act32 *a, __m512 *f)
+{
+	kern32(wq, wd, kc, a, f, 8);
+}
+
+static T512 void
+kern32_4(const __m512i *wq, const __m512 *wd, int kc, const struct act32 *a, __m512 *f)
+{
+	kern32(wq, wd, kc, a, f, 4);
+}
+
+static T512 void
+gemm32_avx512(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
+    const struct act32 *a, int B, float *out, size_t ldo)
+{
+	const int nb = n / 32;
+	const size_t bs = type == QT_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+	const uint8_t *rp[TR];
+	__m512i wq[KC32 * 8];
+	__m512 wd[KC32];
+	__m512 f[NC];
+	for (int rt = r0; rt < r1; rt += TR) {
+		const int rows = r1 - rt < TR ? r1 - rt : TR;
+		const __mmask16 m = (__mmask16)((1u << rows) - 1);
+		for (int k0 = 0; k0 < nb; k0 += KC32) {
+			const int kc = nb - k0 < KC32 ? nb - k0 : KC32;
+			row_ptrs(w, row_bytes, rt, r1, (size_t)k0 * bs, rp);
+			prefetch_next(w, row_bytes, rt, r1, k0, KC32, bs);
+			unpack32(type, rp, kc, wq, wd);
+			for (int q = 0; q < groups(B); q++) {
+				const struct act32 *ag = a + ((size_t)q * nb + k0) * NC;
+				const int nc = B - q * NC < NC ? B - q * NC : NC;
+				if (nc <= 4)
+					kern32_4(wq, wd, kc, ag, f);
+				else
+					kern32_8(wq, wd, kc, ag, f);
+				flush(f, nc, out + (size_t)q * NC * ldo + rt, ldo, m, k0 == 0);
+			}
+		}
+	}
+}
+
+/* ---- Q4_K ---------------------------------------------------------- */
+
+/* Unpacked Q4_K super-block of a tile: q[8j + g] lane r = values 4g..4g+3
+ * of sub-block j of row r (0..15); dsc[j] = d * scale_j; mins[t] =
+ * m_2t | m_2t+1 << 16; ndmin = -dmin. */
+struct uq4k {
+	__m512i q[64];
+	__m512 dsc[8];
+	__m512i mins[4];
+	__m512 ndmin;
+};
+
+static T512 void
+unpackq4k(const uint8_t *const *rp, int kc, struct uq4k *u)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const __m512i m6 = _mm512_set1_epi32(63);
+	const __m512i m4d = _mm512_set1_epi32(15);
+	const __m512i m2 = _mm512_set1_epi32(3);
+	__m512i t[4];
+	for (int k = 0; k < kc; k++, u++) {
+		const size_t o = (size_t)k * sizeof(block_q4_K);
+		/* d and dmin, then the 12 bytes of scales and mins */
+		tr16x4(rp, o, t);
+		const __m512 d = half_ps(t[0], 0);
+		u->ndmin = _mm512_sub_ps(_mm512_setzero_ps(), half_ps(t[0], 16));
+		const __m512i s0 = t[1], s1 = t[2], s2 = t[3];
+		__m512i sc[8], mn[8];
+		for (int j = 0; j < 4; j++) {
+			const unsigned sh = (unsigned)(8 * j);
+			sc[j] = _mm512_and_si512(_mm512_srli_epi32(s0, sh), m6);
+			mn[j] = _mm512_and_si512(_mm512_srli_epi32(s1, sh), m6);
+			sc[j + 4] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, sh), m4d),
+			    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, sh + 6), m2), 4));
+			mn[j + 4] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, sh + 4), m4d),
+			    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, sh + 6), m2), 4));
+		}
+		for (int j = 0; j < 8; j++)
+			u->dsc[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc[j]));
+		for (int i = 0; i < 4; i++)
+			u->mins[i] = _mm512_or_si512(mn[2 * i], _mm512_slli_epi32(mn[2 * i + 1], 16));
+		/* dword g of qs (g < 32): 32-byte group p = g / 8 holds sub-block
+		 * 2p in its low nibbles, 2p + 1 in its high ones */
+		for (int h = 0; h < 8; h++) {
+			tr16x4(rp, o + 16 + 16 * (size_t)h, t);
+			for (int i = 0; i < 4; i++) {
+				const int g = 4 * h + i, p = g / 8;
+				u->q[16 * p + g % 8] = _mm512_and_si512(t[i], m4);
+				u->q[16 * p + 8 + g % 8] = _mm512_and_si512(_mm512_srli_epi16(t[i], 4), m4);
+			}
+		}
+	}
+}
+
+static inline __attribute__((always_inline)) T512 void
+kernq4k(const struct uq4k *u, int kc, const struct actk *a, __m512 *f, const int ncol)
+{
+	for (int c = 0; c < ncol; c++)
+		f[c] = _mm512_setzero_ps();
+	for (int k = 0; k < kc; k++, u++, a += NC) {
+		__m512 t[NC];
+		for (int c = 0; c < ncol; c++)
+			t[c] = _mm512_setzero_ps();
+		for (int j = 0; j < 8; j++) {
+			const __m512i *wq = u->q + 8 * j;
+			const __m512i w0 = wq[0], w1 = wq[1], w2 = wq[2], w3 = wq[3];
+			const __m512i w4 = wq[4], w5 = wq[5], w6 = wq[6], w7 = wq[7];
+			const __m512 dsc = u->dsc[j];
+#pragma GCC unroll 8
+			for (int c = 0; c < ncol; c++) {
+				const int32_t *q = a[c].q + 8 * j;
+				__m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, BC(q[0]));
+				acc = _mm512_dpbusd_epi32(acc, w1, BC(q[1]));
+				acc = _mm512_dpbusd_epi32(acc, w2, BC(q[2]));
+				acc = _mm512_dpbusd_epi32(acc, w3, BC(q[3]));
+				acc = _mm512_dpbusd_epi32(acc, w4, BC(q[4]));
+				acc = _mm512_dpbusd_epi32(acc, w5, BC(q[5]));
+				acc = _mm512_dpbusd_epi32(acc, w6, BC(q[6]));
+				acc = _mm512_dpbusd_epi32(acc, w7, BC(q[7]));
+				t[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), dsc, t[c]);
+			}
+		}
+#pragma GCC unroll 8
+		for (int c = 0; c < ncol; c++) {
+			const int32_t *x = a[c].x;
+			__m512i ms = _mm512_dpwssd_epi32(_mm512_setzero_si512(), u->mins[0], BC(x[0]));
+			ms = _mm512_dpwssd_epi32(ms, u->mins[1], BC(x[1]));
+			ms = _mm512_dpwssd_epi32(ms, u->mins[2], BC(x[2]));
+			ms = _mm512_dpwssd_epi32(ms, u->mins[3], BC(x[3]));
+			t[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ms), u->ndmin, t[c]);
+			f[c] = _mm512_fmadd_ps(t[c], BCF(a[c].d), f[c]);
+		}
+	}
+}
+
+/* ---- Q6_K ---------------------------------------------------------- */
+
+/* Unpacked Q6_K super-block: q[4j + g] lane r = values 4g..4g+3 of
+ * sub-block j (16 values) of row r, 0..63; dsc[j] = d * scale_j. */
+struct uq6k {
+	__m512i q[64];
+	__m512 dsc[16];
+};
+
+static T512 void
+unpackq6k(const uint8_t *const *rp, int kc, struct uq6k *u)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const __m512i m6 = _mm512_set1_epi8(0x3f);
+	__m512i t[4], l0[4], l1[4], qh[4];
+	for (int k = 0; k < kc; k++, u++) {
+		const size_t o = (size_t)k * sizeof(block_q6_K);
+		const __m512 d = f16_rows(rp, o + offsetof(block_q6_K, d));
+		tr16x4(rp, o + offsetof(block_q6_K, scales), t);
+		for (int i = 0; i < 4; i++) {
+			for (int b = 0; b < 4; b++) {
+				const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(t[i], (unsigned)(24 - 8 * b)), 24);
+				u->dsc[4 * i + b] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+			}
+		}
+		/* Per half h, bytes l of ql (low nibbles: values l, l + 32 from
+		 * ql[l], ql[l + 32]; high: l + 64, l + 96) and qh[l]'s bit pairs. */
+		for (int h = 0; h < 2; h++) {
+			for (int gq = 0; gq < 2; gq++) {
+				tr16x4(rp, o + 64 * (size_t)h + 16 * (size_t)gq, l0);
+				tr16x4(rp, o + 64 * (size_t)h + 32 + 16 * (size_t)gq, l1);
+				tr16x4(rp, o + 128 + 32 * (size_t)h + 16 * (size_t)gq, qh);
+				for (int i = 0; i < 4; i++) {
+					const int g = 4 * gq + i;
+					/* (low 4 bits from a) | (bits 4-5 from b), by a bit
+					 * select on m4 (0xca: m4 ? a : b) and a mask of 6 bits */
+#define SEL6(a, b) _mm512_and_si512(_mm512_ternarylogic_epi32(m4, (a), (b), 0xca), m6)
+					__m512i v[4];
+					v[0] = SEL6(l0[i], _mm512_slli_epi16(qh[i], 4));
+					v[1] = SEL6(l1[i], _mm512_slli_epi16(qh[i], 2));
+					v[2] = SEL6(_mm512_srli_epi16(l0[i], 4), qh[i]);
+					v[3] = SEL6(_mm512_srli_epi16(l1[i], 4), _mm512_srli_epi16(qh[i], 2));
+#undef SEL6
+					/* 32-value group q of this half: sub-blocks 8h + 2q
+					 * (l < 16) and 8h + 2q + 1 */
+					for (int q = 0; q < 4; q++)
+						u->q[4 * (8 * h + 2 * q + g / 4) + g % 4] = v[q];
+				}
+			}
+		}
+	}
+}
+
+static inline __attribute__((always_inline)) T512 void
+kernq6k(const struct uq6k *u, int kc, const struct actk *a, __m512 *f, const int ncol)
+{
+	for (int c = 0; c < ncol; c++)
+		f[c] = _mm512_setzero_ps();
+	for (int k = 0; k < kc; k++, u++, a += NC) {
+		__m512 t[NC];
+		for (int c = 0; c < ncol; c++)
+			t[c] = _mm512_setzero_ps();
+		for (int j = 0; j < 16; j++) {
+			const __m512i *wq = u->q + 4 * j;
+			const __m512i w0 = wq[0], w1 = wq[1], w2 = wq[2], w3 = wq[3];
+			const __m512 dsc = u->dsc[j];
+#pragma GCC unroll 8
+			for (int c = 0; c < ncol; c++) {
+				const int32_t *q = a[c].q + 4 * j;
+				__m512i acc = _mm512_dpbusd_epi32(BC(a[c].x[j]), w0, BC(q[0]));
+				acc = _mm512_dpbusd_epi32(acc, w1, BC(q[1]));
+				acc = _mm512_dpbusd_epi32(acc, w2, BC(q[2]));
+				acc = _mm512_dpbusd_epi32(acc, w3, BC(q[3]));
+				t[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), dsc, t[c]);
+			}
+		}
+		for (int c = 0; c < ncol; c++)
+			f[c] = _mm512_fmadd_ps(t[c], BCF(a[c].d), f[c]);
+	}
+}
+
+static T512 void
+kernq4k_8(const struct uq4k *u, int kc, const struct actk *a, __m512 *f)
+{
+	kernq4k(u, kc, a, f, 8);
+}
+
+static T512 void
+kernq4k_4(const struct uq4k *u, int kc, const struct actk *a, __m512 *f)
+{
+	kernq4k(u, kc, a, f, 4);
+}
+
+static T512 void
+kernq6k_8(const struct uq6k *u, int kc, const struct actk *a, __m512 *f)
+{
+	kernq6k(u, kc, a, f, 8);
+}
+
+static T512 void
+kernq6k_4(const struct uq6k *u, int kc, const struct actk *a, __m512 *f)
+{
+	kernq6k(u, kc, a, f, 4);
+}
+
+static T512 void
+gemmk_avx512(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
+    const struct actk *a, int B, float *out, size_t ldo)
+{
+	const int nb = n / QK_K;
+	const size_t bs = type == QT_Q4_K ? sizeof(block_q4_K) : sizeof(block_q6_K);
+	const uint8_t *rp[TR];
+	union {
+		struct uq4k q4[KCK];
+		struct uq6k q6[KCK];
+	} u;
+	__m512 f[NC];
+	for (int rt = r0; rt < r1; rt += TR) {
+		const int rows = r1 - rt < TR ? r1 - rt : TR;
+		const __mmask16 m = (__mmask16)((1u << rows) - 1);
+		for (int k0 = 0; k0 < nb; k0 += KCK) {
+			const int kc = nb - k0 < KCK ? nb - k0 : KCK;
+			row_ptrs(w, row_bytes, rt, r1, (size_t)k0 * bs, rp);
+			prefetch_next(w, row_bytes, rt, r1, k0, KCK, bs);
+			if (type == QT_Q4_K)
+				unpackq4k(rp, kc, u.q4);
+			else
+				unpackq6k(rp, kc, u.q6);
+			for (int q = 0; q < groups(B); q++) {
+				const struct actk *ag = a + ((size_t)q * nb + k0) * NC;
+				const int nc = B - q * NC < NC ? B - q * NC : NC;
+				if (type == QT_Q4_K && nc <= 4)
+					kernq4k_4(u.q4, kc, ag, f);
+				else if (type == QT_Q4_K)
+					kernq4k_8(u.q4, kc, ag, f);
+				else if (nc <= 4)
+					kernq6k_4(u.q6, kc, ag, f);
+				else
+					kernq6k_8(u.q6, kc, ag, f);
+				flush(f, nc, out + (size_t)q * NC * ldo + rt, ldo, m, k0 == 0);
+			}
+		}
+	}
+}
+
+#endif /* GEMM_X86 */
+
+void
+gemm(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+    const void *buf, int B, float *out, size_t ldo)
+{
+	if (gemm_act_size(type, n, B) == 0 || r0 >= r1)
+		return;
+#ifdef GEMM_X86
+	if (level_for(type, n) == LV_AVX512) {
+		if (is_k(type))
+			gemmk_avx512(type, n, w, row_bytes, r0, r1, buf, B, out, ldo);
+		else
+			gemm32_avx512(type, n, w, row_bytes, r0, r1, buf, B, out, ldo);
+		return;
+	}
+#endif
+	gemm_generic(type, n, w, row_bytes, r0, r1, buf, B, out, ldo);
+}

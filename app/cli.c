@@ -301,3 +301,11 @@ cli_open_model_or_tokenizer(const struct opts *o, int *status)
 	}
 	return m;
 }
+
+void
+opts_free(struct opts *o)
+{
+	for (int i = 0; i < o->n_owned; i++)
+		free(o->owned[i]);
+	o->n_owned = 0;
+}

@@ -40,7 +40,12 @@ struct opts {
 	unsigned samp_flags;      /* SAMP_*: set on the command line (beat a preset) */
 	char **args;              /* what is left after the options */
 	int nargs;
+	char *owned[8];           /* strings from the config file (opts_free) */
+	int n_owned;
 };
+
+#define OPTS_OWNED_MAX 8
+void opts_free(struct opts *o);
 
 /* Parse argv (argv[0] is the subcommand or program name).  `allowed` is a
  * string of the option names this command takes ("m,n,temp,...", NULL for

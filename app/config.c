@@ -1,9 +1,9 @@
 /*
  * config.c: read the configuration file into struct opts.
  *
- * The file is small and read once at start-up; its string values are kept
- * for the life of the process (o's pointers refer to them), which is why
- * they are deliberately never freed.
+ * The file is small and read once at start-up; its string values are
+ * copied into o->owned (o's pointers refer to them) and freed with the
+ * options by opts_free.
  */
 #include "app/config.h"
 #include "app/paths.h"
@@ -141,11 +141,14 @@ config_load(struct opts *o, const char *explicit_path)
 		    !strcmp(k, "db") ? &o->db : !strcmp(k, "preset") ? &o->preset :
 		    !strcmp(k, "system") ? &o->system : NULL;
 		if (str != NULL) {
-			char *val = strdup(v);   /* lives until exit: o points at it */
-			if (val == NULL)
+			/* o points at the copy; o owns it (opts_free). */
+			char *val = strdup(v);
+			if (val == NULL || o->n_owned == OPTS_OWNED_MAX) {
+				free(val);
 				bad = 1;
-			else
-				*str = val;
+			} else {
+				*str = o->owned[o->n_owned++] = val;
+			}
 		} else if (!strcmp(k, "threads")) bad = to_int(v, 1, 512, &o->threads);
 		else if (!strcmp(k, "ctx_size")) bad = to_int(v, 16, 1 << 20, &o->ctx_size);
 		else if (!strcmp(k, "batch_size")) bad = to_int(v, 1, 4096, &o->batch);

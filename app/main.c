@@ -19,6 +19,39 @@
 #include "app/kvcache.h"
 #include "ui/ui.h"
 
+static int
+dispatch(const char *sub, struct opts *o)
+{
+	if (sub == NULL) {
+		if (o->nargs > 0)
+			return cli_usage_error("unknown command '%s'", o->args[0]);
+		if (o->prompt)
+			return cmd_oneshot(o);
+		if (!isatty(STDIN_FILENO))
+			return cmd_chat_pipe(o);
+		return ui_run(o);
+	}
+	if (strcmp(sub, "chat") == 0)
+		return o->prompt ? cmd_oneshot(o) : isatty(STDIN_FILENO) ? ui_run(o) : cmd_chat_pipe(o);
+	if (strcmp(sub, "tokenize") == 0)
+		return cmd_tokenize(o);
+	if (strcmp(sub, "complete") == 0)
+		return cmd_complete(o);
+	if (strcmp(sub, "info") == 0)
+		return cmd_info(o);
+	if (strcmp(sub, "render") == 0)
+		return cmd_render(o);
+	if (strcmp(sub, "bench") == 0)
+		return cmd_bench(o);
+	if (strcmp(sub, "cache") == 0)
+		return cmd_cache(o);
+	if (strcmp(sub, "help") == 0) {
+		cli_help(stdout);
+		return 0;
+	}
+	return cli_usage_error("unknown command '%s'", sub);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -31,41 +64,20 @@ main(int argc, char **argv)
 	engine_sampling_default(&o.samp);
 	o.kv_cache_max = 2LL << 30;
 	int rc = config_load(&o, config_flag(argc, argv));
-	if (rc != 0)
+	if (rc != 0) {
+		opts_free(&o);
 		return rc;
+	}
 	const char *env = getenv("LLAMA2_CHAT_MODEL");
 	if (env && *env)
 		o.model = env;
 	rc = sub ? cli_parse(&o, argc - 1, argv + 1, sub) : cli_parse(&o, argc, argv, NULL);
-	if (rc != 0)
+	if (rc != 0) {
+		opts_free(&o);
 		return rc;
+	}
 
-	if (sub == NULL) {
-		if (o.nargs > 0)
-			return cli_usage_error("unknown command '%s'", o.args[0]);
-		if (o.prompt)
-			return cmd_oneshot(&o);
-		if (!isatty(STDIN_FILENO))
-			return cmd_chat_pipe(&o);
-		return ui_run(&o);
-	}
-	if (strcmp(sub, "chat") == 0)
-		return o.prompt ? cmd_oneshot(&o) : isatty(STDIN_FILENO) ? ui_run(&o) : cmd_chat_pipe(&o);
-	if (strcmp(sub, "tokenize") == 0)
-		return cmd_tokenize(&o);
-	if (strcmp(sub, "complete") == 0)
-		return cmd_complete(&o);
-	if (strcmp(sub, "info") == 0)
-		return cmd_info(&o);
-	if (strcmp(sub, "render") == 0)
-		return cmd_render(&o);
-	if (strcmp(sub, "bench") == 0)
-		return cmd_bench(&o);
-	if (strcmp(sub, "cache") == 0)
-		return cmd_cache(&o);
-	if (strcmp(sub, "help") == 0) {
-		cli_help(stdout);
-		return 0;
-	}
-	return cli_usage_error("unknown command '%s'", sub);
+	rc = dispatch(sub, &o);
+	opts_free(&o);
+	return rc;
 }

@@ -165,7 +165,7 @@ START_TEST(test_evict_lru)
 	setenv("XDG_CACHE_HOME", dir, 1);
 	char *p[3];
 	for (int i = 0; i < 3; i++) {
-		char pid[8];
+		char pid[16];
 		snprintf(pid, sizeof pid, "c%d", i);
 		p[i] = kvcache_path(pid);
 		ck_assert_ptr_nonnull(p[i]);

@@ -220,6 +220,7 @@ cli_help(FILE *f)
 "       " PROG " bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]\n"
 "       " PROG " list | show ID | export ID | import FILE | search QUERY | rename ID TITLE | rm ID...\n"
 "       " PROG " presets [list | show NAME | add NAME --system TEXT | edit NAME ... | rm NAME]\n"
+"       " PROG " cache [list | clear]                KV snapshots kept for instant resume\n"
 "\n"
 "model:\n"
 "  -m, --model FILE        GGUF (v2/v3) or llama2.c checkpoint; default $LLAMA2_CHAT_MODEL\n"
@@ -241,6 +242,7 @@ cli_help(FILE *f)
 "  -p, --prompt TEXT       one message        -c, --continue  the last conversation\n"
 "      --resume ID         a stored conversation     --no-save  keep nothing\n"
 "      --stats             per-turn statistics on stderr\n"
+"      --verbose           say whether a KV snapshot was used, and why not\n"
 "      --db FILE           database (default $XDG_DATA_HOME/llama2-chat/chats.db)\n"
 "      --config FILE       config (default $XDG_CONFIG_HOME/llama2-chat/config)\n"
 "  -h, --help              this text\n", f);

@@ -162,9 +162,10 @@ matmul_q8g(float *out, const struct tensor *W, const float *x, int B, struct run
  * Several matrices applied to the same input (Q, K and V; gate and up): the
  * input is quantized once per activation type, and all their rows are
  * shared out in one parallel loop, so the threads meet once per group
- * rather than once per matrix.  Rows go out in chunks from a shared counter
- * (dynamic schedule) so that a thread slowed by something else running on
- * its core does not hold the others up at the end.
+ * rather than once per matrix.  Each thread takes one contiguous run of row
+ * chunks (static schedule): handing chunks out one at a time from a shared
+ * counter cost a third of the decode time on 2 cores (measured: 32 vs 57
+ * tokens/s on the 1.1B Q4_0 shape).
  */
 struct mm {
 	float *out;                 /* (B, W->ne[1]) */
@@ -195,8 +196,7 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 	size_t stride[MM_MAX];
 	int tiled[MM_MAX];
 	int64_t first_chunk[MM_MAX + 1];
-	/* Decode: rows in chunks from a shared counter.  A batch: bigger chunks
-	 * (whole 16-row tiles of the GEMM). */
+	/* Rows in chunks: whole 16-row tiles of the GEMM for a batch. */
 	const int64_t chunk = B == 1 ? 32 : 64;
 	size_t offs[MM_MAX], used = 0;
 	int64_t macs = 0;
@@ -255,7 +255,7 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 		for (int b = 0; b < B; b++)
 			vt->from_float(x + (size_t)b * n, dst + (size_t)b * stride[j], n);
 	}
-	#pragma omp parallel for schedule(dynamic, 1) if (PARALLEL_WORTH(macs))
+	#pragma omp parallel for schedule(static) if (PARALLEL_WORTH(macs))
 	for (int64_t c = 0; c < first_chunk[nj]; c++) {
 		int j = 0;
 		while (c >= first_chunk[j + 1])

@@ -143,6 +143,145 @@ has_avx512(void)
 }
 #endif
 
+/*
+ * One head over n cached positions, in the order of llama.cpp's CPU flash
+ * attention (see forward.c): Q in f16, scores one position at a time with a
+ * running maximum M and sum S, the V accumulator kept in f16.  The scalar
+ * version is built from the primitives above; the AVX-512 one keeps Q and
+ * the accumulator in registers and does exactly the same roundings.
+ */
+static void
+head_scalar(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd, float scale)
+{
+	fp16_t q16[ATTN_MAX_HD], acc[ATTN_MAX_HD];
+	attn_to_f16(q16, q, hd);
+	memset(acc, 0, (size_t)hd * sizeof acc[0]);
+	float M = -INFINITY, S = 0;
+	for (int j = 0; j < n; j++) {
+		const fp16_t *kj = k + (size_t)j * stride, *vj = v + (size_t)j * stride;
+		float sc = dot_scalar(kj, q16, hd) * scale;
+		float ms = 1.0f, vs = 1.0f;
+		if (sc > M) {
+			float old = M;
+			M = sc;
+			ms = expf(old - M);
+			scale_scalar(acc, ms, hd);
+		} else {
+			vs = expf(sc - M);
+		}
+		mad_scalar(acc, vj, vs, hd);
+		S = S * ms + vs;
+	}
+	float inv = 1.0f / S;
+	for (int i = 0; i < hd; i++)
+		o[i] = fp16_to_fp32(acc[i]) * inv;
+}
+
+#ifdef ATTN_X86
+/* lanes_reduce in registers: the same tree (hi 8 + lo 8, hi 4 + lo 4, then
+ * lanes 0+2 and 1+3, then the pair), spelled out so that no compiler's
+ * choice of order for _mm512_reduce_add_ps can change the bits. */
+__attribute__((target("avx512f"))) static inline float
+reduce16(__m512 a)
+{
+	__m256 t3 = _mm256_add_ps(_mm512_castps512_ps256(_mm512_shuffle_f32x4(a, a, 0xee)), _mm512_castps512_ps256(a));
+	__m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+	__m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
+	return _mm_cvtss_f32(_mm_add_ss(t8, _mm_shuffle_ps(t8, t8, _MM_SHUFFLE(1, 1, 1, 1))));
+}
+
+/* f16 rounding of 16 floats, kept as floats. */
+#define R16(x) _mm512_cvtph_ps(_mm512_cvtps_ph((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+
+/*
+ * Up to ATTN_MULTI queries over the same K/V rows at once (the heads that
+ * share a KV head, or consecutive tokens of one head): query i sees
+ * positions 0..n[i]-1.  Each query's arithmetic is exactly head_scalar's;
+ * running several side by side only hides the latency of each one's
+ * dot -> max -> exp -> accumulate chain behind the others'.
+ */
+__attribute__((target("avx512f,f16c,fma"))) static void
+multi_avx512(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
+    size_t stride, int hd, float scale)
+{
+	const int nv = hd / LANES;                   /* hd is a multiple of 64 here */
+	__m512 qv[ATTN_MULTI][ATTN_MAX_HD / LANES], acc[ATTN_MULTI][ATTN_MAX_HD / LANES];
+	float M[ATTN_MULTI], S[ATTN_MULTI];
+	int nmax = 0;
+	for (int h = 0; h < nq; h++) {
+		for (int i = 0; i < nv; i++) {
+			qv[h][i] = R16(_mm512_loadu_ps(q[h] + i * LANES));
+			acc[h][i] = _mm512_setzero_ps();
+		}
+		M[h] = -INFINITY;
+		S[h] = 0;
+		if (n[h] > nmax)
+			nmax = n[h];
+	}
+	for (int j = 0; j < nmax; j++) {
+		const fp16_t *kj = k + (size_t)j * stride, *vj = v + (size_t)j * stride;
+		__m512 kx[ATTN_MAX_HD / LANES];
+		for (int i = 0; i < nv; i++)
+			kx[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kj + i * LANES)));
+		for (int h = 0; h < nq; h++) {
+			if (j >= n[h])
+				continue;
+			/* ggml_vec_dot_f16: four accumulators over steps of 64. */
+			__m512 a[4] = { _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps() };
+			for (int i = 0; i < nv; i++)
+				a[i & 3] = _mm512_fmadd_ps(kx[i], qv[h][i], a[i & 3]);
+			a[0] = _mm512_add_ps(a[0], a[2]);
+			a[1] = _mm512_add_ps(a[1], a[3]);
+			float sc = reduce16(_mm512_add_ps(a[0], a[1])) * scale;
+			float ms = 1.0f, vs = 1.0f;
+			if (sc > M[h]) {
+				float old = M[h];
+				M[h] = sc;
+				ms = expf(old - sc);
+				__m512 m = _mm512_set1_ps(ms);
+				for (int i = 0; i < nv; i++)
+					acc[h][i] = R16(_mm512_mul_ps(acc[h][i], m));
+			} else {
+				vs = expf(sc - M[h]);
+			}
+			__m512 w = _mm512_set1_ps(vs);
+			for (int i = 0; i < nv; i++) {
+				__m512 vx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vj + i * LANES)));
+				acc[h][i] = R16(_mm512_fmadd_ps(vx, w, acc[h][i]));
+			}
+			S[h] = S[h] * ms + vs;
+		}
+	}
+	for (int h = 0; h < nq; h++) {
+		__m512 inv = _mm512_set1_ps(1.0f / S[h]);
+		for (int i = 0; i < nv; i++)
+			_mm512_storeu_ps(o[h] + i * LANES, _mm512_mul_ps(acc[h][i], inv));
+	}
+}
+#endif
+
+void
+attn_multi_f16(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
+    size_t stride, int hd, float scale)
+{
+#ifdef ATTN_X86
+	if (hd % STEP == 0 && hd <= ATTN_MAX_HD && has_avx512()) {
+		for (int h = 0; h < nq; h += ATTN_MULTI)
+			multi_avx512(nq - h < ATTN_MULTI ? nq - h : ATTN_MULTI, o + h, q + h, n + h, k, v, stride, hd, scale);
+		return;
+	}
+#endif
+	for (int h = 0; h < nq; h++)
+		head_scalar(o[h], q[h], k, v, stride, n[h], hd, scale);
+}
+
+void
+attn_head_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
+    float scale)
+{
+	head_scalar(o, q, k, v, stride, n, hd, scale);
+}
+
 float
 attn_dot_f16(const fp16_t *x, const fp16_t *y, int n)
 {

@@ -19,6 +19,21 @@ float attn_dot_f16(const fp16_t *x, const fp16_t *y, int n);
 void attn_mad_f16(fp16_t *y, const fp16_t *x, float s, int n);
 /* y = f16(y * s). */
 void attn_scale_f16(fp16_t *y, float s, int n);
+#define ATTN_MAX_HD 256
+#define ATTN_MULTI 4
+
+/*
+ * nq attention queries over the same K/V rows (k, v: the KV head's slice of
+ * position 0, positions `stride` values apart); query i sees positions
+ * 0..n[i]-1 and o[i] gets hd floats.  Computed as llama.cpp's CPU flash
+ * attention does over an f16 cache.  attn_head_f16_ref is the scalar
+ * version of one query, bit-identical by construction (tests hold them to
+ * it).
+ */
+void attn_multi_f16(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k,
+    const fp16_t *v, size_t stride, int hd, float scale);
+void attn_head_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
+    float scale);
 /* Convert n floats to f16 (round to nearest even). */
 void attn_to_f16(fp16_t *y, const float *x, int n);
 

@@ -425,44 +425,6 @@ attend_f32(float *o, const float *q, const float *k, const float *v, size_t stri
 	}
 }
 
-/*
- * The same over a float16 cache, computed as llama.cpp's CPU flash
- * attention does, step for step: Q rounded to f16, one pass with a running
- * maximum M and sum S, and the V accumulator itself kept in f16 (rescaled
- * when M grows); the vector operations are attn.c's, bit-compatible with
- * ggml's.  The rounding is part of the result: on quantized models the
- * attention output is quantized again by the next matmul, so any difference
- * in its last bits can flip an 8-bit activation and move the logits by far
- * more than the rounding itself.
- */
-static void
-attend_f16(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
-    float scale)
-{
-	fp16_t q16[512], acc[512];
-	attn_to_f16(q16, q, hd);
-	memset(acc, 0, (size_t)hd * sizeof acc[0]);
-	float M = -INFINITY, S = 0;
-	for (int j = 0; j < n; j++) {
-		const fp16_t *kj = k + (size_t)j * stride, *vj = v + (size_t)j * stride;
-		float sc = attn_dot_f16(kj, q16, hd) * scale;
-		float ms = 1.0f, vs = 1.0f;
-		if (sc > M) {
-			float old = M;
-			M = sc;
-			ms = expf(old - M);
-			attn_scale_f16(acc, ms, hd);
-		} else {
-			vs = expf(sc - M);
-		}
-		attn_mad_f16(acc, vj, vs, hd);
-		S = S * ms + vs;
-	}
-	float inv = 1.0f / S;
-	for (int i = 0; i < hd; i++)
-		o[i] = fp16_to_fp32(acc[i]) * inv;
-}
-
 /* A stop request is honoured between matrix products, so that even a large
  * prompt batch on a 7B model stops within a few tens of milliseconds. */
 #define STOPPED(stop) ((stop) && atomic_load_explicit((stop), memory_order_relaxed))
@@ -495,21 +457,34 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 			kv_put(kv, kv->k, layer_off + (size_t)(pos + t) * kv_dim, s->k + (size_t)t * kv_dim, kv_dim);
 			kv_put(kv, kv->v, layer_off + (size_t)(pos + t) * kv_dim, s->v + (size_t)t * kv_dim, kv_dim);
 		}
-		#pragma omp parallel for collapse(2) schedule(static) \
+		/* Work items: a KV head and a block of tokens; the queries of an
+		 * item (the heads sharing that KV head, for tb tokens) read the
+		 * same K/V rows, so they run side by side (attn_multi_f16). */
+		const int tb = group >= ATTN_MULTI ? 1 : ATTN_MULTI / group;
+		const int n_items = (n + tb - 1) / tb * c->n_kv_heads;
+		#pragma omp parallel for schedule(static) \
 		    if (PARALLEL_WORTH((int64_t)n * c->n_heads * (pos + n) * hd))
-		for (int t = 0; t < n; t++) {
-			for (int h = 0; h < c->n_heads; h++) {
+		for (int it = 0; it < n_items; it++) {
+			int g = it % c->n_kv_heads, t0 = it / c->n_kv_heads * tb;
+			size_t koff = layer_off + (size_t)g * hd;
+			float *o[ATTN_MULTI * 64];
+			const float *q[ATTN_MULTI * 64];
+			int nn[ATTN_MULTI * 64], nq = 0;
+			for (int t = t0; t < t0 + tb && t < n; t++)
+				for (int h = g * group; h < (g + 1) * group && nq < ATTN_MULTI * 64; h++) {
+					q[nq] = s->q + (size_t)t * dim + h * hd;
+					o[nq] = s->xb + (size_t)t * dim + h * hd;
+					nn[nq++] = pos + t + 1;
+				}
+			if (kv->type == KV_F16) {
+				attn_multi_f16(nq, o, q, nn, (const fp16_t *)kv->k + koff, (const fp16_t *)kv->v + koff, kv_dim,
+				    hd, att_scale);
+			} else {
 				int tid = omp_get_thread_num();
 				float *att = s->att + (size_t)(tid < s->att_threads ? tid : 0) * kv->n_ctx;
-				const float *q = s->q + (size_t)t * dim + h * hd;
-				size_t koff = layer_off + (size_t)(h / group) * hd;
-				float *o = s->xb + (size_t)t * dim + h * hd;
-				if (kv->type == KV_F16)
-					attend_f16(o, q, (const fp16_t *)kv->k + koff, (const fp16_t *)kv->v + koff, kv_dim,
-					    pos + t + 1, hd, att_scale);
-				else
-					attend_f32(o, q, (const float *)kv->k + koff, (const float *)kv->v + koff, kv_dim,
-					    pos + t + 1, hd, att_scale, att);
+				for (int i = 0; i < nq; i++)
+					attend_f32(o[i], q[i], (const float *)kv->k + koff, (const float *)kv->v + koff, kv_dim,
+					    nn[i], hd, att_scale, att);
 			}
 		}
 		if (STOPPED(stop))

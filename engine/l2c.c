@@ -163,6 +163,9 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 	    (c->dim / c->n_heads) % 2 != 0)
 		return l2c_fail(err, "not a model file (neither GGUF nor a plausible llama2.c header)");
 	c->head_dim = c->dim / c->n_heads;
+	if (c->head_dim > 256 || c->n_heads / c->n_kv_heads > 64)
+		return l2c_fail(err, "head dimension %d or %d heads per KV head is not supported (at most 256, 64)",
+		    c->head_dim, c->n_heads / c->n_kv_heads);
 	c->rope_dim = c->head_dim;
 	c->norm_eps = 1e-5f;
 	c->rope_base = 10000.0f;

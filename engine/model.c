@@ -31,6 +31,10 @@ model_fail(char **err, const char *fmt, ...)
 	if (err && vasprintf(err, fmt, ap) < 0)
 		*err = NULL;
 	va_end(ap);
+	/* Strings quoted from the file: no newlines or control codes. */
+	for (char *p = err ? *err : NULL; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return -1;
 }
 
@@ -161,6 +165,9 @@ model_load_gguf(struct model *m, const char *path, char **err)
 	const struct gguf_kv *nm = gguf_find(g, "general.name");
 	if (nm && nm->type == GGUF_STRING)
 		snprintf(m->name, sizeof m->name, "%.*s", (int)(nm->v.str.len > 90 ? 90 : nm->v.str.len), nm->v.str.s);
+	for (char *p = m->name; *p; p++)   /* shown by info and stored: no control codes */
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 
 	struct model_config *c = &m->cfg;
 	int ok = 1;
@@ -186,6 +193,9 @@ model_load_gguf(struct model *m, const char *path, char **err)
 	c->n_kv_heads = (int)kv_heads;
 	c->seq_len = (int)ctx;
 	c->head_dim = (int)(dim / heads);
+	if (c->head_dim > 256 || c->n_heads / c->n_kv_heads > 64)
+		return model_fail(err, "head dimension %d or %d heads per KV head is not supported (at most 256, 64)",
+		    c->head_dim, c->n_heads / c->n_kv_heads);
 	int64_t rope = gguf_get_int(g, "llama.rope.dimension_count", c->head_dim, &ok);
 	if (!ok || rope < 2 || rope > c->head_dim || rope % 2 != 0)
 		return model_fail(err, "llama.rope.dimension_count is invalid");

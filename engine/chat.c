@@ -14,6 +14,7 @@
  * appends.  Messages that lack ids fall back to the exact text rendering.
  */
 #include "engine/engine.h"
+#include "engine/errf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,21 +180,6 @@ turn_text(const char *system, const char *u, const char *a, size_t *len)
 	return s;
 }
 
-static int
-chat_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-#include <stdarg.h>
-static int
-chat_fail(char **err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (err && vasprintf(err, fmt, ap) < 0)
-		*err = NULL;
-	va_end(ap);
-	return -1;
-}
-
 int
 chat_render(const struct engine_model *m, const int *roles, const char *const *contents, int n,
     int32_t **ids, int *n_ids, char **text, char **err)
@@ -208,14 +194,14 @@ chat_render(const struct engine_model *m, const int *roles, const char *const *c
 	for (int k = i; k < n; k++) {
 		int want = (k - i) % 2 == 0 ? CHAT_USER : CHAT_ASSISTANT;
 		if (roles[k] != want)
-			return chat_fail(err, "message %d: role '%s' out of order (expected '%s'%s)", k + 1,
+			return eng_errf(err, "message %d: role '%s' out of order (expected '%s'%s)", k + 1,
 			    chat_role_name(roles[k]), chat_role_name(want),
 			    roles[k] == CHAT_SYSTEM ? "; a system message may only come first" : "");
 	}
 	if (n - i == 0)
-		return chat_fail(err, "the dialog has no user message");
+		return eng_errf(err, "the dialog has no user message");
 	if ((n - i) % 2 == 0)
-		return chat_fail(err, "the dialog must end with a user message");
+		return eng_errf(err, "the dialog must end with a user message");
 	struct out o = { .want_text = text != NULL };
 	for (int k = i; k < n; k += 2) {
 		int open = k + 1 >= n;
@@ -231,7 +217,7 @@ chat_render(const struct engine_model *m, const int *roles, const char *const *c
 	if (o.oom) {
 		free(o.ids);
 		free(o.text);
-		return chat_fail(err, "out of memory");
+		return eng_errf(err, "out of memory");
 	}
 	*ids = o.ids;
 	*n_ids = o.n;
@@ -371,22 +357,22 @@ chat_build(struct chat *c, const struct engine_model *m, int n_ctx, int reserve,
 {
 	*dropped = 0;
 	if (c->n == 0 || c->msgs[c->n - 1].role != CHAT_USER)
-		return chat_fail(err, "the conversation must end with a user message");
+		return eng_errf(err, "the conversation must end with a user message");
 	for (;;) {
 		struct out o = { 0 };
 		int r = build_from(c, m, c->first, &o);
 		if (r == -1) {
 			free(o.ids);
-			return chat_fail(err, "messages out of order (user and assistant must alternate)");
+			return eng_errf(err, "messages out of order (user and assistant must alternate)");
 		}
 		if (r == -2) {
 			free(o.ids);
-			return chat_fail(err, "out of memory");
+			return eng_errf(err, "out of memory");
 		}
 		if (o.n + reserve <= n_ctx || c->first >= c->n - 1) {
 			if (o.n + 1 > n_ctx || (c->first >= c->n - 1 && o.n + reserve > n_ctx && o.n + 16 > n_ctx)) {
 				free(o.ids);
-				return chat_fail(err, "the message is too long: %d tokens do not fit the context of %d "
+				return eng_errf(err, "the message is too long: %d tokens do not fit the context of %d "
 				    "(raise --ctx-size)", o.n, n_ctx);
 			}
 			*ids = o.ids;

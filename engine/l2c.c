@@ -13,6 +13,7 @@
  * bound here is checked to lie inside the mapping.
  */
 #include "engine/model.h"
+#include "engine/errf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,20 +27,6 @@
 #include <unistd.h>
 
 #define L2C_MAGIC 0x616b3432u
-
-static int
-l2c_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-l2c_fail(char **err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (err && vasprintf(err, fmt, ap) < 0)
-		*err = NULL;
-	va_end(ap);
-	return -1;
-}
 
 /* A cursor over the mapping that binds consecutive tensors. */
 struct cur {
@@ -106,15 +93,15 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return l2c_fail(err, "%s", strerror(errno));
+		return eng_errf(err, "%s", strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return l2c_fail(err, "not a regular file");
+		return eng_errf(err, "not a regular file");
 	}
 	if (st.st_size < 28) {
 		close(fd);
-		return l2c_fail(err, "not a model file (neither GGUF nor llama2.c: too short)");
+		return eng_errf(err, "not a model file (neither GGUF nor llama2.c: too short)");
 	}
 	m->map_size = (size_t)st.st_size;
 	m->file_size = (uint64_t)st.st_size;
@@ -122,7 +109,7 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 	close(fd);
 	if (m->map == MAP_FAILED) {
 		m->map = NULL;
-		return l2c_fail(err, "cannot map: %s", strerror(errno));
+		return eng_errf(err, "cannot map: %s", strerror(errno));
 	}
 	const uint8_t *b = m->map;
 	int32_t h[7];
@@ -132,10 +119,10 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 	size_t off;
 	if (magic == L2C_MAGIC) {
 		if (m->map_size < 256)
-			return l2c_fail(err, "truncated llama2.c header");
+			return eng_errf(err, "truncated llama2.c header");
 		memcpy(&version, b + 4, 4);
 		if (version != 1 && version != 2)
-			return l2c_fail(err, "llama2.c checkpoint version %d is not supported (1 or 2)", version);
+			return eng_errf(err, "llama2.c checkpoint version %d is not supported (1 or 2)", version);
 		memcpy(h, b + 8, sizeof h);
 		shared = b[36];
 		if (version == 2)
@@ -161,21 +148,21 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 	    c->n_kv_heads < 1 || c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads != 0 ||
 	    c->vocab_size < 1 || c->vocab_size > (1 << 24) || c->seq_len < 1 || c->seq_len > (1 << 24) ||
 	    (c->dim / c->n_heads) % 2 != 0)
-		return l2c_fail(err, "not a model file (neither GGUF nor a plausible llama2.c header)");
+		return eng_errf(err, "not a model file (neither GGUF nor a plausible llama2.c header)");
 	c->head_dim = c->dim / c->n_heads;
 	if (c->head_dim > 256 || c->n_heads / c->n_kv_heads > 64)
-		return l2c_fail(err, "head dimension %d or %d heads per KV head is not supported (at most 256, 64)",
+		return eng_errf(err, "head dimension %d or %d heads per KV head is not supported (at most 256, 64)",
 		    c->head_dim, c->n_heads / c->n_kv_heads);
 	c->rope_dim = c->head_dim;
 	c->norm_eps = 1e-5f;
 	c->rope_base = 10000.0f;
 	if (version == 2) {
 		if (group < 1 || group > 4096)
-			return l2c_fail(err, "llama2.c int8 group size %d is invalid", group);
+			return eng_errf(err, "llama2.c int8 group size %d is invalid", group);
 		/* runq.c silently drops a row's tail when the group does not
 		 * divide it; we refuse instead. */
 		if (c->dim % group != 0 || c->hidden_dim % group != 0)
-			return l2c_fail(err, "llama2.c int8 group size %d does not divide dim %d and hidden %d",
+			return eng_errf(err, "llama2.c int8 group size %d does not divide dim %d and hidden %d",
 			    group, c->dim, c->hidden_dim);
 	}
 	snprintf(m->format, sizeof m->format, "llama2.c %s", version == 0 ? "legacy" :
@@ -183,7 +170,7 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 
 	m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
 	if (m->layers == NULL)
-		return l2c_fail(err, "out of memory");
+		return eng_errf(err, "out of memory");
 	int kv_dim = c->head_dim * c->n_kv_heads;
 	struct cur cu = { b, m->map_size, off, 0, 0 };
 	if (version == 0) {
@@ -219,7 +206,7 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 	else
 		take(&cu, &m->output, c->dim, c->vocab_size);
 	if (cu.bad)
-		return l2c_fail(err, "truncated: the weights need more bytes than the file has");
+		return eng_errf(err, "truncated: the weights need more bytes than the file has");
 
 	/* The tokenizer: given, or tokenizer.bin beside the model. */
 	char *tpath = NULL;
@@ -232,9 +219,9 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 		free(dup);
 	}
 	if (tpath == NULL)
-		return l2c_fail(err, "out of memory");
+		return eng_errf(err, "out of memory");
 	if (tokenizer_path == NULL && access(tpath, R_OK) != 0) {
-		int rc = l2c_fail(err, "no tokenizer: %s not found (give one with --tokenizer FILE)", tpath);
+		int rc = eng_errf(err, "no tokenizer: %s not found (give one with --tokenizer FILE)", tpath);
 		free(tpath);
 		return rc;
 	}
@@ -242,7 +229,7 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 	m->tok = tok_load_bin(tpath, c->vocab_size, &terr);
 	free(tpath);
 	if (m->tok == NULL) {
-		l2c_fail(err, "tokenizer %s", terr ? terr : "unusable");
+		eng_errf(err, "tokenizer %s", terr ? terr : "unusable");
 		free(terr);
 		return -1;
 	}

@@ -8,6 +8,7 @@
  * forward pass can index without checks.
  */
 #include "engine/model.h"
+#include "engine/errf.h"
 #include "engine/gguf.h"
 
 #include <errno.h>
@@ -20,39 +21,21 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int
-model_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-model_fail(char **err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (err && vasprintf(err, fmt, ap) < 0)
-		*err = NULL;
-	va_end(ap);
-	/* Strings quoted from the file: no newlines or control codes. */
-	for (char *p = err ? *err : NULL; p && *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return -1;
-}
-
 /* Bind GGUF tensor `name`, which must have shape (ne0, ne1). */
 static int
 bind(struct model *m, const char *name, int64_t ne0, int64_t ne1, struct tensor *t, char **err)
 {
 	const struct gguf_tensor *gt = gguf_find_tensor(m->gguf, name);
 	if (gt == NULL)
-		return model_fail(err, "tensor '%s' is missing", name);
+		return eng_errf(err, "tensor '%s' is missing", name);
 	int64_t rows = 1;
 	for (uint32_t d = 1; d < gt->n_dims; d++)
 		rows *= gt->ne[d];
 	if (gt->ne[0] != ne0 || rows != ne1)
-		return model_fail(err, "tensor '%s' has shape %lldx%lld, expected %lldx%lld", name,
+		return eng_errf(err, "tensor '%s' has shape %lldx%lld, expected %lldx%lld", name,
 		    (long long)gt->ne[0], (long long)rows, (long long)ne0, (long long)ne1);
 	if (ne1 == 1 && gt->type != QT_F32)
-		return model_fail(err, "tensor '%s' must be F32", name);
+		return eng_errf(err, "tensor '%s' must be F32", name);
 	t->type = gt->type;
 	t->ne[0] = ne0;
 	t->ne[1] = ne1;
@@ -78,22 +61,22 @@ load_gguf_vocab(struct model *m, char **err)
 	struct gguf_str s;
 	int r = gguf_str_is(g, "tokenizer.ggml.model", "llama", &s);
 	if (r < 0)
-		return model_fail(err, "no tokenizer in the file (tokenizer.ggml.model missing)");
+		return eng_errf(err, "no tokenizer in the file (tokenizer.ggml.model missing)");
 	if (r == 0)
-		return model_fail(err, "tokenizer '%.*s' is not supported (only the SentencePiece 'llama' tokenizer)",
+		return eng_errf(err, "tokenizer '%.*s' is not supported (only the SentencePiece 'llama' tokenizer)",
 		    (int)(s.len > 32 ? 32 : s.len), s.s);
 	const struct gguf_kv *tokens = gguf_find(g, "tokenizer.ggml.tokens");
 	const struct gguf_kv *scores = gguf_find(g, "tokenizer.ggml.scores");
 	const struct gguf_kv *types = gguf_find(g, "tokenizer.ggml.token_type");
 	if (tokens == NULL || tokens->type != GGUF_ARRAY || tokens->arr_type != GGUF_STRING)
-		return model_fail(err, "tokenizer.ggml.tokens is missing or not a string array");
+		return eng_errf(err, "tokenizer.ggml.tokens is missing or not a string array");
 	uint64_t n = tokens->arr_n;
 	if (n == 0 || n > (1u << 24))
-		return model_fail(err, "tokenizer.ggml.tokens has %llu entries", (unsigned long long)n);
+		return eng_errf(err, "tokenizer.ggml.tokens has %llu entries", (unsigned long long)n);
 	if (scores && (scores->type != GGUF_ARRAY || scores->arr_type != GGUF_F32 || scores->arr_n != n))
-		return model_fail(err, "tokenizer.ggml.scores does not match the tokens");
+		return eng_errf(err, "tokenizer.ggml.scores does not match the tokens");
 	if (types && (types->type != GGUF_ARRAY || types->arr_type != GGUF_I32 || types->arr_n != n))
-		return model_fail(err, "tokenizer.ggml.token_type does not match the tokens");
+		return eng_errf(err, "tokenizer.ggml.token_type does not match the tokens");
 
 	const char **pieces = malloc(n * sizeof *pieces);
 	uint32_t *lens = malloc(n * sizeof *lens);
@@ -101,7 +84,7 @@ load_gguf_vocab(struct model *m, char **err)
 	int32_t *ty = types ? malloc(n * sizeof *ty) : NULL;
 	int rc = -1;
 	if (!pieces || !lens || !sc || (types && !ty)) {
-		model_fail(err, "out of memory");
+		eng_errf(err, "out of memory");
 		goto out;
 	}
 	uint64_t pos = 0;
@@ -109,7 +92,7 @@ load_gguf_vocab(struct model *m, char **err)
 	struct gguf_str p;
 	for (uint64_t i = 0; gguf_arr_str_next(tokens, &pos, &off, &p); i++) {
 		if (p.len > (1u << 20)) {
-			model_fail(err, "token %llu is too long", (unsigned long long)i);
+			eng_errf(err, "token %llu is too long", (unsigned long long)i);
 			goto out;
 		}
 		pieces[i] = p.s;
@@ -124,13 +107,13 @@ load_gguf_vocab(struct model *m, char **err)
 	int64_t eos = gguf_get_int(g, "tokenizer.ggml.eos_token_id", 2, &ok);
 	int64_t unk = gguf_get_int(g, "tokenizer.ggml.unknown_token_id", 0, &ok);
 	if (!ok || bos < 0 || eos < 0 || unk < 0 || bos >= (int64_t)n || eos >= (int64_t)n || unk >= (int64_t)n) {
-		model_fail(err, "tokenizer special token ids are out of range");
+		eng_errf(err, "tokenizer special token ids are out of range");
 		goto out;
 	}
 	char *terr = NULL;
 	m->tok = tok_new((int)n, pieces, lens, sc, ty, (int)bos, (int)eos, (int)unk, &terr);
 	if (m->tok == NULL) {
-		model_fail(err, "tokenizer: %s", terr ? terr : "unusable vocabulary");
+		eng_errf(err, "tokenizer: %s", terr ? terr : "unusable vocabulary");
 		free(terr);
 		goto out;
 	}
@@ -149,7 +132,7 @@ model_load_gguf(struct model *m, const char *path, char **err)
 	char *gerr = NULL;
 	m->gguf = gguf_open(path, &gerr);
 	if (m->gguf == NULL) {
-		model_fail(err, "%s", gerr ? gerr : "cannot read GGUF");
+		eng_errf(err, "%s", gerr ? gerr : "cannot read GGUF");
 		free(gerr);
 		return -1;
 	}
@@ -158,9 +141,9 @@ model_load_gguf(struct model *m, const char *path, char **err)
 	struct gguf_str arch;
 	int r = gguf_str_is(g, "general.architecture", "llama", &arch);
 	if (r < 0)
-		return model_fail(err, "general.architecture is missing");
+		return eng_errf(err, "general.architecture is missing");
 	if (r == 0)
-		return model_fail(err, "architecture '%.*s' is not supported (only llama)",
+		return eng_errf(err, "architecture '%.*s' is not supported (only llama)",
 		    (int)(arch.len > 32 ? 32 : arch.len), arch.s);
 	const struct gguf_kv *nm = gguf_find(g, "general.name");
 	if (nm && nm->type == GGUF_STRING)
@@ -180,11 +163,11 @@ model_load_gguf(struct model *m, const char *path, char **err)
 	double eps = gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", 1e-5, &ok);
 	double base = gguf_get_float(g, "llama.rope.freq_base", 10000.0, &ok);
 	if (!ok)
-		return model_fail(err, "a llama.* hyperparameter has the wrong type");
+		return eng_errf(err, "a llama.* hyperparameter has the wrong type");
 	if (dim < 1 || dim > 65536 || hidden < 1 || hidden > 262144 || layers < 1 || layers > 1024 ||
 	    heads < 1 || heads > dim || dim % heads != 0 || kv_heads < 1 || kv_heads > heads ||
 	    heads % kv_heads != 0 || ctx < 1 || ctx > (1 << 24) || !(eps > 0 && eps < 1) || !(base > 0))
-		return model_fail(err, "implausible hyperparameters (dim %lld, ffn %lld, layers %lld, heads %lld/%lld)",
+		return eng_errf(err, "implausible hyperparameters (dim %lld, ffn %lld, layers %lld, heads %lld/%lld)",
 		    (long long)dim, (long long)hidden, (long long)layers, (long long)heads, (long long)kv_heads);
 	c->dim = (int)dim;
 	c->hidden_dim = (int)hidden;
@@ -194,11 +177,11 @@ model_load_gguf(struct model *m, const char *path, char **err)
 	c->seq_len = (int)ctx;
 	c->head_dim = (int)(dim / heads);
 	if (c->head_dim > 256 || c->n_heads / c->n_kv_heads > 64)
-		return model_fail(err, "head dimension %d or %d heads per KV head is not supported (at most 256, 64)",
+		return eng_errf(err, "head dimension %d or %d heads per KV head is not supported (at most 256, 64)",
 		    c->head_dim, c->n_heads / c->n_kv_heads);
 	int64_t rope = gguf_get_int(g, "llama.rope.dimension_count", c->head_dim, &ok);
 	if (!ok || rope < 2 || rope > c->head_dim || rope % 2 != 0)
-		return model_fail(err, "llama.rope.dimension_count is invalid");
+		return eng_errf(err, "llama.rope.dimension_count is invalid");
 	c->rope_dim = (int)rope;
 	c->norm_eps = (float)eps;
 	c->rope_base = (float)base;
@@ -219,7 +202,7 @@ model_load_gguf(struct model *m, const char *path, char **err)
 	}
 	m->layers = calloc((size_t)layers, sizeof *m->layers);
 	if (m->layers == NULL)
-		return model_fail(err, "out of memory");
+		return eng_errf(err, "out of memory");
 	for (int l = 0; l < c->n_layers; l++) {
 		struct layer *L = &m->layers[l];
 		char n[9][64];
@@ -248,13 +231,13 @@ file_magic(const char *path, uint8_t magic[4], char **err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return model_fail(err, "%s", strerror(errno));
+		return eng_errf(err, "%s", strerror(errno));
 	ssize_t n = read(fd, magic, 4);
 	close(fd);
 	if (n < 0)
-		return model_fail(err, "%s", strerror(errno));
+		return eng_errf(err, "%s", strerror(errno));
 	if (n == 0)
-		return model_fail(err, "empty file");
+		return eng_errf(err, "empty file");
 	if (n < 4)
 		memset(magic + n, 0, (size_t)(4 - n));
 	return 0;
@@ -268,7 +251,7 @@ model_open(const char *path, const char *tokenizer_path, char **err)
 		return NULL;
 	struct model *m = calloc(1, sizeof *m);
 	if (m == NULL) {
-		model_fail(err, "out of memory");
+		eng_errf(err, "out of memory");
 		return NULL;
 	}
 	int rc = memcmp(magic, "GGUF", 4) == 0 ? model_load_gguf(m, path, err)

@@ -1,0 +1,24 @@
+/*
+ * errf.c: the engine's one error formatter (see errf.h).
+ */
+#include "engine/errf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int
+eng_errf(char **err, const char *fmt, ...)
+{
+	va_list ap;
+	if (err == NULL)
+		return -1;
+	va_start(ap, fmt);
+	if (vasprintf(err, fmt, ap) < 0)
+		*err = NULL;
+	va_end(ap);
+	for (char *p = *err; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return -1;
+}

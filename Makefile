@@ -185,3 +185,16 @@ fuzz: deps
 	done; exit $$fail
 
 .PHONY: fuzz-build
+
+# valgrind memcheck (tests/check_valgrind.c) on a binary valgrind can run:
+# -march=native may emit AVX-512, which valgrind cannot execute, so this
+# builds the PORTABLE=1 binary and runs the valgrind suite against it.
+# (Plain make check runs the suite too when build/portable/llama2-chat
+# exists, and skips it, counted, when the native binary cannot be run.)
+check-valgrind: deps
+	@$(MAKE) --no-print-directory PORTABLE=1 build/portable/llama2-chat
+	@$(MAKE) --no-print-directory $(B)/check_llama2 $(B)/llama2-chat
+	LLAMA2_CHAT_BIN=$(abspath $(B)/llama2-chat) LLAMA2_CHAT_VALGRIND_BIN=$(abspath build/portable/llama2-chat) \
+	    CK_RUN_SUITE=valgrind $(B)/check_llama2
+
+.PHONY: check-valgrind

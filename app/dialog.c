@@ -23,6 +23,10 @@ dialog_fail(char **err, const char *fmt, ...)
 	if (err && vasprintf(err, fmt, ap) < 0)
 		*err = NULL;
 	va_end(ap);
+	/* A quoted role may hold anything: one line, no control codes. */
+	for (char *p = err ? *err : NULL; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return -1;
 }
 

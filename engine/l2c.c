@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,8 +132,8 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 	} else {
 		memcpy(h, b, sizeof h);
 		shared = h[5] > 0;
-		if (h[5] < 0)
-			h[5] = -h[5];
+		if (h[5] < 0)   /* INT32_MIN has no negation: 0 is refused below */
+			h[5] = h[5] == INT32_MIN ? 0 : -h[5];
 		off = 28;
 	}
 	struct model_config *c = &m->cfg;

@@ -57,15 +57,20 @@ import_obj(const json_t *o, const char *key, char **out)
 	return *out != NULL ? 0 : -1;
 }
 
+/* Years 0000 to 9999: what export_time_iso can write and read back. */
+#define IMPORT_TIME_MIN INT64_C(-62167219200000)   /* 0000-01-01T00:00:00.000Z */
+#define IMPORT_TIME_MAX INT64_C(253402300799999)   /* 9999-12-31T23:59:59.999Z */
+
 static int
 import_time(const json_t *o, const char *key, int64_t *t)
 {
 	const json_t *v = json_object_get(o, key);
-	if (json_is_integer(v)) {
+	if (json_is_integer(v))
 		*t = json_integer_value(v);
-		return 0;
-	}
-	return json_is_string(v) ? export_time_parse(json_string_value(v), t) : -1;
+	else if (!json_is_string(v) || export_time_parse(json_string_value(v), t) != 0)
+		return -1;
+	/* A time outside them would be exported as text no import accepts. */
+	return *t >= IMPORT_TIME_MIN && *t <= IMPORT_TIME_MAX ? 0 : -1;
 }
 
 static int

@@ -90,7 +90,12 @@ input_insert(struct input *in, const char *s, size_t n)
 	memmove(in->buf + in->cur + n, in->buf + in->cur, in->len - in->cur + 1);
 	memcpy(in->buf + in->cur, s, n);
 	in->len += n;
-	in->cur += n;
+	/* Text typed before a zero-width mark takes the mark into its
+	 * cluster: the cursor goes after the whole cluster, onto a boundary. */
+	size_t i = in->cur;
+	while (i < in->cur + n)
+		i = wrap_next(in->buf, in->len, i, NULL);
+	in->cur = i;
 	return 0;
 }
 

@@ -21,17 +21,22 @@ void attn_mad_f16(fp16_t *y, const fp16_t *x, float s, int n);
 void attn_scale_f16(fp16_t *y, float s, int n);
 #define ATTN_MAX_HD 256
 #define ATTN_MULTI 4
+/* Up to this many positions a query is computed in llama.cpp's exact order;
+ * beyond, in two passes (see attn.c). */
+#define ATTN_EXACT_MAX 256
 
 /*
  * nq attention queries over the same K/V rows (k, v: the KV head's slice of
  * position 0, positions `stride` values apart); query i sees positions
  * 0..n[i]-1 and o[i] gets hd floats.  Computed as llama.cpp's CPU flash
- * attention does over an f16 cache.  attn_head_f16_ref is the scalar
+ * attention does over an f16 cache up to ATTN_EXACT_MAX positions; longer
+ * queries in two passes using scratch (max n[i] floats; NULL: exact order
+ * always).  attn_head_f16_ref is the scalar
  * version of one query, bit-identical by construction (tests hold them to
  * it).
  */
 void attn_multi_f16(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k,
-    const fp16_t *v, size_t stride, int hd, float scale);
+    const fp16_t *v, size_t stride, int hd, float scale, float *scratch);
 void attn_head_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
     float scale);
 /* Convert n floats to f16 (round to nearest even). */

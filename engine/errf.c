@@ -8,17 +8,24 @@
 #include <stdlib.h>
 
 int
-eng_errf(char **err, const char *fmt, ...)
+eng_verrf(char **err, const char *fmt, va_list ap)
 {
-	va_list ap;
 	if (err == NULL)
 		return -1;
-	va_start(ap, fmt);
 	if (vasprintf(err, fmt, ap) < 0)
 		*err = NULL;
-	va_end(ap);
 	for (char *p = *err; p && *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
+	return -1;
+}
+
+int
+eng_errf(char **err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	eng_verrf(err, fmt, ap);
+	va_end(ap);
 	return -1;
 }

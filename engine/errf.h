@@ -7,7 +7,10 @@
 #ifndef ENGINE_ERRF_H
 #define ENGINE_ERRF_H
 
+#include <stdarg.h>
+
 /* *err = the formatted message (when err is not NULL); returns -1. */
 int eng_errf(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int eng_verrf(char **err, const char *fmt, va_list ap);
 
 #endif

@@ -476,12 +476,12 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 					o[nq] = s->xb + (size_t)t * dim + h * hd;
 					nn[nq++] = pos + t + 1;
 				}
+			int tid = omp_get_thread_num();
+			float *att = s->att + (size_t)(tid < s->att_threads ? tid : 0) * kv->n_ctx;
 			if (kv->type == KV_F16) {
 				attn_multi_f16(nq, o, q, nn, (const fp16_t *)kv->k + koff, (const fp16_t *)kv->v + koff, kv_dim,
-				    hd, att_scale);
+				    hd, att_scale, att);
 			} else {
-				int tid = omp_get_thread_num();
-				float *att = s->att + (size_t)(tid < s->att_threads ? tid : 0) * kv->n_ctx;
 				for (int i = 0; i < nq; i++)
 					attend_f32(o[i], q[i], (const float *)kv->k + koff, (const float *)kv->v + koff, kv_dim,
 					    nn[i], hd, att_scale, att);

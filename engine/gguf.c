@@ -14,6 +14,7 @@
  */
 #include "engine/gguf.h"
 #include "engine/quant.h"
+#include "engine/errf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -222,17 +223,17 @@ gguf_arr_str_next(const struct gguf_kv *kv, uint64_t *pos, size_t *byteoff, stru
 	return 1;
 }
 
+/* Report (the message may quote g's fields), then free what was built so
+ * far; returns -1. */
 static int
-gguf_fail(struct gguf *g, char **err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+gguf_fail(struct gguf *g, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int
 gguf_fail(struct gguf *g, char **err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	if (err && vasprintf(err, fmt, ap) < 0)
-		*err = NULL;
+	eng_verrf(err, fmt, ap);
 	va_end(ap);
 	gguf_close(g);
 	return -1;

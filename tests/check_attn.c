@@ -6,6 +6,7 @@
 #include "tests/testutil.h"
 #include "engine/attn.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +41,7 @@ START_TEST(test_multi_equals_ref)
 				q[h] = qs[h];
 				n[h] = npos - 37 * h;       /* causal: later queries see less */
 			}
-			attn_multi_f16(nq, o, q, n, k, v, stride, hd, 0.125f);
+			attn_multi_f16(nq, o, q, n, k, v, stride, hd, 0.125f, NULL);
 			for (int h = 0; h < nq; h++) {
 				attn_head_f16_ref(ref, q[h], k, v, stride, n[h], hd, 0.125f);
 				ck_assert_msg(memcmp(ref, os[h], (size_t)hd * sizeof(float)) == 0,
@@ -53,6 +54,62 @@ START_TEST(test_multi_equals_ref)
 }
 END_TEST
 
+/* Past ATTN_EXACT_MAX positions the two-pass path agrees with the exact
+ * order to the f16 accumulator's rounding. */
+START_TEST(test_long_close_to_ref)
+{
+	unsigned seed = 11;
+	int hd = 64, npos = 1500;
+	size_t stride = 128;
+	fp16_t *k = malloc((size_t)npos * stride * sizeof *k), *v = malloc((size_t)npos * stride * sizeof *v);
+	for (size_t i = 0; i < (size_t)npos * stride; i++) {
+		k[i] = fp32_to_fp16(frand(&seed));
+		v[i] = fp32_to_fp16(frand(&seed));
+	}
+	float *scratch = malloc((size_t)npos * sizeof *scratch);
+	int lens[] = { 257, 600, 1500 };
+	for (size_t li = 0; li < 3; li++) {
+		float q[64], out[64], ref[64];
+		for (int i = 0; i < hd; i++)
+			q[i] = frand(&seed);
+		float *o[1] = { out };
+		const float *qq[1] = { q };
+		int n[1] = { lens[li] };
+		attn_multi_f16(1, o, qq, n, k, v, stride, hd, 0.125f, scratch);
+		attn_head_f16_ref(ref, q, k, v, stride, n[0], hd, 0.125f);
+		/* Against attention in double on the same f16 values: the two-pass
+		 * float sum must be far closer than the f16 accumulator's error. */
+		double *sc = malloc((size_t)n[0] * sizeof *sc), mx = -1e300, sum = 0, exact[64] = { 0 };
+		for (int j = 0; j < n[0]; j++) {
+			double d = 0;
+			for (int i = 0; i < hd; i++)
+				d += (double)fp16_to_fp32(fp32_to_fp16(q[i])) * fp16_to_fp32(k[(size_t)j * stride + i]);
+			sc[j] = d * 0.125;
+			mx = fmax(mx, sc[j]);
+		}
+		for (int j = 0; j < n[0]; j++) {
+			double p = exp(sc[j] - mx);
+			sum += p;
+			for (int i = 0; i < hd; i++)
+				exact[i] += p * fp16_to_fp32(v[(size_t)j * stride + i]);
+		}
+		double e_two = 0, e_ref = 0, mag = 0;
+		for (int i = 0; i < hd; i++) {
+			exact[i] /= sum;
+			e_two = fmax(e_two, fabs(out[i] - exact[i]));
+			e_ref = fmax(e_ref, fabs(ref[i] - exact[i]));
+			mag = fmax(mag, fabs(exact[i]));
+		}
+		free(sc);
+		ck_assert_msg(e_two <= 1e-4 * fmax(mag, 1e-3), "n %d: two-pass off by %g (max %g)", n[0], e_two, mag);
+		ck_assert_msg(e_ref <= 3e-2 * fmax(mag, 1e-3), "n %d: exact order off by %g (max %g)", n[0], e_ref, mag);
+	}
+	free(scratch);
+	free(k);
+	free(v);
+}
+END_TEST
+
 Suite *attn_suite(void);
 
 Suite *
@@ -61,6 +118,7 @@ attn_suite(void)
 	Suite *s = suite_create("attn");
 	TCase *tc = tcase_create("f16");
 	tcase_add_test(tc, test_multi_equals_ref);
+	tcase_add_test(tc, test_long_close_to_ref);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -64,7 +64,10 @@ export_time_iso(int64_t t, char *buf, size_t size)
 		s--;
 	}
 	struct tm tm;
-	gmtime_r(&s, &tm);
+	if (gmtime_r(&s, &tm) == NULL) {   /* out of range for the calendar */
+		snprintf(buf, size, "%s", "1970-01-01T00:00:00.000Z");
+		return;
+	}
 	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
 	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }

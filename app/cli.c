@@ -22,7 +22,7 @@ enum {
 	OPT_TOKENIZER = 1000, OPT_CONFIG, OPT_DB, OPT_PRESET, OPT_PROMPT_IDS, OPT_RESUME, OPT_CTX,
 	OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT, OPT_REPEAT_N, OPT_SEED, OPT_IDS, OPT_NO_BOS,
 	OPT_KV_F32, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
-	OPT_VERBOSE,
+	OPT_VERBOSE, OPT_IGNORE_EOS,
 };
 
 static const struct option long_opts[] = {
@@ -60,6 +60,7 @@ static const struct option long_opts[] = {
 	{ "reps", required_argument, NULL, OPT_REPS },
 	{ "repetitions", required_argument, NULL, 'r' },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -187,6 +188,7 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		case 'o': o->output = optarg; break;
 		case 'r': case OPT_REPS: bad = parse_int("-r", optarg, 1, 1000, &o->reps); break;
 		case OPT_VERBOSE: o->verbose = 1; break;
+		case OPT_IGNORE_EOS: o->samp.ignore_eos = 1; break;
 		case 'h': cli_help(stdout); exit(0);
 		case ':':
 			bad = cli_usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -235,6 +237,7 @@ cli_help(FILE *f)
 "      --top-k K           (40)     --top-p P (0.95)     --min-p P (0.05)\n"
 "      --repeat-penalty R  (1.0)    --repeat-last-n N (64)\n"
 "      --seed S            random seed (default: random)\n"
+"      --ignore-eos        never end a reply at EOS (-n or the window ends it)\n"
 "      --prompt-ids LIST   complete: comma-separated ids instead of text\n"
 "      --ids               print ids instead of text\n"
 "chat:\n"

@@ -11,6 +11,7 @@
 #include "engine/engine_int.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,6 +447,8 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	double t_first = 0;
 	for (;;) {
 		int from = c->n_past > 256 ? c->n_past - 256 : 0;
+		if (engine_sampler_params(smp)->ignore_eos)
+			c->rs.logits[eos] = -INFINITY;   /* our buffer: valid until the next decode */
 		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens + from, c->n_past - from);
 		if (id < 0) {
 			if (err)

@@ -111,11 +111,13 @@ struct engine_sampling {
 	float repeat_penalty;     /* 1: off */
 	int repeat_last_n;
 	uint64_t seed;            /* used as given; engine_sampling_default picks one */
+	int ignore_eos;           /* never choose EOS (replies end at -n or the window) */
 };
 void engine_sampling_default(struct engine_sampling *s);
 struct engine_sampler;
 struct engine_sampler *engine_sampler_new(const struct engine_sampling *s);
 void engine_sampler_free(struct engine_sampler *s);
+const struct engine_sampling *engine_sampler_params(const struct engine_sampler *s);
 /* Choose the next token from logits (n_vocab), with the recent tokens for
  * the repetition penalty.  Deterministic for a given seed and inputs. */
 int32_t engine_sample(struct engine_sampler *s, const float *logits, int n_vocab,

@@ -37,6 +37,7 @@ engine_sampling_default(struct engine_sampling *s)
 	s->min_p = 0.05f;
 	s->repeat_penalty = 1.0f;
 	s->repeat_last_n = 64;
+	s->ignore_eos = 0;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	s->seed = ((uint64_t)ts.tv_sec * 1000000007ull) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
@@ -196,4 +197,10 @@ engine_sample(struct engine_sampler *sm, const float *logits, int n_vocab, const
 			return c[i].id;
 	}
 	return c[n - 1].id;
+}
+
+const struct engine_sampling *
+engine_sampler_params(const struct engine_sampler *s)
+{
+	return &s->s;
 }

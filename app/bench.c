@@ -99,14 +99,14 @@ cmd_bench(struct opts *o)
 	}
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	double gbs = tg_m * (double)in->weight_bytes / 1e9;
+	double gbs = tg_m * (double)in->token_bytes / 1e9;
 	int threads = engine_ctx_threads(c);
 	if (o->json) {
 		printf("{\"model\": \"%s\", \"type\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"threads\": %d, "
 		    "\"pp\": %d, \"tg\": %d, \"reps\": %d, \"pp_tps\": %.3f, \"pp_tps_sd\": %.3f, \"tg_tps\": %.3f, "
 		    "\"tg_tps_sd\": %.3f, \"bytes_per_token\": %llu, \"tg_gbps\": %.2f, \"max_rss_kb\": %ld}\n",
 		    o->model, in->main_type, (unsigned long long)in->file_size, (unsigned long long)in->n_params, threads,
-		    P, N, R, pp_m, pp_sd, tg_m, tg_sd, (unsigned long long)in->weight_bytes, gbs, ru.ru_maxrss);
+		    P, N, R, pp_m, pp_sd, tg_m, tg_sd, (unsigned long long)in->token_bytes, gbs, ru.ru_maxrss);
 	} else {
 		printf("| model | type | size | threads | test | t/s | read/token | GB/s |\n");
 		printf("|---|---|---|---|---|---|---|---|\n");
@@ -115,7 +115,7 @@ cmd_bench(struct opts *o)
 			    in->file_size / 1e9, threads, P, pp_m, pp_sd);
 		if (N > 0)
 			printf("| %s | %s | %.2f GB | %d | tg%d | %.2f ± %.2f | %.2f GB | %.1f |\n", in->name, in->main_type,
-			    in->file_size / 1e9, threads, N, tg_m, tg_sd, in->weight_bytes / 1e9, gbs);
+			    in->file_size / 1e9, threads, N, tg_m, tg_sd, in->token_bytes / 1e9, gbs);
 	}
 	free(pp);
 	free(tg);

@@ -143,6 +143,7 @@ engine_wrap(struct model *m, char **err)
 	i->file_size = m->file_size;
 	i->n_params = m->n_params;
 	i->weight_bytes = m->weight_bytes;
+	i->token_bytes = m->token_bytes;
 	size_t off = 0;
 	int best = -1, best_n = -1;
 	for (int t = 0; t <= QT_COUNT; t++) {

@@ -31,6 +31,7 @@ struct engine_info {
 	float norm_eps, rope_base;
 	int bos, eos;
 	uint64_t file_size, n_params, weight_bytes;
+	uint64_t token_bytes;     /* weight bytes one decoded token reads */
 };
 
 /* Open a GGUF or llama2.c file.  tokenizer: llama2.c files only (NULL means

@@ -304,6 +304,14 @@ model_finish(struct model *m)
 		for (int i = 0; i < 9; i++)
 			count_tensor(m, ts[i]);
 	}
+	/* Decoding a token reads every matrix once but only one row of the
+	 * embedding table (unless the output layer is that same table). */
+	m->token_bytes = m->weight_bytes;
+	if (m->output.data != m->tok_embd.data) {
+		uint64_t emb = m->tok_embd.row_bytes * (uint64_t)m->tok_embd.ne[1] +
+		    (m->tok_embd.scales ? (uint64_t)(m->tok_embd.ne[0] / m->tok_embd.group) * (uint64_t)m->tok_embd.ne[1] * 4 : 0);
+		m->token_bytes -= emb - m->tok_embd.row_bytes;
+	}
 	/* Fingerprint: size, the first 64 KiB (header), and 4 KiB from each of
 	 * 16 places spread over the file: cheap, and a different model or a
 	 * re-quantized file changes it. */

@@ -68,6 +68,8 @@ struct model {
 	int type_count[QT_COUNT + 1];  /* tensors per type; [QT_COUNT] = Q8_G */
 	uint64_t n_params;
 	uint64_t weight_bytes;    /* bytes of all weights in the mapping */
+	uint64_t token_bytes;     /* bytes one decoded token reads: all but the
+	                           * embedding table, of which one row */
 	char fingerprint[40];     /* file size + hash of header and sampled data */
 };
 

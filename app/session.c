@@ -251,12 +251,10 @@ resume(struct session *s, const char *which, int *status)
 int
 session_open(struct session *s, const struct opts *o, struct engine_model *m)
 {
-	memset(s, 0, sizeof *s);
-	s->o = o;
+	int status = session_open_store(s, o);
+	if (status != 0)
+		return status;
 	s->m = m;
-	s->samp = o->samp;
-	if (o->system)
-		s->system = strdup(o->system);
 	struct engine_ctx_params p;
 	engine_ctx_params_default(&p);
 	p.n_ctx = o->ctx_size;
@@ -264,33 +262,6 @@ session_open(struct session *s, const struct opts *o, struct engine_model *m)
 	p.n_batch = o->batch;
 	p.kv_f32 = o->kv_f32;
 	char *err = NULL;
-	int status = 0;
-	if (!o->no_save) {
-		char *path = session_db_path(o, &err);
-		if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
-			cli_error("%s", err ? err : "cannot open the database");
-			free(err);
-			free(path);
-			return 1;
-		}
-		free(path);
-	}
-	if (o->preset) {
-		if (s->db == NULL) {
-			cli_error("--preset needs the database (it cannot be used with --no-save)");
-			session_close(s);
-			return EXIT_USAGE;
-		}
-		struct db_preset pr;
-		if (db_preset_get(s->db, o->preset, &pr, &err) != 0) {
-			cli_error("%s", err);
-			free(err);
-			session_close(s);
-			return 1;
-		}
-		preset_apply(s, &pr);
-		db_preset_clear(&pr);
-	}
 	s->w = worker_new(m, &p, &err);
 	if (s->w == NULL) {
 		cli_error("%s", err ? err : "cannot start the engine");
@@ -629,18 +600,23 @@ session_open_store(struct session *s, const struct opts *o)
 	s->samp = o->samp;
 	if (o->system)
 		s->system = strdup(o->system);
-	if (o->no_save)
-		return 0;
 	char *err = NULL;
-	char *path = session_db_path(o, &err);
-	if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
-		cli_error("%s", err ? err : "cannot open the database");
-		free(err);
+	if (!o->no_save) {
+		char *path = session_db_path(o, &err);
+		if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
+			cli_error("%s", err ? err : "cannot open the database");
+			free(err);
+			free(path);
+			return 1;
+		}
 		free(path);
-		return 1;
 	}
-	free(path);
 	if (o->preset) {
+		if (s->db == NULL) {
+			cli_error("--preset needs the database (it cannot be used with --no-save)");
+			session_close(s);
+			return EXIT_USAGE;
+		}
 		struct db_preset pr;
 		if (db_preset_get(s->db, o->preset, &pr, &err) != 0) {
 			cli_error("%s", err);

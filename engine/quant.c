@@ -272,19 +272,31 @@ q8_inv_scale(float amax)
 	return isinf(id) ? 0.0f : id;   /* a subnormal block: zeros, not UB */
 }
 
+/* One block of 32: the quants of x into qs, d into *d; returns sum(qs). */
+static int
+q8_block(const float *x, int8_t *qs, float *d)
+{
+	float amax = 0;
+	for (int j = 0; j < QK8_0; j++)
+		amax = MAX(amax, fabsf(x[j]));
+	const float id = q8_inv_scale(amax);
+	*d = amax / 127;
+	int sum = 0;
+	for (int j = 0; j < QK8_0; j++) {
+		qs[j] = (int8_t)nearbyintf(x[j] * id);
+		sum += qs[j];
+	}
+	return sum;
+}
+
 static void
 q8_0_from_float(const float *x, void *vy, int64_t n)
 {
 	block_q8_0 *y = vy;
 	for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
-		float amax = 0;
-		for (int j = 0; j < QK8_0; j++)
-			amax = MAX(amax, fabsf(x[j]));
-		const float d = amax / 127;
-		const float id = q8_inv_scale(amax);
+		float d;
+		(void)q8_block(x, y[i].qs, &d);
 		y[i].d = fp32_to_fp16(d);
-		for (int j = 0; j < QK8_0; j++)
-			y[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
 	}
 }
 
@@ -321,17 +333,9 @@ q8_1_from_float(const float *x, void *vy, int64_t n)
 {
 	block_q8_1 *y = vy;
 	for (int64_t i = 0; i < n / QK8_1; i++, x += QK8_1) {
-		float amax = 0;
-		for (int j = 0; j < QK8_1; j++)
-			amax = MAX(amax, fabsf(x[j]));
-		const float d = amax / 127;
-		const float id = q8_inv_scale(amax);
+		float d;
+		int sum = q8_block(x, y[i].qs, &d);
 		y[i].d = fp32_to_fp16(d);
-		int sum = 0;
-		for (int j = 0; j < QK8_1; j++) {
-			y[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
-			sum += y[i].qs[j];
-		}
 		y[i].s = fp32_to_fp16(sum * d);
 	}
 }

@@ -256,23 +256,13 @@ cmd_store_join(int argc, char **argv, int from)
 static struct db *
 cmd_store_open(const struct cmd_ctx *x, int *status)
 {
-	char *err = NULL, *path = NULL;
-	const char *p = x->db_opt;
-	if (p == NULL) {
-		const char *env = getenv("LLAMA2_CHAT_DB");
-		if (env != NULL && *env)
-			p = env;
+	char *err = NULL;
+	char *path = path_database(x->db_opt, &err);
+	if (path == NULL) {
+		*status = cmd_store_fail_err(err != NULL ? err : strdup("cannot find the data folder"));
+		return NULL;
 	}
-	if (p == NULL) {
-		path = path_for(PATH_DATA, "chats.db", 1, &err);
-		if (path == NULL) {
-			*status = cmd_store_fail_err(err != NULL ? err :
-			    strdup("cannot find the data folder"));
-			return NULL;
-		}
-		p = path;
-	}
-	struct db *d = db_open(p, &err);
+	struct db *d = db_open(path, &err);
 	free(path);
 	if (d == NULL)
 		*status = cmd_store_fail_err(err);

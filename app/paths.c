@@ -82,3 +82,14 @@ path_for(enum path_kind kind, const char *name, int create, char **err)
 	free(dir);
 	return full;
 }
+
+char *
+path_database(const char *flag, char **err)
+{
+	if (flag && *flag)
+		return strdup(flag);
+	const char *env = getenv("LLAMA2_CHAT_DB");
+	if (env && *env)
+		return strdup(env);
+	return path_for(PATH_DATA, "chats.db", 1, err);
+}

@@ -15,6 +15,12 @@ enum path_kind { PATH_CONFIG, PATH_DATA, PATH_CACHE, PATH_STATE };
  * (malloc'd) when no home is known or a folder cannot be made.
  */
 char *path_for(enum path_kind kind, const char *name, int create, char **err);
+/*
+ * The database: the --db flag when given, else $LLAMA2_CHAT_DB, else
+ * $XDG_DATA_HOME/llama2-chat/chats.db (its folder created 0700).  malloc'd;
+ * NULL with *err set when no data folder can be had.
+ */
+char *path_database(const char *flag, char **err);
 /* mkdir -p with mode 0700 for every folder it creates; 0 or -1 with errno. */
 int path_mkdirs(const char *dir);
 

@@ -73,17 +73,6 @@ preset_apply(struct session *s, const struct db_preset *pr)
 	json_decref(j);
 }
 
-char *
-session_db_path(const struct opts *o, char **err)
-{
-	if (o->db && *o->db)
-		return strdup(o->db);
-	const char *env = getenv("LLAMA2_CHAT_DB");
-	if (env && *env)
-		return strdup(env);
-	return path_for(PATH_DATA, "chats.db", 1, err);
-}
-
 static char *
 sampler_json(const struct engine_sampling *p)
 {
@@ -602,7 +591,7 @@ session_open_store(struct session *s, const struct opts *o)
 		s->system = strdup(o->system);
 	char *err = NULL;
 	if (!o->no_save) {
-		char *path = session_db_path(o, &err);
+		char *path = path_database(o->db, &err);
 		if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
 			cli_error("%s", err ? err : "cannot open the database");
 			free(err);

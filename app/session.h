@@ -72,8 +72,6 @@ int session_event(struct session *s, const struct worker_event *ev);
 int session_wait(struct session *s, void (*on_token)(void *, const char *, size_t), void *ud);
 /* Stop the reply in flight. */
 void session_stop(struct session *s);
-/* Database path resolution shared with the storage commands. */
-char *session_db_path(const struct opts *o, char **err);
 
 /*
  * For the interface, which keeps one session and moves between chats.

@@ -573,19 +573,6 @@ hmax_ps(__m256 v)
 	return _mm_cvtss_f32(m);
 }
 
-/* roundf: ties away from zero.  v - trunc(v) is exact, so comparing it with
- * one half decides the rounding exactly as roundf does. */
-static inline T_AVX2 __m256
-roundf_ps(__m256 v)
-{
-	const __m256 sign = _mm256_set1_ps(-0.0f);
-	const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-	const __m256 f = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
-	const __m256 up = _mm256_cmp_ps(f, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-	const __m256 one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
-	return _mm256_add_ps(t, _mm256_and_ps(up, one));
-}
-
 /* Four vectors of eight int32 (each in int8 range) to 32 int8 in order. */
 static inline T_AVX2 __m256i
 pack_i32x32(__m256i i0, __m256i i1, __m256i i2, __m256i i3)

@@ -123,7 +123,12 @@ generate(struct worker *w, const struct req *r, int user_added)
 	int32_t *ids = NULL;
 	int n = 0, dropped = 0;
 	char *err = NULL;
+	/* chat_build may move the window's start before it finds that the
+	 * last message cannot fit: a failed request leaves the window as it
+	 * was. */
+	int first = w->chat.first;
 	if (chat_build(&w->chat, w->m, n_ctx, reserve, &ids, &n, &dropped, &err) != 0) {
+		w->chat.first = first;
 		if (user_added)
 			chat_truncate(&w->chat, w->chat.n - 1);
 		post_error(w, err);

@@ -14,6 +14,7 @@
  * the database and the view both get theirs from it.
  */
 #include "app/session_int.h"
+#include "common/clock.h"
 #include "app/kvcache.h"
 #include "storage/db.h"
 
@@ -23,14 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double
-session_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* ---- the update queue ------------------------------------------------------------ */
 
@@ -145,7 +138,7 @@ session_reply_reset(struct session *s, enum session_req req)
 	free(s->user_text);
 	s->user_text = NULL;
 	s->user_id = s->reply_id = 0;
-	s->last_save = session_mono_ms();
+	s->last_save = clock_now_ms();
 }
 
 /* The request's rows (the user's message when text is given, and the
@@ -419,12 +412,12 @@ session_event(struct session *s, const struct worker_event *ev)
 			return;
 		}
 		session_push(s, SU_TEXT, s->reply_id, ROLE_ASSISTANT, ev->text, ev->len);
-		if (s->db && s->reply_id > 0 && session_mono_ms() - s->last_save >= 1000) {
+		if (s->db && s->reply_id > 0 && clock_now_ms() - s->last_save >= 1000) {
 			if (db_reply_update(s->db, s->reply_id, s->rtext, s->rids, (size_t)s->rn, &err) != 0) {
 				session_fail_take(s, err);   /* shown; the reply goes on */
 				session_notice(s, 1, s->error);
 			}
-			s->last_save = session_mono_ms();
+			s->last_save = clock_now_ms();
 		}
 		return;
 	case WEV_USER_IDS:

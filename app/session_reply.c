@@ -10,8 +10,9 @@
  * (text, ids, reason, stats) and the user's token ids.  A request the
  * worker fails deletes its rows again by id, and the worker is brought
  * back to the window (win), so what the worker holds and what the file
- * holds stay the same.  rtext is the one copy of the reply on this side:
- * the database and the view both get theirs from it.
+ * holds stay the same.  rtext is the one copy of the reply on this side
+ * while it streams: the database and the view get theirs from it, and at
+ * the end from the worker's text of the reply's ids.
  */
 #include "app/session_int.h"
 #include "common/clock.h"
@@ -336,7 +337,9 @@ session_done(struct session *s, const struct worker_event *ev)
 		worker_save(s->w, s->kv_path);
 		kvcache_evict(s->o->kv_cache_max, s->kv_path);
 	}
-	const char *text = s->rtext ? s->rtext : "";
+	/* The worker's text of the reply's ids is the exact one (a token event
+	 * lost to out of memory leaves a hole in rtext); rtext otherwise. */
+	const char *text = ev->text ? ev->text : s->rtext ? s->rtext : "";
 	if (s->db) {
 		char *err = NULL;
 		char *stats = session_stats_json(st, worker_ctx_size(s->w));
@@ -375,8 +378,9 @@ session_failed(struct session *s, const struct worker_event *ev)
 		 * view, like a question the process died before answering). */
 		s->nwin--;
 	}
-	if (s->req != SR_SEND)
-		worker_truncate(s->w, s->nwin);
+	/* Whatever the worker kept of the request goes (a request whose end
+	 * was lost to out of memory may have finished in the worker). */
+	worker_truncate(s->w, s->nwin);
 	session_push(s, SU_REMOVE, first, ROLE_USER, NULL, 0);
 	session_push(s, SU_FAILED, 0, ROLE_USER, s->error, strlen(s->error));
 	struct session_update *u = session_last_update(s);

@@ -440,10 +440,10 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	tok_decoder_init(&dec, gp->strip_leading_space);
 	double t_first = 0;
 	for (;;) {
-		int from = c->n_past > 256 ? c->n_past - 256 : 0;
 		if (engine_sampler_params(smp)->ignore_eos)
 			c->rs.logits[eos] = -INFINITY;   /* our buffer: valid until the next decode */
-		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens + from, c->n_past - from);
+		/* The whole context: the sampler takes the last repeat_last_n of it. */
+		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens, c->n_past);
 		if (id < 0) {
 			if (err)
 				*err = strdup("out of memory in the sampler");

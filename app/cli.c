@@ -8,6 +8,7 @@
  * usage error is one line in our format.
  */
 #include "app/cli.h"
+#include "common/num.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -89,14 +90,21 @@ cli_setting(struct opts *o, int id, const char *shown, const char *text)
 }
 
 void
+cli_verror(const char *fmt, va_list ap)
+{
+	fflush(stdout);            /* what was printed so far comes first */
+	fputs(PROG ": ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
 cli_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs(PROG ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_verror(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int
@@ -114,10 +122,8 @@ cli_usage_error(const char *fmt, ...)
 static int
 parse_int(const char *flag, const char *s, long lo, long hi, int *out)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end != '\0' || v < lo || v > hi)
+	long long v;
+	if (num_long(s, lo, hi, &v) != 0)
 		return cli_usage_error("%s: '%s' is not a whole number from %ld to %ld", flag, s, lo, hi);
 	*out = (int)v;
 	return 0;

@@ -6,6 +6,7 @@
 #ifndef APP_CLI_H
 #define APP_CLI_H
 
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "app/settings.h"
@@ -49,8 +50,10 @@ void opts_free(struct opts *o);
  * string of the option names this command takes ("m,n,temp,...", NULL for
  * all).  Returns 0, or EXIT_USAGE after printing one line. */
 int cli_parse(struct opts *o, int argc, char **argv, const char *cmd);
-/* One line "llama2-chat: <fmt>" on stderr. */
+/* One line "llama2-chat: <fmt>" on stderr (after flushing stdout): the one
+ * way app/ reports an error to people. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_verror(const char *fmt, va_list ap);
 /* Usage error: the line plus a hint; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_help(FILE *f);

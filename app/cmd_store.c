@@ -30,6 +30,8 @@
 
 #include <jansson.h>
 
+#include "app/cli.h"
+#include "common/num.h"
 #include "app/paths.h"
 #include "storage/db.h"
 #include "storage/export.h"
@@ -38,12 +40,9 @@ int
 cmd_store_fail(const char *fmt, ...)
 {
 	va_list ap;
-	fflush(stdout);
-	fputs(CMD_PROG ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_verror(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return 1;
 }
 
@@ -210,12 +209,10 @@ cmd_store_common(struct cmd_ctx *x, int c)
 int
 cmd_store_parse_int(const char *s, long lo, long hi, long *out)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+	long long v;
+	if (num_long(s, lo, hi, &v) != 0)
 		return -1;
-	*out = v;
+	*out = (long)v;
 	return 0;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "app/config.h"
 #include "app/paths.h"
+#include "common/num.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -43,10 +44,8 @@ trim(char *s)
 static int
 to_int(const char *v, long lo, long hi, int *out)
 {
-	char *end;
-	errno = 0;
-	long x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < lo || x > hi)
+	long long x;
+	if (num_long(v, lo, hi, &x) != 0)
 		return -1;
 	*out = (int)x;
 	return 0;

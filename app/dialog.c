@@ -5,6 +5,7 @@
  * role a known one.  The order of roles is chat_render's business.
  */
 #include "app/dialog.h"
+#include "common/errf.h"
 #include "engine/chat.h"
 
 #include <stdarg.h>
@@ -20,13 +21,8 @@ dialog_fail(char **err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	if (err && vasprintf(err, fmt, ap) < 0)
-		*err = NULL;
+	errf_vset(err, fmt, ap);   /* a quoted role may hold anything */
 	va_end(ap);
-	/* A quoted role may hold anything: one line, no control codes. */
-	for (char *p = err ? *err : NULL; p && *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
 	return -1;
 }
 

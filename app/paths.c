@@ -4,6 +4,7 @@
  * conversations stay private even under a permissive umask.
  */
 #include "app/paths.h"
+#include "common/errf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -73,8 +74,7 @@ path_for(enum path_kind kind, const char *name, int create, char **err)
 	if (dir == NULL)
 		return NULL;
 	if (create && path_mkdirs(dir) != 0) {
-		if (err && asprintf(err, "%s: %s", dir, strerror(errno)) < 0)
-			*err = NULL;
+		errf_set(err, "%s: %s", dir, strerror(errno));
 		free(dir);
 		return NULL;
 	}

@@ -8,6 +8,8 @@
  * fewer).
  */
 #include "app/settings.h"
+#include "common/errf.h"
+#include "common/num.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -105,9 +107,7 @@ settings_set(int id, double v, struct gen_settings *g)
 static int
 settings_why(char **why, const char *fmt, const char *text, double lo, double hi)
 {
-	if (why != NULL && asprintf(why, fmt, text, lo, hi) < 0)
-		*why = NULL;
-	return -1;
+	return errf_set(why, fmt, text, lo, hi);
 }
 
 int
@@ -124,13 +124,13 @@ settings_parse(int id, const char *text, struct gen_settings *g, char **why)
 		return 0;
 	}
 	if (s->type == SET_INT) {
-		long long v = strtoll(text, &end, 10);
-		if (errno != 0 || end == text || *end != '\0' || !settings_in_range(id, (double)v))
+		long long v;
+		if (num_long(text, (long long)s->lo, (long long)s->hi, &v) != 0)
 			return settings_why(why, "'%s' is not a whole number from %.0f to %.0f", text, s->lo, s->hi);
 		return settings_set(id, (double)v, g);
 	}
-	double v = strtod(text, &end);
-	if (errno != 0 || end == text || *end != '\0' || !settings_in_range(id, v))
+	double v;
+	if (num_double(text, s->lo, s->hi, &v) != 0)
 		return settings_why(why, "'%s' is not a number from %g to %g", text, s->lo, s->hi);
 	return settings_set(id, v, g);
 }
@@ -245,16 +245,12 @@ settings_from_json_strict(struct gen_settings *g, json_t *obj, char **why)
 	json_object_foreach(obj, key, v) {
 		int id = settings_by_json(key);
 		if (id < 0) {
-			if (why != NULL && asprintf(why, "unknown setting '%s'", key) < 0)
-				*why = NULL;
-			return -1;
+			return errf_set(why, "unknown setting '%s'", key);
 		}
 		if (settings_json_value(id, v, &t) != 0) {
 			const struct setting *s = &settings_table[id];
-			if (why != NULL && asprintf(why, "%s wants %s from %g to %g", key,
-			    s->type == SET_INT ? "a whole number" : "a number", s->lo, s->hi) < 0)
-				*why = NULL;
-			return -1;
+			return errf_set(why, "%s wants %s from %g to %g", key,
+			    s->type == SET_INT ? "a whole number" : "a number", s->lo, s->hi);
 		}
 	}
 	*g = t;

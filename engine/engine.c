@@ -8,6 +8,7 @@
  */
 #include "engine/engine.h"
 #include "common/clock.h"
+#include "engine/errf.h"
 #include "engine/model.h"
 #include "engine/engine_int.h"
 
@@ -325,15 +326,13 @@ decode_progress(struct engine_ctx *c, const int32_t *ids, int n, int all_logits,
 		return -1;
 	}
 	if (c->n_past + n > c->kv.n_ctx) {
-		if (err && asprintf(err, "context full: %d + %d tokens exceed the context of %d", c->n_past, n,
-		    c->kv.n_ctx) < 0)
-			*err = NULL;
+		eng_errf(err, "context full: %d + %d tokens exceed the context of %d", c->n_past, n,
+		    c->kv.n_ctx);
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
 		if (ids[i] < 0 || ids[i] >= vocab) {
-			if (err && asprintf(err, "token id %d is out of range (vocabulary %d)", ids[i], vocab) < 0)
-				*err = NULL;
+			eng_errf(err, "token id %d is out of range (vocabulary %d)", ids[i], vocab);
 			return -1;
 		}
 	}
@@ -403,8 +402,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 		return -1;
 	}
 	if (n >= c->kv.n_ctx) {
-		if (err && asprintf(err, "prompt of %d tokens does not fit the context of %d", n, c->kv.n_ctx) < 0)
-			*err = NULL;
+		eng_errf(err, "prompt of %d tokens does not fit the context of %d", n, c->kv.n_ctx);
 		return -1;
 	}
 	double t0 = clock_now_ms();

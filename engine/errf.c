@@ -1,7 +1,8 @@
 /*
- * errf.c: the engine's one error formatter (see errf.h).
+ * errf.c: the engine's one error formatter (see errf.h), common/errf.c's.
  */
 #include "engine/errf.h"
+#include "common/errf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,14 +11,7 @@
 int
 eng_verrf(char **err, const char *fmt, va_list ap)
 {
-	if (err == NULL)
-		return -1;
-	if (vasprintf(err, fmt, ap) < 0)
-		*err = NULL;
-	for (char *p = *err; p && *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return -1;
+	return errf_vset(err, fmt, ap);
 }
 
 int

@@ -17,6 +17,7 @@
 #include "common/afile.h"
 #include "engine/engine.h"
 #include "engine/engine_int.h"
+#include "engine/errf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -145,9 +146,7 @@ engine_ctx_save(struct engine_ctx *c, const char *path, char **err)
 	size_t es = kv->type == KV_F16 ? 2 : 4;
 	struct afile a;
 	if (afile_open(&a, path) != 0) {
-		if (err && asprintf(err, "%s: %s", path, strerror(errno)) < 0)
-			*err = NULL;
-		return -1;
+		return eng_errf(err, "%s: %s", path, strerror(errno));
 	}
 	int fd = a.fd;
 	struct snap_header h;
@@ -177,8 +176,8 @@ engine_ctx_save(struct engine_ctx *c, const char *path, char **err)
 		afile_abort(&a);
 	else if (afile_commit(&a) != 0)
 		rc = -1, saved_errno = errno;
-	if (rc != 0 && err && asprintf(err, "%s: %s", path, strerror(saved_errno ? saved_errno : EIO)) < 0)
-		*err = NULL;
+	if (rc != 0)
+		eng_errf(err, "%s: %s", path, strerror(saved_errno ? saved_errno : EIO));
 	return rc;
 }
 

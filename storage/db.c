@@ -18,6 +18,7 @@
  * the fsync of a commit.
  */
 #include "storage/db_int.h"
+#include "common/errf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -36,17 +37,10 @@
 int
 db_errf(char **err, const char *fmt, ...)
 {
-	if (err == NULL)
-		return -1;
 	va_list ap;
 	va_start(ap, fmt);
-	if (vasprintf(err, fmt, ap) < 0)
-		*err = NULL;
+	errf_vset(err, fmt, ap);   /* one line, whatever SQLite or the user's text put into it */
 	va_end(ap);
-	/* One line, whatever SQLite or the user's text put into it. */
-	for (char *s = *err; s != NULL && *s; s++)
-		if (*s == '\n' || *s == '\r')
-			*s = ' ';
 	return -1;
 }
 

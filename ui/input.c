@@ -12,6 +12,7 @@
  */
 #include "ui/ui_int.h"
 #include "common/afile.h"
+#include "common/errf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -409,9 +410,7 @@ input_history_next(struct input *in)
 static int
 fail(char **err, const char *what, const char *path)
 {
-	if (err && asprintf(err, "%s %s: %s", what, path, strerror(errno)) < 0)
-		*err = NULL;
-	return -1;
+	return errf_set(err, "%s %s: %s", what, path, strerror(errno));
 }
 
 int

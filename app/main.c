@@ -15,6 +15,7 @@
 #include "app/cmd_chat.h"
 #include "app/cmd_engine.h"
 #include "app/cmd_store.h"
+#include "app/cmd_tools.h"
 #include "app/config.h"
 #include "app/kvcache.h"
 #include "ui/ui.h"
@@ -58,6 +59,8 @@ main(int argc, char **argv)
 	const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
 	if (sub && cmd_store_is_command(sub))
 		return cmd_store_run(argc - 1, argv + 1);
+	if (sub && cmd_tools_is_command(sub))
+		return cmd_tools_run(argc - 1, argv + 1);
 
 	struct opts o;
 	memset(&o, 0, sizeof o);

@@ -12,6 +12,7 @@
  */
 #include "engine/gguf_write.h"
 #include "engine/quant.h"
+#include "engine/quantize.h"
 #include "engine/tokenizer.h"
 
 #include <stdio.h>
@@ -63,7 +64,7 @@ write_tensor(void *ud, int idx, FILE *f, size_t nbytes)
 			if (type == QT_F32)
 				memcpy(out + (size_t)r * rb, row, rb);
 			else
-				quant_type_get(type)->from_float(row, out + (size_t)r * rb, cols);
+				quantize_block_fn(type)(row, out + (size_t)r * rb, cols);
 			free(row);
 		}
 		if (fwrite(out, rb, (size_t)nr, f) != (size_t)nr) {

@@ -62,14 +62,10 @@ cmd_tools_int(const char *s, int lo, int hi, int *v)
 	return 0;
 }
 
-int
-cmd_tools_is_command(const char *name)
-{
-	return name != NULL && (strcmp(name, "perplexity") == 0 || strcmp(name, "quantize") == 0);
-}
-
-int
-cmd_tools_run(int argc, char **argv)
+/* SIGINT and SIGTERM only raise the flag; getopt starts afresh (GNU
+ * full reset) and prints nothing: the messages are ours. */
+static void
+cmd_tools_setup(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -77,10 +73,22 @@ cmd_tools_run(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	/* getopt afresh for each command; the messages are ours. */
 	optind = 0;
 	opterr = 0;
-	if (strcmp(argv[0], "quantize") == 0)
-		return cmd_quantize(argc, argv);
+}
+
+int
+cmd_tools_perplexity(const char *db, int argc, char **argv)
+{
+	(void)db;
+	cmd_tools_setup();
 	return cmd_perplexity(argc, argv);
+}
+
+int
+cmd_tools_quantize(const char *db, int argc, char **argv)
+{
+	(void)db;
+	cmd_tools_setup();
+	return cmd_quantize(argc, argv);
 }

@@ -11,9 +11,10 @@
 #ifndef APP_CMD_TOOLS_H
 #define APP_CMD_TOOLS_H
 
-/* Nonzero when name is "perplexity" or "quantize". */
-int cmd_tools_is_command(const char *name);
-int cmd_tools_run(int argc, char **argv);
+/* The command table's entries (app/command.c): argv[0] is the command's
+ * name; db is unused (the tools keep no conversations). */
+int cmd_tools_perplexity(const char *db, int argc, char **argv);
+int cmd_tools_quantize(const char *db, int argc, char **argv);
 
 /* The two commands (argv[0] is the command's name). */
 int cmd_quantize(int argc, char **argv);
@@ -25,7 +26,7 @@ int cmd_tools_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_tools_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parse a positive int option value into *v; 0, or -1 when it is not one. */
 int cmd_tools_int(const char *s, int lo, int hi, int *v);
-/* The SIGINT flag the commands share, installed by cmd_tools_run. */
+/* The SIGINT flag the commands share, installed by the entries above. */
 extern _Atomic int cmd_tools_stop;
 
 #endif

@@ -51,7 +51,7 @@ is_float_type(int t)
 	return t == QT_F32 || t == QT_F16 || t == QT_BF16;
 }
 
-/* Copy key kv's serialized value (after its type) into the writer. */
+/* Bytes of kv's serialized value (what follows its type in the file). */
 static size_t
 kv_value_size(const struct gguf_kv *kv)
 {
@@ -321,7 +321,10 @@ quantize_file(const char *in, const char *out, const struct quantize_params *p,
 	st->n_tensors = n;
 	st->n_fallback = mix.n_fallback;
 
-	copy_metadata(g, w, p->ftype);
+	if (copy_metadata(g, w, p->ftype) != 0) {
+		eng_errf(err, "%s: a metadata key longer than 255 bytes", in);
+		goto done;
+	}
 	for (int i = 0; i < n; i++)
 		gguf_w_tensor(w, names[i], types[i], (int)g->tensors[order[i]].n_dims, g->tensors[order[i]].ne);
 

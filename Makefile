@@ -48,13 +48,14 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(ARCH) -fopenmp -pthread \
            -I. $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -fopenmp -pthread -lm
 
+COMMON_SRC  := $(wildcard common/*.c)
 ENGINE_SRC  := $(wildcard engine/*.c)
 STORAGE_SRC := $(wildcard storage/*.c)
 UI_SRC      := $(wildcard ui/*.c)
 APP_SRC     := $(filter-out app/main.c,$(wildcard app/*.c))
 TEST_SRC    := $(wildcard tests/check_*.c)
 
-LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(ENGINE_SRC) $(STORAGE_SRC) $(UI_SRC) $(APP_SRC))
+LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(COMMON_SRC) $(ENGINE_SRC) $(STORAGE_SRC) $(UI_SRC) $(APP_SRC))
 TEST_OBJ := $(patsubst %.c,$(B)/%.o,$(TEST_SRC) tests/testutil.c)
 
 .PHONY: all deps check bench clean fuzz
@@ -115,7 +116,7 @@ clean:
 
 # Benchmarks: bench/run.sh makes the synthetic models when missing and
 # prints the tables (BENCH_QUICK=1: the 1.1B shape only).
-BENCH_ENGINE := $(patsubst %.c,$(B)/%.o,$(ENGINE_SRC) $(STORAGE_SRC))
+BENCH_ENGINE := $(patsubst %.c,$(B)/%.o,$(COMMON_SRC) $(ENGINE_SRC) $(STORAGE_SRC))
 $(B)/mkmodel: bench/mkmodel.c $(BENCH_ENGINE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/bench_chat: bench/bench_chat.c $(BENCH_ENGINE)
@@ -150,7 +151,7 @@ FUZZ_TARGETS ?= gguf l2c tok_encode tok_decode dialog import input
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(ARCH) -fopenmp -pthread -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -I. $(PKG_CFLAGS)
 FZ           := build/fuzz
-FUZZ_OBJ     := $(patsubst %.c,$(FZ)/obj/%.o,$(ENGINE_SRC) $(STORAGE_SRC) ui/input.c ui/wrap.c \
+FUZZ_OBJ     := $(patsubst %.c,$(FZ)/obj/%.o,$(COMMON_SRC) $(ENGINE_SRC) $(STORAGE_SRC) ui/input.c ui/wrap.c \
                 app/dialog.c tests/fuzz/targets.c)
 
 $(FZ)/obj/%.o: %.c

@@ -7,6 +7,7 @@
  * step, which is what lets a conversation reuse its cached prefix.
  */
 #include "engine/engine.h"
+#include "common/clock.h"
 #include "engine/model.h"
 #include "engine/engine_int.h"
 
@@ -39,14 +40,6 @@ struct engine_ctx {
 	size_t all_cap;
 	int last_all;
 };
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Physical cores: distinct (package, core) pairs of the online CPUs. */
 static int
@@ -414,7 +407,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 			*err = NULL;
 		return -1;
 	}
-	double t0 = now_ms();
+	double t0 = clock_now_ms();
 	/* Reuse the cached prefix; the last prompt token is always run again
 	 * so that its logits are fresh. */
 	int common = engine_ctx_common_prefix(c, prompt, n);
@@ -424,7 +417,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	st->n_reused = common;
 	st->n_prompt = n - common;
 	int rc = decode_progress(c, prompt + common, n - common, 0, gp->stop, gp->on_progress, gp->ud, err);
-	st->prefill_ms = now_ms() - t0;
+	st->prefill_ms = clock_now_ms() - t0;
 	st->pp_tps = st->prefill_ms > 0 ? st->n_prompt / (st->prefill_ms / 1e3) : 0;
 	st->ctx_used = c->n_past;
 	if (rc < 0)
@@ -447,10 +440,10 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	tok_decoder_init(&dec, gp->strip_leading_space);
 	double t_first = 0;
 	for (;;) {
-		int from = c->n_past > 256 ? c->n_past - 256 : 0;
 		if (engine_sampler_params(smp)->ignore_eos)
 			c->rs.logits[eos] = -INFINITY;   /* our buffer: valid until the next decode */
-		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens + from, c->n_past - from);
+		/* The whole context: the sampler takes the last repeat_last_n of it. */
+		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens, c->n_past);
 		if (id < 0) {
 			if (err)
 				*err = strdup("out of memory in the sampler");
@@ -469,7 +462,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 		}
 		out[ng++] = id;
 		if (ng == 1) {
-			t_first = now_ms();
+			t_first = clock_now_ms();
 			st->ttft_ms = t_first - t0;
 		}
 		if (id == eos) {
@@ -506,7 +499,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	if (len && gp->on_token)
 		gp->on_token(gp->ud, -1, text, len);
 	free(text);
-	double t_end = now_ms();
+	double t_end = clock_now_ms();
 	st->n_gen = ng;
 	st->gen_ms = ng ? t_end - t_first : 0;
 	st->tg_tps = ng > 1 && st->gen_ms > 0 ? (ng - 1) / (st->gen_ms / 1e3) : 0;

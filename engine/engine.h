@@ -113,7 +113,7 @@ struct engine_sampling {
 	float top_p;              /* >= 1: off */
 	float min_p;              /* <= 0: off */
 	float repeat_penalty;     /* 1: off */
-	int repeat_last_n;
+	int repeat_last_n;        /* the penalty looks at the last N tokens of the context; 0: all */
 	uint64_t seed;            /* used as given; engine_sampling_default picks one */
 	int ignore_eos;           /* never choose EOS (replies end at -n or the window) */
 };

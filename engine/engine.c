@@ -175,6 +175,18 @@ engine_close(struct engine_model *m)
 	free(m);
 }
 
+struct model *
+engine_model_of(const struct engine_model *em)
+{
+	return em->m;
+}
+
+int
+engine_is_eog(const struct engine_model *m, int32_t id)
+{
+	return tok_is_eog(m->m->tok, id);
+}
+
 const struct engine_info *
 engine_info(const struct engine_model *m)
 {
@@ -395,7 +407,9 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
     const struct engine_gen_params *gp, struct engine_gen_stats *st, int32_t **out_ids, int *n_out, char **err)
 {
 	const struct engine_model *em = c->em;
-	const int vocab = em->m->cfg.vocab_size, eos = tok_eos(em->m->tok);
+	const int vocab = em->m->cfg.vocab_size;
+	int n_eog;
+	const int32_t *eog = tok_eog(em->m->tok, &n_eog);
 	struct engine_gen_stats dummy;
 	if (st == NULL)
 		st = &dummy;
@@ -449,7 +463,8 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	for (;;) {
 		int from = c->n_past > 256 ? c->n_past - 256 : 0;
 		if (engine_sampler_params(smp)->ignore_eos)
-			c->rs.logits[eos] = -INFINITY;   /* our buffer: valid until the next decode */
+			for (int e = 0; e < n_eog; e++)   /* our buffer: valid until the next decode */
+				c->rs.logits[eog[e]] = -INFINITY;
 		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens + from, c->n_past - from);
 		if (id < 0) {
 			if (err)
@@ -472,7 +487,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 			t_first = now_ms();
 			st->ttft_ms = t_first - t0;
 		}
-		if (id == eos) {
+		if (tok_is_eog(em->m->tok, id)) {   /* EOS, <|eot_id|>, <|im_end|> ... */
 			st->reason = ENGINE_STOP_EOS;
 			break;
 		}

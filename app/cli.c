@@ -8,6 +8,7 @@
  * usage error is one line in our format.
  */
 #include "app/cli.h"
+#include "engine/chat.h"
 
 #include <errno.h>
 #include <getopt.h>

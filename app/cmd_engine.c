@@ -3,6 +3,7 @@
  * for checking a model file by hand.
  */
 #include "app/cmd_engine.h"
+#include "engine/chat.h"
 #include "engine/tokenizer.h"
 
 #include <errno.h>

@@ -27,7 +27,7 @@
  * templates write after each message is written before the next one.
  */
 #include "engine/chat_tmpl.h"
-#include "engine/engine.h"
+#include "engine/chat.h"
 #include "engine/engine_int.h"
 #include "engine/errf.h"
 

@@ -11,7 +11,8 @@
  * covered by stop_upto.  Either order of the two threads' stores ends with
  * the flag up for a stopped request (see begin_request).
  */
-#include "engine/engine.h"
+#include "engine/worker.h"
+#include "engine/chat.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -21,7 +21,8 @@
  *   resumes from the snapshot.
  */
 #include "tests/testutil.h"
-#include "engine/engine.h"
+#include "engine/chat.h"
+#include "engine/worker.h"
 #include "engine/gguf_write.h"
 #include "engine/quant.h"
 

@@ -267,10 +267,16 @@ chat_tmpl_piece(const struct tokenizer *t, int id)
 }
 
 /* Llama 3.1's "Today Date": the pinned date, else today's in the
- * template's own format. */
+ * template's own strftime format.  Month and day names are English whatever
+ * the locale (the UI sets one), as Python's strftime in the C locale writes
+ * them for Hugging Face. */
 static void
 chat_tmpl_today(const struct model *m, char *buf, size_t cap)
 {
+	static const char *const mon[] = { "January", "February", "March", "April", "May", "June", "July",
+		"August", "September", "October", "November", "December" };
+	static const char *const wday[] = { "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+		"Saturday" };
 	if (m->chat_date[0]) {
 		snprintf(buf, cap, "%s", m->chat_date);
 		return;
@@ -278,8 +284,27 @@ chat_tmpl_today(const struct model *m, char *buf, size_t cap)
 	time_t now = time(NULL);
 	struct tm tm;
 	localtime_r(&now, &tm);
-	if (strftime(buf, cap, m->chat_date_fmt[0] ? m->chat_date_fmt : "%d %b %Y", &tm) == 0)
-		snprintf(buf, cap, "26 Jul 2024");
+	const char *f = m->chat_date_fmt[0] ? m->chat_date_fmt : "%d %b %Y";
+	size_t w = 0;
+	buf[0] = '\0';
+	for (; *f && w + 16 < cap; f++) {
+		char spec[3] = { '%', 0, 0 };
+		if (*f != '%' || f[1] == '\0') {
+			buf[w++] = *f;
+			continue;
+		}
+		f++;
+		switch (*f) {
+		case 'b': w += (size_t)snprintf(buf + w, cap - w, "%.3s", mon[tm.tm_mon]); break;
+		case 'B': w += (size_t)snprintf(buf + w, cap - w, "%s", mon[tm.tm_mon]); break;
+		case 'a': w += (size_t)snprintf(buf + w, cap - w, "%.3s", wday[tm.tm_wday]); break;
+		case 'A': w += (size_t)snprintf(buf + w, cap - w, "%s", wday[tm.tm_wday]); break;
+		default:
+			spec[1] = *f;
+			w += strftime(buf + w, cap - w, spec, &tm);
+		}
+	}
+	buf[w < cap ? w : cap - 1] = '\0';
 }
 
 static int

@@ -102,7 +102,7 @@ engine_open_tokenizer(const char *path, char **err)
 			*err = strdup("out of memory");
 		return NULL;
 	}
-	if ((m->tok = tok_load_bin(path, 0, err)) == NULL) {
+	if ((m->tok = tok_spm_load_bin(path, 0, err)) == NULL) {
 		free(m);
 		return NULL;
 	}

@@ -1,7 +1,7 @@
 /*
  * tok_int.h: the tokenizer's insides, shared by tokenizer.c (vocabulary,
- * special tokens, decoding), tok_spm.c (SentencePiece encoder) and
- * tok_bpe.c (byte-level BPE encoder).  Nothing outside those files includes
+ * special tokens), tok_decode.c (decoding), tok_spm.c (SentencePiece
+ * encoder, tokenizer.bin) and tok_bpe.c (byte-level BPE encoder).  Nothing outside those files includes
  * it; the rest of the engine sees engine/tokenizer.h.
  */
 #ifndef ENGINE_TOK_INT_H
@@ -12,6 +12,10 @@
 #define TOK_SPACE_SYM "\xe2\x96\x81"     /* U+2581, SentencePiece's space */
 #define TOK_REPLACEMENT "\xef\xbf\xbd"   /* U+FFFD */
 #define TOK_MAX_EOG 16
+/* Longest piece tok_new accepts: LLaMA's longest is 16 bytes (27 in a
+ * llama2.c file, where U+2581 is stored as a 1-byte space), so anything near
+ * this is a broken or hostile vocabulary, not a real one. */
+#define TOK_MAX_PIECE (1u << 20)
 
 struct tok_bpe;
 

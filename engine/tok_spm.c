@@ -17,13 +17,21 @@
  * falls back to <0xXX> byte tokens.
  *
  * The vocabulary (struct tokenizer) is tokenizer.c's; this file only reads
- * it, so any number of threads may encode at once.
+ * it, so any number of threads may encode at once.  tok_spm_load_bin reads
+ * llama2.c's tokenizer.bin, which holds only SentencePiece vocabularies.
  */
 #include "engine/tok_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct tok_spm_sym {
 	int32_t prev, next;     /* neighbours in the list, -1 at the ends */
@@ -305,3 +313,148 @@ done:
 	return ret;
 }
 
+/* ------------------------------------------------------ tokenizer.bin */
+
+static int32_t
+tok_spm_rd_i32(const unsigned char *p)
+{
+	int32_t v;
+
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+/*
+ * The file is mapped read-only and walked twice: once to validate every
+ * record against the file size (so nothing is allocated from a length the
+ * file merely claims), once to build the pieces.  llama2.c's export wrote
+ * U+2581 as a plain space and BOS/EOS as "\n<s>\n" and "\n</s>\n"; both are
+ * undone here so the vocabulary is the same as tokenizer.model's and GGUF's
+ * (a real SentencePiece piece never holds a space: the normalizer escapes
+ * them all).  The host is assumed little-endian, as llama2.c assumes.
+ */
+struct tokenizer *
+tok_spm_load_bin(const char *path, int n_vocab, char **err)
+{
+	struct tokenizer *t = NULL;
+	struct stat st;
+	unsigned char *map = NULL;
+	const char **pieces = NULL;
+	uint32_t *lens = NULL;
+	float *scores = NULL;
+	char *buf = NULL, *e = NULL;
+	size_t size = 0, o, extra = 0, bo, j;
+	int fd, count, maxlen, len, i;
+
+	if (err != NULL)
+		*err = NULL;
+	if (n_vocab < 0) {
+		tok_seterr(err, "%s: vocabulary size %d is negative", path, n_vocab);
+		return NULL;
+	}
+	fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		tok_seterr(err, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0) {
+		tok_seterr(err, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		tok_seterr(err, "%s: not a regular file", path);
+		goto out;
+	}
+	size = (size_t)st.st_size;
+	if (size < 4) {
+		tok_seterr(err, "%s: truncated: %zu bytes, no header", path, size);
+		goto out;
+	}
+	map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		map = NULL;
+		tok_seterr(err, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	maxlen = tok_spm_rd_i32(map);
+	if (maxlen <= 0 || (uint32_t)maxlen > TOK_MAX_PIECE) {
+		tok_seterr(err, "%s: max_token_length %d is not in 1..%u", path, maxlen,
+		    TOK_MAX_PIECE);
+		goto out;
+	}
+
+	for (count = 0, o = 4; n_vocab > 0 ? count < n_vocab : o < size; count++) {
+		if (size - o < 8) {
+			tok_seterr(err, "%s: truncated in the header of piece %d (byte %zu of %zu)",
+			    path, count, o, size);
+			goto out;
+		}
+		len = tok_spm_rd_i32(map + o + 4);
+		if (len < 0) {
+			tok_seterr(err, "%s: piece %d has negative length %d", path, count, len);
+			goto out;
+		}
+		if (len > maxlen) {
+			tok_seterr(err, "%s: piece %d is %d bytes, over max_token_length %d",
+			    path, count, len, maxlen);
+			goto out;
+		}
+		if (size - o - 8 < (size_t)len) {
+			tok_seterr(err, "%s: truncated in piece %d (%d bytes at byte %zu of %zu)",
+			    path, count, len, o + 8, size);
+			goto out;
+		}
+		for (j = 0; j < (size_t)len; j++)
+			if (map[o + 8 + j] == ' ')
+				extra += 2;
+		o += 8 + (size_t)len;
+	}
+	if (count == 0) {
+		tok_seterr(err, "%s: no pieces", path);
+		goto out;
+	}
+
+	pieces = malloc((size_t)count * sizeof *pieces);
+	lens = malloc((size_t)count * sizeof *lens);
+	scores = malloc((size_t)count * sizeof *scores);
+	buf = malloc(size + extra);
+	if (!pieces || !lens || !scores || !buf) {
+		tok_seterr(err, "%s: out of memory for %d pieces", path, count);
+		goto out;
+	}
+	for (i = 0, o = 4, bo = 0; i < count; i++) {
+		const unsigned char *p = map + o + 8;
+
+		memcpy(&scores[i], map + o, sizeof(float));
+		len = tok_spm_rd_i32(map + o + 4);
+		o += 8 + (size_t)len;
+		if ((i == 1 && len == 5 && memcmp(p, "\n<s>\n", 5) == 0) ||
+		    (i == 2 && len == 6 && memcmp(p, "\n</s>\n", 6) == 0)) {
+			p++;
+			len -= 2;
+		}
+		pieces[i] = buf + bo;
+		for (j = 0; j < (size_t)len; j++) {
+			if (p[j] == ' ') {
+				memcpy(buf + bo, TOK_SPACE_SYM, 3);
+				bo += 3;
+			} else
+				buf[bo++] = (char)p[j];
+		}
+		lens[i] = (uint32_t)(buf + bo - pieces[i]);
+	}
+	t = tok_new(count, pieces, lens, scores, NULL, 1, 2, 0, &e);
+	if (t == NULL) {
+		tok_seterr(err, "%s: %s", path, e != NULL ? e : "out of memory");
+		free(e);
+	}
+out:
+	free(pieces);
+	free(lens);
+	free(scores);
+	free(buf);
+	if (map != NULL)
+		munmap(map, size);
+	close(fd);
+	return t;
+}

@@ -51,7 +51,7 @@ struct tokenizer *tok_new(int n, const char *const *pieces, const uint32_t *lens
  * many pieces; 0 reads until end of file.  bos=1, eos=2, unk=0.  NULL with
  * *err = "<path>: <what is wrong>" on a missing, truncated or hostile file.
  */
-struct tokenizer *tok_load_bin(const char *path, int n_vocab, char **err);
+struct tokenizer *tok_spm_load_bin(const char *path, int n_vocab, char **err);
 void tok_free(struct tokenizer *t);
 /*
  * Make t a byte-level BPE tokenizer (GGUF tokenizer.ggml.model "gpt2"):

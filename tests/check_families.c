@@ -10,7 +10,8 @@
  *   text (Jinja's rendering of the file's own template), Llama 3.1's date
  *   pinned to the template's default; a case with `error` is refused.  A
  *   conversation built turn by turn (chat_build, as the worker does) gives
- *   the same ids as the whole dialog.
+ *   the same ids as the whole dialog, also after an overflow drops the
+ *   oldest exchanges (the system prompt stays, in the family's format).
  * - logits: llama.cpp's greedy ids over the robust prefix and its top-5
  *   logits at every position, within check_model.c's tolerances.
  * - special tokens: "<|eot_id|>" typed by a user is text; replies end at
@@ -225,6 +226,57 @@ START_TEST(test_chat_build_equals_render)
 	}
 	ck_assert_int_gt(checked, 0);
 	json_decref(g);
+}
+END_TEST
+
+/* The window overflows: whole exchanges go and the system prompt stays, in
+ * each family's own format: the window is exactly the fresh rendering of
+ * the system prompt and the messages left. */
+START_TEST(test_overflow_each_family)
+{
+	const char *files[] = { "fixture-llama3-f16.gguf", "fixture-llama31-q4_k_m.gguf", "fixture-mistral-v1-q8_0.gguf",
+		"fixture-zephyr-q8_0.gguf" };
+	for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+		struct engine_model *m = open_model(files[f]);
+		struct chat ch;
+		chat_init(&ch);
+		chat_set_system(&ch, "SYSTEM RULES");
+		int roles[40];
+		const char *contents[40];
+		char texts[40][64];
+		int n = 0;
+		for (int i = 0; i < 12; i++) {
+			snprintf(texts[n], 64, "message number %d with some words", i);
+			chat_push(&ch, CHAT_USER, texts[n], NULL, 0);
+			snprintf(texts[n + 1], 64, "a reply of several words to %d", i);
+			chat_push(&ch, CHAT_ASSISTANT, texts[n + 1], NULL, 0);
+			n += 2;
+		}
+		chat_push(&ch, CHAT_USER, "the last question", NULL, 0);
+		int32_t *ids, *want;
+		int nid, nw, dropped;
+		char *err = NULL;
+		ck_assert_msg(chat_build(&ch, m, 256, 32, &ids, &nid, &dropped, &err) == 0, "%s: %s", files[f], err);
+		ck_assert_int_gt(dropped, 0);
+		ck_assert_int_eq(dropped % 2, 0);
+		ck_assert_int_le(nid + 32, 256);
+		int k = 0;
+		roles[k] = CHAT_SYSTEM;
+		contents[k++] = "SYSTEM RULES";
+		for (int i = dropped; i < n; i++) {
+			roles[k] = i % 2 ? CHAT_ASSISTANT : CHAT_USER;
+			contents[k++] = texts[i];
+		}
+		roles[k] = CHAT_USER;
+		contents[k++] = "the last question";
+		ck_assert_int_eq(chat_render(m, roles, contents, k, &want, &nw, NULL, &err), 0);
+		ck_assert_msg(ids_equal(ids, nid, want, nw), "%s: the window after dropping %d messages is not the "
+		    "system prompt and the rest", files[f], dropped);
+		free(ids);
+		free(want);
+		chat_free(&ch);
+		engine_close(m);
+	}
 }
 END_TEST
 
@@ -744,6 +796,7 @@ families_suite(void)
 	tcase_add_fixture_test(tc, test_chat_render_golden_api);
 	tcase_add_fixture_test(tc, test_chat_build_equals_render);
 	tcase_add_fixture_test(tc, test_chat_render_golden_binary);
+	tcase_add_fixture_test(tc, test_overflow_each_family);
 	tcase_add_fixture_test(tc, test_logits_golden);
 	tcase_add_fixture_test(tc, test_eot_typed_is_text);
 	tcase_add_fixture_test(tc, test_end_of_generation);

@@ -128,8 +128,8 @@ load_llama(void)
 	struct tokenizer *t;
 
 	ck_assert_msg(p != NULL, "models/tokenizer.bin missing");
-	t = tok_load_bin(p, 0, &err);
-	ck_assert_msg(t != NULL, "tok_load_bin: %s", err ? err : "(no message)");
+	t = tok_spm_load_bin(p, 0, &err);
+	ck_assert_msg(t != NULL, "tok_spm_load_bin: %s", err ? err : "(no message)");
 	ck_assert_int_eq(tok_n_vocab(t), 32000);
 	free(p);
 	return t;
@@ -827,12 +827,12 @@ write_file(const char *dir, const char *name, const void *data, size_t n)
 	return p;
 }
 
-/* tok_load_bin must fail with a message that starts "<path>: ". */
+/* tok_spm_load_bin must fail with a message that starts "<path>: ". */
 static void
 expect_load_error(const char *path, int n_vocab, const char *what)
 {
 	char *err = NULL;
-	struct tokenizer *t = tok_load_bin(path, n_vocab, &err);
+	struct tokenizer *t = tok_spm_load_bin(path, n_vocab, &err);
 	size_t pl = strlen(path);
 
 	ck_assert_msg(t == NULL, "%s: loaded", what);
@@ -907,7 +907,7 @@ START_TEST(test_hostile_files)
 	rec_piece(&r, 0, 5, "\n<s>\n");
 	rec_piece(&r, 0, 6, "\n</s>\n");
 	p = write_file(dir, "ok.bin", r.b, r.n);
-	t = tok_load_bin(p, 0, &err);
+	t = tok_spm_load_bin(p, 0, &err);
 	ck_assert_msg(t != NULL, "%s", err);
 	ck_assert_int_eq(tok_n_vocab(t), 3);
 	tok_free(t);
@@ -982,7 +982,7 @@ START_TEST(test_truncated_files)
 		if (whole >= 3) {
 			struct tokenizer *t;
 			err = NULL;
-			t = tok_load_bin(p, 0, &err);
+			t = tok_spm_load_bin(p, 0, &err);
 			ck_assert_msg(t != NULL, "%s: %s", name, err);
 			ck_assert_int_eq(tok_n_vocab(t), whole);
 			tok_free(t);

@@ -359,6 +359,10 @@ tok_bpe_encode(const struct tokenizer *t, const char *text, size_t len, int32_t 
 	for (i = 0; i < n;) {
 		size_t end = n;
 		r = pcre2_match(t->bpe->re, clean, n, i, PCRE2_NO_UTF_CHECK, md, NULL);
+		/* The JIT's stack is small; the interpreter's frames are on the
+		 * heap, so a run too long for one is matched by the other. */
+		if (r < 0 && r != PCRE2_ERROR_NOMATCH)
+			r = pcre2_match(t->bpe->re, clean, n, i, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, NULL);
 		if (r > 0) {
 			PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
 			/* Every character is matched by some branch, so a match

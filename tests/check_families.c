@@ -27,6 +27,7 @@
 #include "engine/gguf_write.h"
 #include "engine/quant.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -129,6 +130,58 @@ START_TEST(test_bpe_tokenizer_golden)
 	ck_assert_msg(bad == 0, "%d tokenizer cases differ", bad);
 	engine_close(m);
 	json_decref(g);
+}
+END_TEST
+
+/* Hostile and long input: malformed UTF-8 reads as U+FFFD (as llama.cpp
+ * does), long runs of one class stay fast, valid text always decodes back
+ * to itself. */
+START_TEST(test_bpe_hostile_input)
+{
+	struct engine_model *m = open_model("fixture-llama3-f16.gguf");
+	int32_t *ids, *ref;
+	int n = engine_tokenize(m, "a\xff\xc3z", 4, 0, &ids);
+	int nr = engine_tokenize(m, "a\xef\xbf\xbd\xef\xbf\xbdz", 8, 0, &ref);
+	ck_assert_msg(ids_equal(ids, n, ref, nr), "malformed bytes are not read as U+FFFD");
+	free(ids);
+	free(ref);
+	static char big[30001];
+	const char *fill[] = { "a", " ", "7", "!", "\n", "\xe4\xb8\x96", "ab " };
+	for (size_t f = 0; f < sizeof fill / sizeof *fill; f++) {
+		size_t fl = strlen(fill[f]), k = 0;
+		while (k + fl < sizeof big) {
+			memcpy(big + k, fill[f], fl);
+			k += fl;
+		}
+		big[k] = '\0';
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		n = engine_tokenize(m, big, k, 0, &ids);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+		ck_assert_int_gt(n, 0);
+		char *back = engine_detokenize(m, ids, n);
+		ck_assert_msg(strcmp(back, big) == 0, "fill %zu does not decode back", f);
+		ck_assert_msg(ms < 2000, "30 kB of one class took %.0f ms", ms);
+		free(back);
+		free(ids);
+	}
+	uint32_t r = 99;
+	for (int it = 0; it < 300; it++) {
+		char b[64];
+		size_t len = 1 + it % 63;
+		for (size_t i = 0; i < len; i++) {
+			r = r * 1664525u + 1013904223u;
+			b[i] = (char)(r >> 24);
+		}
+		n = engine_tokenize(m, b, len, 0, &ids);
+		ck_assert_int_gt(n, 0);
+		char *back = engine_detokenize(m, ids, n);
+		ck_assert_ptr_nonnull(back);
+		free(back);
+		free(ids);
+	}
+	engine_close(m);
 }
 END_TEST
 
@@ -753,6 +806,49 @@ START_TEST(test_worker_stop_resume_llama3)
 }
 END_TEST
 
+/* Run the binary with env, wait until it has written at least `want` bytes
+ * to stdout, interrupt it (SIGINT, as Ctrl-C) and return its exit status
+ * (128 + signal if it died of one, -1 on timeout). */
+static int
+run_and_interrupt(const char *const *argv, const char *const *env, size_t want, int timeout_s)
+{
+	int o[2];
+	ck_assert_int_eq(pipe(o), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(o[1], 1);
+		close(o[0]);
+		close(o[1]);
+		int devnull = open("/dev/null", O_RDWR);
+		dup2(devnull, 0);
+		dup2(devnull, 2);
+		for (int i = 0; env[i]; i++)
+			putenv((char *)env[i]);
+		execv(test_binary(), (char *const *)argv);
+		_exit(127);
+	}
+	close(o[1]);
+	size_t got = 0;
+	char buf[256];
+	time_t t0 = time(NULL);
+	while (got < want && time(NULL) - t0 < timeout_s) {
+		ssize_t r = read(o[0], buf, sizeof buf);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	kill(pid, SIGINT);
+	while (read(o[0], buf, sizeof buf) > 0)
+		;
+	close(o[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	if (got < want)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 START_TEST(test_oneshot_llama3_binary)
 {
 	char *path = fixture_path("models/fixture-llama3-f16.gguf");
@@ -779,6 +875,28 @@ START_TEST(test_oneshot_llama3_binary)
 	ck_assert_msg(strstr(err, "resumed") != NULL, "no resume from the snapshot: %s", err);
 	free(out);
 	free(err);
+	/* Ctrl-C mid-reply: a clean exit, the partial reply kept as stopped,
+	 * and the conversation resumes after it. */
+	const char *a4[] = { test_binary(), "-m", path, "-c", "-p", "Tell me more", "--ignore-eos", "-n", "3000", NULL };
+	ck_assert_int_eq(run_and_interrupt(a4, env, 24, 120), 0);
+	const char *a5[] = { "llama2-chat", "-m", path, "-c", "-p", "after the stop", "-n", "4", "--verbose", NULL };
+	ck_assert_int_eq(run_binary(a5, NULL, &out, &err, env, 120), 0);
+	ck_assert_msg(strstr(err, "resumed") != NULL, "no resume after the stop: %s", err);
+	free(out);
+	free(err);
+	const char *a6[] = { "llama2-chat", "list", NULL };
+	ck_assert_int_eq(run_binary(a6, NULL, &out, &err, env, 30), 0);
+	char id[16] = "";
+	const char *nl = strchr(out, '\n');
+	ck_assert_ptr_nonnull(nl);
+	sscanf(nl + 1, "%15s", id);
+	free(out);
+	free(err);
+	const char *a7[] = { "llama2-chat", "export", id, NULL };
+	ck_assert_int_eq(run_binary(a7, NULL, &out, &err, env, 30), 0);
+	ck_assert_msg(strstr(out, "(stopped)") && strstr(out, "after the stop"), "%s", out);
+	free(out);
+	free(err);
 	free(path);
 	tmpdir_remove(dir);
 }
@@ -793,6 +911,7 @@ families_suite(void)
 	TCase *tc = tcase_create("families");
 	tcase_set_timeout(tc, 600);
 	tcase_add_fixture_test(tc, test_bpe_tokenizer_golden);
+	tcase_add_fixture_test(tc, test_bpe_hostile_input);
 	tcase_add_fixture_test(tc, test_chat_render_golden_api);
 	tcase_add_fixture_test(tc, test_chat_build_equals_render);
 	tcase_add_fixture_test(tc, test_chat_render_golden_binary);

@@ -608,7 +608,9 @@ tok_encode_parts(const struct tokenizer *t, const struct tok_part *parts, int n,
 		a = b;
 		b = tmp;
 	}
-	cap = tok_max_tokens(total) + a.n;
+	/* Each run can add a dummy prefix (three byte tokens) to its 3 ids a
+	 * byte; each special token is one id. */
+	cap = tok_max_tokens(total) + 4 * a.n;
 	out = malloc(cap * sizeof *out);
 	if (out == NULL)
 		goto fail;

@@ -998,6 +998,39 @@ START_TEST(test_truncated_files)
 }
 END_TEST
 
+/*
+ * A prompt in parts (tok_encode_parts): special tokens are cut only out of
+ * what the template wrote, the raw text between them is one run with its
+ * own dummy prefix (llama.cpp's parse_special for SentencePiece), and typed
+ * "<s>" / "</s>" stay text.
+ */
+START_TEST(test_encode_parts)
+{
+	struct tokenizer *t = load_llama();
+	struct tok_part p1[] = { { "<s>", 3, 1 }, { "[INST] ", 7, 1 }, { "Hi </s> <s>", 11, 0 }, { " [/INST]", 8, 1 } };
+	int32_t *ids;
+	int n = tok_encode_parts(t, p1, 4, &ids);
+	int nw;
+	int32_t *want = encode(t, "[INST] Hi </s> <s> [/INST]", 26, 1, &nw);
+	ck_assert_msg(n == nw && memcmp(ids, want, (size_t)n * sizeof *ids) == 0, "typed specials were parsed");
+	free(ids);
+	free(want);
+	/* After a template's </s>, the next run starts with its own prefix. */
+	struct tok_part p2[] = { { "a</s>b", 6, 1 } };
+	n = tok_encode_parts(t, p2, 1, &ids);
+	int na, nb;
+	int32_t *a = encode(t, "a", 1, 0, &na), *b = encode(t, "b", 1, 0, &nb);
+	ck_assert_int_eq(n, na + 1 + nb);
+	ck_assert_int_eq(ids[na], tok_eos(t));
+	ck_assert(memcmp(ids, a, (size_t)na * sizeof *ids) == 0 && memcmp(ids + na + 1, b, (size_t)nb * sizeof *ids) == 0);
+	ck_assert(tok_is_eog(t, tok_eos(t)) && !tok_is_eog(t, tok_bos(t)));
+	free(ids);
+	free(a);
+	free(b);
+	tok_free(t);
+}
+END_TEST
+
 Suite *tok_suite(void);
 
 Suite *tok_suite(void)
@@ -1020,6 +1053,7 @@ Suite *tok_suite(void)
 	tcase_add_fixture_test(tc, test_long_input);
 	tcase_add_fixture_test(tc, test_truncated_files);
 	tcase_add_test(tc, test_merge_rules);
+	tcase_add_fixture_test(tc, test_encode_parts);
 	tcase_add_test(tc, test_new_rejects);
 	tcase_add_test(tc, test_hostile_files);
 	suite_add_tcase(s, tc);

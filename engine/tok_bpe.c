@@ -28,10 +28,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Llama 3's pre-tokenizer (tokenizer.json "pre_tokenizer" Split pattern). */
+/*
+ * Llama 3's pre-tokenizer (tokenizer.json's Split pattern), written as
+ * llama.cpp writes it: the contractions with explicit letter pairs rather
+ * than (?i), whose Unicode case folding would also take U+017F for "s"; and
+ * \s spelled out as Unicode's White_Space ([\t-\r\x{85}\p{Z}]), which is
+ * what llama.cpp and Hugging Face mean by it, where PCRE2's own \s leaves
+ * out U+0085.
+ */
+#define WS "\\t-\\r\\x{85}\\p{Z}"
 static const char tok_bpe_llama3_re[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
-    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    "'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]|"
+    "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
+    " ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*|[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS "])|[" WS "]+";
+#undef WS
 
 struct tok_bpe {
 	pcre2_code *re;

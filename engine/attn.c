@@ -12,6 +12,7 @@
  * AVX-512 ones are the same arithmetic, faster.
  */
 #include "engine/attn.h"
+#include "engine/cpu.h"
 
 #include <math.h>
 #include <string.h>
@@ -131,31 +132,12 @@ scale_avx512(fp16_t *y, float s, int n)
 		y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
 }
 
-static int
-has_avx512dq(void)
-{
-	static int v = -1;
-	if (v < 0) {
-		__builtin_cpu_init();
-		v = __builtin_cpu_supports("avx512dq");
-	}
-	return v;
-}
-
+/* The AVX-512 family (cpu.c) includes DQ and F16C/FMA; probed once, before
+ * any thread runs, so the kernels only read it. */
 static int
 has_avx512(void)
 {
-	static int v = -1;
-	if (v < 0) {
-		__builtin_cpu_init();
-#if defined(__clang__)
-		/* clang has no "f16c" here; every AVX-512 CPU has F16C. */
-		v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-#else
-		v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
-#endif
-	}
-	return v;
+	return cpu_isa() == CPU_AVX512;
 }
 #endif
 
@@ -358,13 +340,13 @@ attn_multi_f16(int nq, float *const *o, const float *const *q, const int *n, con
 		int h = 0;
 		/* Long ones alone (two passes); the rest side by side, exact. */
 		for (int i = 0; i < nq; i++)
-			if (n[i] > ATTN_EXACT_MAX && scratch && has_avx512dq())
+			if (n[i] > ATTN_EXACT_MAX && scratch)
 				long_avx512(o[i], q[i], k, v, stride, n[i], hd, scale, scratch);
 		float *oo[ATTN_MULTI];
 		const float *qq[ATTN_MULTI];
 		int nn[ATTN_MULTI];
 		for (int i = 0; i < nq; i++) {
-			if (n[i] > ATTN_EXACT_MAX && scratch && has_avx512dq())
+			if (n[i] > ATTN_EXACT_MAX && scratch)
 				continue;
 			oo[h] = o[i];
 			qq[h] = q[i];

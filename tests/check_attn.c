@@ -5,8 +5,10 @@
  */
 #include "tests/testutil.h"
 #include "engine/attn.h"
+#include "engine/cpu.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +112,74 @@ START_TEST(test_long_close_to_ref)
 }
 END_TEST
 
+/* Every kernel family this CPU runs, forced in turn (as LLAMA2_CHAT_ISA
+ * would), gives the reference's bits up to ATTN_EXACT_MAX positions. */
+START_TEST(test_each_isa_equals_ref)
+{
+	enum cpu_isa isa = (enum cpu_isa)_i;
+	if (!cpu_has(isa)) {
+		fprintf(stderr, "check_attn: %s not on this CPU, skipped\n", cpu_isa_name(isa));
+		return;
+	}
+	int old = cpu_force(isa);
+	ck_assert_int_ge(old, 0);
+	ck_assert_int_eq(cpu_isa(), isa);
+	unsigned seed = 5;
+	int hd = 128, npos = 200;
+	size_t stride = 256;
+	fp16_t *k = malloc((size_t)npos * stride * sizeof *k), *v = malloc((size_t)npos * stride * sizeof *v);
+	for (size_t i = 0; i < (size_t)npos * stride; i++) {
+		k[i] = fp32_to_fp16(frand(&seed));
+		v[i] = fp32_to_fp16(frand(&seed));
+	}
+	float qs[6][128], os[6][128], ref[128];
+	float *o[6];
+	const float *q[6];
+	int n[6];
+	for (int h = 0; h < 6; h++) {
+		for (int i = 0; i < hd; i++)
+			qs[h][i] = frand(&seed);
+		o[h] = os[h];
+		q[h] = qs[h];
+		n[h] = npos - 30 * h;
+	}
+	attn_multi_f16(6, o, q, n, k, v, stride, hd, 0.1f, NULL);
+	cpu_force((enum cpu_isa)old);
+	for (int h = 0; h < 6; h++) {
+		attn_head_f16_ref(ref, q[h], k, v, stride, n[h], hd, 0.1f);
+		ck_assert_msg(memcmp(ref, os[h], sizeof ref) == 0, "isa %s, query %d: differs from the reference",
+		    cpu_isa_name(isa), h);
+	}
+	free(k);
+	free(v);
+}
+END_TEST
+
+/* A family the CPU lacks, or an unknown name, is refused by engine_open
+ * with one line naming the variable (run through the binary, whose
+ * environment is its own). */
+START_TEST(test_isa_env_refused)
+{
+	char *path = fixture_path("models/fixture-q4_0.gguf");
+	ck_assert_ptr_nonnull(path);
+	const char *argv[] = { "llama2-chat", "bench", "-m", path, "-p", "4", "-n", "2", "-r", "1", "--json", NULL };
+	const char *bad[] = { "LLAMA2_CHAT_ISA=avx9", NULL };
+	char *out = NULL, *err = NULL;
+	int rc = run_binary(argv, NULL, &out, &err, bad, 60);
+	ck_assert_int_ne(rc, 0);
+	ck_assert_msg(strstr(err, "LLAMA2_CHAT_ISA=avx9") != NULL, "stderr: %s", err);
+	free(out);
+	free(err);
+	const char *sc[] = { "LLAMA2_CHAT_ISA=scalar", NULL };
+	rc = run_binary(argv, NULL, &out, &err, sc, 60);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_msg(strstr(out, "\"isa\": \"scalar\"") != NULL, "stdout: %s", out);
+	free(out);
+	free(err);
+	free(path);
+}
+END_TEST
+
 Suite *attn_suite(void);
 
 Suite *
@@ -119,6 +189,8 @@ attn_suite(void)
 	TCase *tc = tcase_create("f16");
 	tcase_add_test(tc, test_multi_equals_ref);
 	tcase_add_test(tc, test_long_close_to_ref);
+	tcase_add_loop_test(tc, test_each_isa_equals_ref, CPU_SCALAR, CPU_NISA);
+	tcase_add_fixture_test(tc, test_isa_env_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -466,7 +466,9 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 		 * same K/V rows, so they run side by side (attn_multi_f16). */
 		const int tb = group >= ATTN_MULTI ? 1 : ATTN_MULTI / group;
 		const int n_items = (n + tb - 1) / tb * c->n_kv_heads;
-		#pragma omp parallel for schedule(static) \
+		/* Items one by one in turn to each thread: a causal prompt's
+		 * later tokens cost more, so contiguous runs would not balance. */
+		#pragma omp parallel for schedule(static, 1) \
 		    if (PARALLEL_WORTH((int64_t)n * c->n_heads * (pos + n) * hd))
 		for (int it = 0; it < n_items; it++) {
 			int g = it % c->n_kv_heads, t0 = it / c->n_kv_heads * tb;
@@ -484,7 +486,7 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 			float *att = s->att + (size_t)(tid < s->att_threads ? tid : 0) * kv->n_ctx;
 			if (kv->type == KV_F16) {
 				attn_multi_f16(nq, o, q, nn, (const fp16_t *)kv->k + koff, (const fp16_t *)kv->v + koff, kv_dim,
-				    hd, att_scale, att);
+				    hd, att_scale, 0);
 			} else {
 				for (int i = 0; i < nq; i++)
 					attend_f32(o[i], q[i], (const float *)kv->k + koff, (const float *)kv->v + koff, kv_dim,

@@ -3,7 +3,8 @@
  * terminal itself (screen.c), colours (theme.c), the line editor's keys and
  * rows (editor.c), the chat view (chatview.c), the conversation list
  * (convlist.c), the status bar (status.c), dialogs and the help overlay
- * (modal.c), and the state they all draw from (struct ui, run by ui.c).
+ * (modal.c), the state they all draw from (struct ui, run by ui.c), and
+ * what the interface does: actions.c, dialogs.c, sampling.c, keys.c.
  *
  * Only the UI thread calls anything here.  Every draw function writes into
  * stdscr within the rectangle it is given and never past it; ui.c erases,
@@ -17,7 +18,6 @@
 #include <stdint.h>
 
 #include "app/session.h"
-#include "storage/db.h"
 #include "ui/ui_int.h"
 
 /* A key as read: a character or a KEY_* code, and whether Alt (a
@@ -108,12 +108,12 @@ enum modal_result { DLG_CONT, DLG_OK, DLG_CANCEL };
 struct modal_item {
 	char *label;              /* the line shown (owned); \x01...\x02 marks a match */
 	int64_t id;               /* what the caller gets back */
-	int pos;
+	int64_t pos;              /* a second value: a message id, a length */
 };
 
 struct modal {
 	enum modal_kind kind;
-	int purpose;              /* what ui.c does on OK */
+	int purpose;              /* what dialogs.c does on OK */
 	int64_t arg;              /* and with what */
 	char *title;              /* owned */
 	char *text;               /* owned: the question, or the hint under a prompt */
@@ -133,7 +133,7 @@ void modal_prompt(struct modal *d, int purpose, const char *title, const char *i
     int multiline);
 /* A list; items are added with modal_add, then modal_ready. */
 void modal_list(struct modal *d, int purpose, const char *title, int filter);
-void modal_add(struct modal *d, const char *label, int64_t id, int pos);
+void modal_add(struct modal *d, const char *label, int64_t id, int64_t pos);
 void modal_ready(struct modal *d);
 void modal_help(struct modal *d);
 void modal_close(struct modal *d);
@@ -146,26 +146,26 @@ void modal_draw(struct modal *d, int lines, int cols, int *cy, int *cx);
 /* ---- the state (ui.c) ------------------------------------------------------ */
 
 struct ui {
-	struct opts *o;
-	struct engine_model *m;       /* NULL: history-only */
-	struct session s;
+	struct session *s;            /* not owned: the only way to the data and the engine */
+	int has_model;                /* 0: history only */
 	struct viewmodel vm;
 	struct input in;
 	struct modal dlg;
-	struct db_conv *convs;        /* (nconvs) the list on the left, newest first */
+	struct session_conv *convs;   /* (nconvs) the list on the left, newest first */
 	size_t nconvs;
 	int list_on;                  /* the user wants the list (shown when wide enough) */
 	int mouse;
 	int paste;                    /* inside a bracketed paste */
-	int editing;                  /* the input replaces message `edit_k` */
-	int edit_k;
+	int editing;                  /* the input replaces message `edit_id` */
+	int64_t edit_id;
+	int64_t scroll_to;            /* after a switch from a search hit: this message at the top */
 	int quit;
 	char *msg;                    /* a one-line notice in the status bar */
 	int msg_err;
 	double msg_until;             /* monotonic ms when it goes */
 	char *pending;                /* the export path waiting for "overwrite?" */
 	char *copy;                   /* text for OSC 52 after the next doupdate */
-	char *hist_path;
+	const char *hist_path;        /* the input history file, or NULL */
 	const char *model_name, *model_type;
 	int ctx_size;
 	/* Geometry of the last frame. */
@@ -185,10 +185,73 @@ void convlist_draw(struct ui *u, int y, int x, int h, int w);
 /* Re-read the list from the database. */
 void convlist_reload(struct ui *u);
 /* "title" or "(untitled)" for the list and dialogs. */
-const char *convlist_title(const struct db_conv *c);
+const char *convlist_title(const struct session_conv *c);
 
 /* ---- status.c -------------------------------------------------------------- */
 
 void status_draw(struct ui *u, int y, int w);
+
+/* ---- ui.c ---------------------------------------------------------------- */
+
+/* A one-line notice in the status bar for a few seconds (err: in red). */
+void ui_notice(struct ui *u, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The session's last error as a notice (and forget it). */
+void ui_session_notice(struct ui *u);
+/* 1 when there is a database / no reply in flight, else a notice and 0. */
+int ui_need_db(struct ui *u);
+int ui_not_busy(struct ui *u);
+/* Only spaces, tabs and newlines? */
+int ui_blank(const char *s);
+
+/* ---- actions.c ------------------------------------------------------------- */
+
+/* Open conversation id, scrolled to message msg (0: the end). */
+void action_switch_to(struct ui *u, int64_t id, int64_t msg);
+void action_new_chat(struct ui *u);
+/* Send the input box (or the edit of the last message). */
+void action_send(struct ui *u);
+void action_regenerate(struct ui *u);
+/* Put the last user message into the input box for editing. */
+void action_edit_last(struct ui *u);
+/* The last reply to the clipboard. */
+void action_copy_last(struct ui *u);
+/* Apply every waiting update of the session. */
+void action_drain(struct ui *u);
+
+/* ---- dialogs.c ------------------------------------------------------------- */
+
+/* What a dialog is for (struct modal's purpose). */
+enum purpose {
+	P_NONE, P_QUIT, P_SWITCH, P_SEARCH_QUERY, P_SEARCH_HIT, P_RENAME, P_DELETE, P_PRESET, P_SYSTEM,
+	P_SAMPLING, P_SAMPLING_VALUE, P_EXPORT_FORMAT, P_EXPORT_PATH, P_EXPORT_OVERWRITE, P_HELP,
+};
+
+void dialogs_open_switcher(struct ui *u);
+void dialogs_open_search(struct ui *u);
+void dialogs_open_rename(struct ui *u);
+void dialogs_open_delete(struct ui *u);
+void dialogs_open_presets(struct ui *u);
+void dialogs_open_export(struct ui *u);
+void dialogs_quit_ask(struct ui *u);
+/* The open dialog was answered (r: OK or CANCEL). */
+void dialogs_done(struct ui *u, enum modal_result r);
+
+/* ---- sampling.c ------------------------------------------------------------ */
+
+/* The form, with row sel selected. */
+void sampling_open(struct ui *u, int sel);
+/* Field f's value as text (malloc'd). */
+char *sampling_value(struct ui *u, int f);
+/* The prompt for field f. */
+void sampling_edit(struct ui *u, int f);
+/* Set field f from the typed text (a notice says how it went). */
+void sampling_set(struct ui *u, int f, const char *text);
+
+/* ---- keys.c ---------------------------------------------------------------- */
+
+/* Read one key without waiting: 1 and *k, or 0 when none is waiting. */
+int keys_read(struct key *k);
+/* What a key does, in a dialog or in the main view. */
+void keys_handle(struct ui *u, const struct key *k);
 
 #endif

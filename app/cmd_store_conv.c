@@ -138,7 +138,8 @@ cmd_store_show(const char *db, int argc, char **argv)
 	char *err = NULL;
 	if (cmd_store_resolve(d, argv[optind], &id) != 0)
 		return cmd_store_done(d, 1);
-	struct db_conv *conv = db_conv_load(d, id, &err);
+	/* The whole tree: JSON carries every branch, text shows the current one. */
+	struct db_conv *conv = db_conv_load_tree(d, id, &err);
 	if (conv == NULL) {
 		db_close(d);
 		return cmd_store_fail_err(err);
@@ -228,7 +229,7 @@ cmd_store_export(const char *db, int argc, char **argv)
 	char *err = NULL;
 	if (cmd_store_resolve(d, argv[optind], &id) != 0)
 		return cmd_store_done(d, 1);
-	struct db_conv *conv = db_conv_load(d, id, &err);
+	struct db_conv *conv = db_conv_load_tree(d, id, &err);
 	if (conv == NULL) {
 		db_close(d);
 		return cmd_store_fail_err(err);

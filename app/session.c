@@ -10,6 +10,7 @@
 #include "app/session.h"
 #include "app/kvcache.h"
 #include "app/paths.h"
+#include "app/replay.h"
 #include "storage/db.h"
 
 #include <jansson.h>
@@ -341,7 +342,9 @@ begin_rows(struct session *s, const char *text)
 			goto fail;
 		s->user_msg_id = m.id;
 	}
-	char *sj = sampler_json(&s->samp);
+	/* The replay record: all that makes this reply reproducible. */
+	char *sj = replay_record_json(s->m, &s->samp, s->o->n_predict, worker_ctx_size(s->w),
+	    s->o->batch, s->o->kv_f32, s->system);
 	int rc = db_reply_begin(s->db, s->conv_id, sj, 1, s->samp.seed, &s->reply_id, &err);
 	free(sj);
 	if (rc != 0) {

@@ -343,6 +343,98 @@ START_TEST(test_export_import_tree)
 }
 END_TEST
 
+/* ---- with the binary and a real model ------------------------------------ */
+
+/* Run the binary on the suite's database with the XDG folders in tdir. */
+static int
+run(const char *const *argv, const char *in, char **out, char **err)
+{
+	char *env[5];
+	const char *names[4] = { "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME" };
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ge(asprintf(&env[i], "%s=%s", names[i], tdir), 0);
+	env[4] = NULL;
+	int st = run_binary(argv, in, out, err, (const char *const *)env, 120);
+	for (int i = 0; i < 4; i++)
+		free(env[i]);
+	return st;
+}
+
+static char *
+db_file(void)
+{
+	return tpath("chats.db");
+}
+
+/* The public id of the newest conversation. */
+static void
+latest_pid(char *pid)
+{
+	int64_t id;
+	char *err = NULL;
+	ck_assert_int_eq(db_conv_latest(tdb, &id, &err), 1);
+	struct db_conv *c = db_conv_load(tdb, id, &err);
+	memcpy(pid, c->pid, DB_PID_LEN + 1);
+	db_conv_free(c);
+}
+
+START_TEST(test_replay_ten_replies)
+{
+	char *model = fixture_path("models/fixture-q4_0.gguf");
+	char *other = fixture_path("models/fixture-q8_0.gguf");
+	char *dbp = db_file(), *out, *err;
+	const char *chat[] = { "llama2-chat", "chat", "--db", dbp, "-m", model, "--seed", "11",
+		"--temp", "0.8", "-n", "16", "-t", "2", NULL };
+	int st = run(chat, "one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\nten\n", &out, &err);
+	ck_assert_msg(st == 0, "status %d: %s", st, err);
+	free(out);
+	free(err);
+	char pid[DB_PID_LEN + 1];
+	latest_pid(pid);
+
+	/* Generated with two threads, replayed with one and with two. */
+	for (int t = 1; t <= 2; t++) {
+		const char *rp[] = { "llama2-chat", "replay", "--db", dbp, "-m", model, "-t",
+			t == 1 ? "1" : "2", pid, NULL };
+		st = run(rp, NULL, &out, &err);
+		ck_assert_msg(st == 0 && strstr(out, "replay: 10/10 identical\n") != NULL,
+		    "threads %d: status %d: %s%s", t, st, out, err);
+		free(out);
+		free(err);
+	}
+
+	/* A changed token is found where it is (in the last reply: a changed
+	 * earlier one changes the prompts after it too). */
+	char *e = NULL;
+	int64_t id;
+	ck_assert_int_eq(db_conv_resolve(tdb, pid, &id, &e), 0);
+	struct db_conv *c = db_conv_load(tdb, id, &e);
+	ck_assert_int_eq(c->n_messages, 20);
+	struct db_message *r3 = &c->messages[19];
+	ck_assert(r3->role == DB_ROLE_ASSISTANT && r3->n_tokens > 6);
+	r3->tokens[4] = r3->tokens[4] == 300 ? 301 : 300;
+	ck_assert_int_eq(db_message_set_tokens(tdb, r3->id, r3->tokens, r3->n_tokens, &e), 0);
+	db_conv_free(c);
+	const char *rp[] = { "llama2-chat", "replay", "--db", dbp, "-m", model, pid, NULL };
+	ck_assert_int_eq(run(rp, NULL, &out, &err), 1);
+	ck_assert_msg(strstr(out, "reply 10 (message 19): differs at token 5: stored") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "replay: 9/10 identical") != NULL, "%s", out);
+	free(out);
+	free(err);
+
+	/* Another model file: said so, for each reply. */
+	const char *ro[] = { "llama2-chat", "replay", "--db", dbp, "-m", other, pid, NULL };
+	ck_assert_int_eq(run(ro, NULL, &out, &err), 1);
+	ck_assert_msg(strstr(out, "not replayable: made with another model file") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "replay: 0/10 identical") != NULL, "%s", out);
+	free(out);
+	free(err);
+	free(dbp);
+	free(model);
+	free(other);
+}
+END_TEST
+
 Suite *tree_suite(void);
 
 Suite *
@@ -355,6 +447,11 @@ tree_suite(void)
 	tcase_add_test(tc, test_siblings_and_switching);
 	tcase_add_test(tc, test_delete_subtree);
 	tcase_add_test(tc, test_export_import_tree);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("model");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_fixture_test(tc, test_replay_ten_replies);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -84,9 +84,9 @@ cmd_tree_dialog(const struct db_conv *c, struct cmd_tree_dialog *dl)
 		return -1;
 	for (int i = 0; i < c->n_messages; i++) {
 		const struct db_message *m = &c->messages[i];
-		if (m->role == DB_ROLE_SYSTEM)
+		if (m->role == ROLE_SYSTEM)
 			continue;
-		int role = m->role == DB_ROLE_USER ? CHAT_USER : CHAT_ASSISTANT;
+		int role = m->role == ROLE_USER ? CHAT_USER : CHAT_ASSISTANT;
 		if (dl->n > 0 && dl->roles[dl->n - 1] == role)
 			continue;
 		dl->roles[dl->n] = role;
@@ -168,7 +168,7 @@ cmd_tree_replay_one(struct engine_model *m, struct replay_ctx *rx, const struct 
 	} else {
 		/* A reply that was stopped or cut off is compared as far as it got. */
 		int n_stored = (int)msg->n_tokens;
-		int open = msg->finish == DB_FINISH_STOPPED || msg->finish == DB_FINISH_INTERRUPTED;
+		int open = msg->finish == FINISH_STOPPED || msg->finish == FINISH_INTERRUPTED;
 		if (msg->tokens[n_stored - 1] == in->eos && open)
 			n_stored--;
 		cmd_tree_usable_ids(m, c, dl, &r, k);

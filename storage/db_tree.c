@@ -192,3 +192,22 @@ fail:
 	db_rollback(d);
 	return -1;
 }
+
+int
+db_message_parent(struct db *d, int64_t msg_id, int64_t *parent, char **err)
+{
+	static const char what[] = "cannot read the message";
+	sqlite3_stmt *st = db_prep(d, "SELECT COALESCE(parent, 0) FROM messages WHERE id = ?", err, what);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, msg_id);
+	int rc = sqlite3_step(st), ret = 0;
+	if (rc == SQLITE_ROW)
+		*parent = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		ret = db_errf(err, "%s: no such message", what);
+	else
+		ret = db_fail(d, err, what);
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -58,7 +58,7 @@ new_conv(void)
 
 /* Add a message under parent (-1: the current leaf). */
 static int64_t
-add(int64_t conv, int64_t parent, enum db_role role, const char *text)
+add(int64_t conv, int64_t parent, enum role role, const char *text)
 {
 	struct db_message m = { .role = role, .content = (char *)text };
 	char *err = NULL;
@@ -137,7 +137,7 @@ START_TEST(test_upgrade_makes_branches)
 	ck_assert_int_eq(c->messages[0].parent, 0);
 	db_conv_free(c);
 	/* And it goes on growing as a tree. */
-	struct db_message m = { .role = DB_ROLE_USER, .content = "q3" };
+	struct db_message m = { .role = ROLE_USER, .content = "q3" };
 	ck_assert_msg(db_message_append(d, 1, &m, &err) == 0, "%s", err);
 	ck_assert_int_eq(m.position, 4);
 	db_close(d);
@@ -149,11 +149,11 @@ START_TEST(test_siblings_and_switching)
 {
 	char *err = NULL;
 	int64_t c = new_conv();
-	int64_t u1 = add(c, -1, DB_ROLE_USER, "q1");
-	int64_t a1 = add(c, -1, DB_ROLE_ASSISTANT, "r1");
+	int64_t u1 = add(c, -1, ROLE_USER, "q1");
+	int64_t a1 = add(c, -1, ROLE_ASSISTANT, "r1");
 	/* Regenerate twice: two more replies under the same question. */
-	int64_t a2 = add(c, u1, DB_ROLE_ASSISTANT, "r2");
-	int64_t a3 = add(c, u1, DB_ROLE_ASSISTANT, "r3");
+	int64_t a2 = add(c, u1, ROLE_ASSISTANT, "r2");
+	int64_t a3 = add(c, u1, ROLE_ASSISTANT, "r3");
 	char *b = branch_text(c);
 	ck_assert_str_eq(b, "q1|r3");
 	free(b);
@@ -175,7 +175,7 @@ START_TEST(test_siblings_and_switching)
 	int64_t leaf;
 	ck_assert_int_eq(db_conv_select(tdb, c, a1, &leaf, &err), 0);
 	ck_assert_int_eq(leaf, a1);
-	int64_t u2 = add(c, -1, DB_ROLE_USER, "q2");
+	int64_t u2 = add(c, -1, ROLE_USER, "q2");
 	b = branch_text(c);
 	ck_assert_str_eq(b, "q1|r1|q2");
 	free(b);
@@ -189,8 +189,8 @@ START_TEST(test_siblings_and_switching)
 	ck_assert_int_eq(leaf, u2);
 
 	/* Editing the first question: a second root. */
-	int64_t e1 = add(c, 0, DB_ROLE_USER, "q1 edited");
-	add(c, -1, DB_ROLE_ASSISTANT, "r edited");
+	int64_t e1 = add(c, 0, ROLE_USER, "q1 edited");
+	add(c, -1, ROLE_ASSISTANT, "r edited");
 	b = branch_text(c);
 	ck_assert_str_eq(b, "q1 edited|r edited");
 	free(b);
@@ -213,7 +213,7 @@ START_TEST(test_siblings_and_switching)
 
 	/* A message of another conversation is no parent here, nor a branch. */
 	int64_t other = new_conv();
-	struct db_message m = { .role = DB_ROLE_USER, .content = "x" };
+	struct db_message m = { .role = ROLE_USER, .content = "x" };
 	ck_assert_int_eq(db_message_add(tdb, other, a1, &m, &err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "another conversation"));
 	free(err);
@@ -228,11 +228,11 @@ START_TEST(test_delete_subtree)
 {
 	char *err = NULL;
 	int64_t c = new_conv();
-	int64_t u1 = add(c, -1, DB_ROLE_USER, "q1");
-	int64_t a1 = add(c, -1, DB_ROLE_ASSISTANT, "r1");
-	add(c, -1, DB_ROLE_USER, "q2");
-	add(c, -1, DB_ROLE_ASSISTANT, "r2");
-	int64_t a2 = add(c, u1, DB_ROLE_ASSISTANT, "r1b");
+	int64_t u1 = add(c, -1, ROLE_USER, "q1");
+	int64_t a1 = add(c, -1, ROLE_ASSISTANT, "r1");
+	add(c, -1, ROLE_USER, "q2");
+	add(c, -1, ROLE_ASSISTANT, "r2");
+	int64_t a2 = add(c, u1, ROLE_ASSISTANT, "r1b");
 	/* Deleting a message off the current branch leaves the branch alone. */
 	ck_assert_int_eq(db_conv_select(tdb, c, a1, NULL, &err), 0);
 	ck_assert_int_eq(db_message_delete(tdb, a2, &err), 0);
@@ -272,12 +272,12 @@ START_TEST(test_export_import_tree)
 {
 	char *err = NULL;
 	int64_t c = new_conv();
-	int64_t u1 = add(c, -1, DB_ROLE_USER, "question");
-	int64_t a1 = add(c, -1, DB_ROLE_ASSISTANT, "first answer");
-	add(c, u1, DB_ROLE_ASSISTANT, "second answer");
-	add(c, u1, DB_ROLE_ASSISTANT, "third answer");
+	int64_t u1 = add(c, -1, ROLE_USER, "question");
+	int64_t a1 = add(c, -1, ROLE_ASSISTANT, "first answer");
+	add(c, u1, ROLE_ASSISTANT, "second answer");
+	add(c, u1, ROLE_ASSISTANT, "third answer");
 	ck_assert_int_eq(db_conv_select(tdb, c, a1, NULL, &err), 0);
-	add(c, -1, DB_ROLE_USER, "follow-up");
+	add(c, -1, ROLE_USER, "follow-up");
 
 	char *j1 = export_string(c, EXPORT_JSON);
 	ck_assert_ptr_nonnull(strstr(j1, "\"version\": 2"));
@@ -411,7 +411,7 @@ START_TEST(test_replay_ten_replies)
 	struct db_conv *c = db_conv_load(tdb, id, &e);
 	ck_assert_int_eq(c->n_messages, 20);
 	struct db_message *r3 = &c->messages[19];
-	ck_assert(r3->role == DB_ROLE_ASSISTANT && r3->n_tokens > 6);
+	ck_assert(r3->role == ROLE_ASSISTANT && r3->n_tokens > 6);
 	r3->tokens[4] = r3->tokens[4] == 300 ? 301 : 300;
 	ck_assert_int_eq(db_message_set_tokens(tdb, r3->id, r3->tokens, r3->n_tokens, &e), 0);
 	db_conv_free(c);

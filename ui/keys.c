@@ -93,6 +93,8 @@ keys_main(struct ui *u, const struct key *k)
 		switch (k->code) {
 		case 'c': action_copy_last(u); return;
 		case 'e': action_edit_last(u); return;
+		case ',': action_alternative(u, -1); return;
+		case '.': action_alternative(u, 1); return;
 		case 'r': dialogs_open_rename(u); return;
 		case 'D': dialogs_open_delete(u); return;
 		case 'x': dialogs_open_export(u); return;
@@ -116,8 +118,8 @@ keys_main(struct ui *u, const struct key *k)
 		switch (k->code) {
 		case '\r': action_send(u); return;
 		case 27:
-			if (u->s.busy)
-				session_stop(&u->s);
+			if (session_busy(u->s))
+				session_stop(u->s);
 			else if (u->editing) {
 				u->editing = 0;
 				input_clear(&u->in);
@@ -128,8 +130,8 @@ keys_main(struct ui *u, const struct key *k)
 			}
 			return;
 		case KEY_CTRL('C'):
-			if (u->s.busy)
-				session_stop(&u->s);
+			if (session_busy(u->s))
+				session_stop(u->s);
 			else
 				dialogs_quit_ask(u);
 			return;

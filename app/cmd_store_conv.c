@@ -3,6 +3,7 @@
  * rename, rm (see cmd_store.h).  Every id is resolved before anything is
  * changed, so `rm a b c` with one bad id deletes nothing.
  */
+#include "app/cmd_tree.h"
 #include "app/cmd_store_int.h"
 
 #include <errno.h>
@@ -107,18 +108,24 @@ cmd_store_list(const char *db, int argc, char **argv)
 /* ---- show / export ------------------------------------------------------------ */
 
 static const char cmd_show_help[] =
-	"usage: " CMD_PROG " show ID [--json] [--db FILE]\n"
-	"Print a stored conversation.  --json prints the full export document.\n";
+	"usage: " CMD_PROG " show ID [--tree] [--json] [--db FILE]\n"
+	"Print a stored conversation: its current branch, each message that has\n"
+	"alternatives marked.  --tree prints every branch as an outline; --json\n"
+	"prints the full export document (every branch).\n";
 
 int
 cmd_store_show(const char *db, int argc, char **argv)
 {
 	struct cmd_ctx ctx, *x = cmd_store_begin(&ctx, "show", db);
-	static const struct option lo[] = { CMD_COMMON_OPTS, { 0 } };
-	int c;
+	static const struct option lo[] = { { "tree", no_argument, NULL, 'T' }, CMD_COMMON_OPTS, { 0 } };
+	int c, tree = 0;
 	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
 		if (cmd_store_common(x, c))
 			continue;
+		if (c == 'T') {
+			tree = 1;
+			continue;
+		}
 		if (c == 'h') {
 			fputs(cmd_show_help, stdout);
 			return 0;
@@ -144,7 +151,9 @@ cmd_store_show(const char *db, int argc, char **argv)
 		db_close(d);
 		return cmd_store_fail_err(err);
 	}
-	if (x->json || !isatty(STDOUT_FILENO)) {
+	if (tree && !x->json) {
+		cmd_tree_print(conv, stdout);
+	} else if (x->json || !isatty(STDOUT_FILENO)) {
 		if (export_write(conv, x->json ? EXPORT_JSON : EXPORT_TXT, stdout, &err) != 0)
 			status = cmd_store_fail_err(err);
 	} else {

@@ -250,3 +250,127 @@ cmd_replay(struct opts *o)
 	db_conv_free(c);
 	return status;
 }
+
+/* ---- the tree outline and branch -------------------------------------------- */
+
+/* One line of content for the outline: the first line, at most 60 columns' worth of bytes. */
+static void
+cmd_tree_line(FILE *out, const char *text)
+{
+	int n = 0;
+	const unsigned char *p = (const unsigned char *)text;
+	while (*p == ' ' || *p == '\n')
+		p++;
+	for (; *p && *p != '\n' && n < 60; p++) {
+		fputc(*p < 0x20 ? ' ' : *p, out);
+		if ((*p & 0xc0) != 0x80)
+			n++;
+	}
+	if (*p && *p != '\n')
+		fputs("\xe2\x80\xa6", out);
+}
+
+/* Print message i of tree c and what is under it; a fork indents each child. */
+static void
+cmd_tree_node(FILE *out, const struct db_conv *c, const char *on, int i, int indent, int depth)
+{
+	const struct db_message *m = &c->messages[i];
+	fprintf(out, "%c %*s#%-3d %-9s ", on[i] ? '*' : ' ', indent, "", m->position,
+	    m->role == ROLE_USER ? "you" : m->role == ROLE_ASSISTANT ? "assistant" : "system");
+	cmd_tree_line(out, m->content);
+	if (m->n_siblings > 1)
+		fprintf(out, "  [%d/%d]", m->sibling + 1, m->n_siblings);
+	fputc('\n', out);
+	if (depth > 10000)
+		return;
+	int kids = 0;
+	for (int k = i + 1; k < c->n_messages; k++)
+		kids += c->messages[k].parent == m->id;
+	for (int k = i + 1; k < c->n_messages; k++)
+		if (c->messages[k].parent == m->id)
+			cmd_tree_node(out, c, on, k, kids > 1 ? indent + 2 : indent, depth + 1);
+}
+
+void
+cmd_tree_print(const struct db_conv *c, FILE *out)
+{
+	/* on[i]: message i is on the current branch (walk up from the leaf). */
+	char *on = calloc((size_t)c->n_messages + 1, 1);
+	if (on == NULL)
+		return;
+	int64_t want = c->leaf;
+	for (int k = c->n_messages - 1; k >= 0 && want != 0; k--)
+		if (c->messages[k].id == want) {
+			on[k] = 1;
+			want = c->messages[k].parent;
+		}
+	fprintf(out, "%s  %s\n", c->pid, c->title != NULL ? c->title : "Untitled conversation");
+	fputs("(* the current branch; [k/n] alternative k of n; 'branch ID N' switches)\n", out);
+	int roots = 0;
+	for (int k = 0; k < c->n_messages; k++)
+		roots += c->messages[k].parent == 0;
+	for (int k = 0; k < c->n_messages; k++)
+		if (c->messages[k].parent == 0)
+			cmd_tree_node(out, c, on, k, roots > 1 ? 2 : 0, 0);
+	free(on);
+}
+
+int
+cmd_branch(struct opts *o)
+{
+	if (o->nargs > 2)
+		return cli_usage_error("branch: ID and N, '%s' is extra", o->args[2]);
+	long want = 0;
+	if (o->nargs == 2) {
+		char *end;
+		want = strtol(o->args[1], &end, 10);
+		if (*end != '\0' || want < 1)
+			return cli_usage_error("branch: N is an alternative's number (1, 2, ...), not '%s'",
+			    o->args[1]);
+	}
+	struct db *d = cmd_tree_open_db(o);
+	if (d == NULL)
+		return 1;
+	int64_t id;
+	int status = cmd_tree_resolve(d, o, "branch", &id);
+	char *err = NULL;
+	struct db_conv *c = status == 0 ? db_conv_load(d, id, &err) : NULL;
+	if (status == 0 && c == NULL) {
+		cli_error("%s", err);
+		free(err);
+		status = 1;
+	}
+	if (c != NULL) {
+		/* The fork: the last message of the current branch that has alternatives. */
+		int k = c->n_messages - 1;
+		while (k >= 0 && c->messages[k].n_siblings <= 1)
+			k--;
+		int64_t *ids = NULL;
+		size_t n = 0, at = 0;
+		if (k < 0) {
+			cli_error("%s has no alternatives on its current branch ('regenerate' makes one)",
+			    c->pid);
+			status = 1;
+		} else if (db_message_siblings(d, c->messages[k].id, &ids, &n, &at, &err) != 0) {
+			cli_error("%s", err);
+			free(err);
+			status = 1;
+		} else if (want == 0) {
+			printf("%s: %zu alternatives at the last fork (message #%d is number %zu, current)\n",
+			    c->pid, n, c->messages[k].position, at + 1);
+		} else if ((size_t)want > n) {
+			cli_error("%s: the last fork has %zu alternatives, not %ld", c->pid, n, want);
+			status = 1;
+		} else if (db_conv_select(d, c->id, ids[want - 1], NULL, &err) != 0) {
+			cli_error("%s", err);
+			free(err);
+			status = 1;
+		} else {
+			printf("%s: alternative %ld of %zu at the last fork is current\n", c->pid, want, n);
+		}
+		free(ids);
+	}
+	db_conv_free(c);
+	db_close(d);
+	return status;
+}

@@ -54,6 +54,8 @@ static const struct command {
 	{ "bench", cmd_bench, NULL },
 	{ "cache", cmd_cache, NULL },
 	{ "replay", cmd_replay, NULL },
+	{ "regenerate", cmd_regenerate, NULL },
+	{ "branch", cmd_branch, NULL },
 	{ "help", command_help, NULL },
 	{ "list", NULL, cmd_store_list },
 	{ "show", NULL, cmd_store_show },

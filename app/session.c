@@ -410,6 +410,7 @@ session_ensure_conv(struct session *s)
 	s->conv_id = c.id;
 	snprintf(s->pid, sizeof s->pid, "%s", c.pid);
 	session_set_kv_path(s);
+	s->conv_fresh = 1;
 	return 0;
 }
 

@@ -39,6 +39,7 @@ struct session {
 	int base;                     /* window messages before the request's */
 	int64_t user_id, reply_id;    /* its rows (reply_id: also the view's id) */
 	int64_t alt_of;               /* SR_REGEN/SR_EDIT: the message it is an alternative to */
+	int conv_fresh;               /* the stored conversation was made for the request in flight */
 	char *user_text;              /* SR_SEND/SR_EDIT: given back when it fails */
 	int32_t *user_ids;            /* the user turn's tokens (WEV_USER_IDS) */
 	int n_user_ids;

@@ -228,15 +228,44 @@ session_hide_from(struct session *s, int64_t id)
 	session_push(s, SU_REMOVE, id, ROLE_USER, NULL, 0);
 }
 
+/* Nothing but white space (or nothing at all)? */
+static int
+session_blank(const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *)text; p != NULL && *p; p++)
+		if (*p != ' ' && (*p < '\t' || *p > '\r'))
+			return 0;
+	return 1;
+}
+
+/* A request that made the conversation failed before anything was said:
+ * the conversation goes too, so nothing is left behind. */
+static void
+session_drop_fresh(struct session *s)
+{
+	if (!s->conv_fresh || s->db == NULL || s->conv_id == 0)
+		return;
+	s->conv_fresh = 0;
+	if (db_conv_delete(s->db, s->conv_id, NULL) != 0)
+		return;
+	s->conv_id = 0;
+	s->pid[0] = '\0';
+	session_set_kv_path(s);
+}
+
 int
 session_send(struct session *s, const char *text)
 {
 	if (session_can_ask(s) != 0)
 		return -1;
+	if (session_blank(text))
+		return session_fail(s, "the message is empty");
 	session_reply_reset(s, SR_SEND);
 	s->base = s->nwin;
-	if (session_begin_rows(s, text, -1) != 0)
+	if (session_begin_rows(s, text, -1) != 0) {
+		session_drop_fresh(s);
 		return -1;
+	}
 	s->seq = worker_send(s->w, text, &s->gen.samp, s->gen.n_predict);
 	s->busy = 1;
 	return 0;
@@ -370,6 +399,7 @@ session_done(struct session *s, const struct worker_event *ev)
 	const struct engine_gen_stats *st = &ev->stats;
 	s->last_stats = *st;
 	s->busy = 0;
+	s->conv_fresh = 0;
 	s->turn++;
 	s->nwin = s->base;
 	if (s->req != SR_REGEN)
@@ -414,6 +444,7 @@ session_failed(struct session *s, const struct worker_event *ev)
 	int64_t first = s->req == SR_REGEN ? s->reply_id : s->user_id;
 	if (s->db && first > 0)
 		db_message_delete(s->db, first, NULL);
+	session_drop_fresh(s);
 	session_push(s, SU_REMOVE, first, ROLE_USER, NULL, 0);
 	if (s->req != SR_SEND && s->db && s->alt_of > 0 &&
 	    db_conv_select(s->db, s->conv_id, s->alt_of, NULL, NULL) == 0) {

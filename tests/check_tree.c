@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/replay.h"
+#include "engine/chat.h"
 #include "storage/db_int.h"
 #include "storage/export.h"
 #include "tests/testutil.h"
@@ -435,6 +437,181 @@ START_TEST(test_replay_ten_replies)
 }
 END_TEST
 
+/* Stored ids are used only while they stand for the text (import, edits,
+ * another vocabulary): replay_ids_usable with a real model. */
+START_TEST(test_ids_usable)
+{
+	char *path = fixture_path("models/fixture-q4_0.gguf"), *err = NULL;
+	struct engine_model *m = engine_open(path, NULL, &err);
+	ck_assert_msg(m != NULL, "%s", err);
+	int roles[2] = { CHAT_SYSTEM, CHAT_USER };
+	const char *contents[2] = { "Be brief.", "Hello there" };
+	int32_t *ids;
+	int n;
+	/* The open turn with and without a system prompt folded in. */
+	ck_assert_int_eq(chat_render(m, roles + 1, contents + 1, 1, &ids, &n, NULL, &err), 0);
+	ck_assert_int_eq(replay_ids_usable(m, CHAT_USER, NULL, "Hello there", ids, n), 1);
+	ck_assert_int_eq(replay_ids_usable(m, CHAT_USER, NULL, "Hello where", ids, n), 0);
+	ck_assert_int_eq(replay_ids_usable(m, CHAT_USER, "Be brief.", "Hello there", ids, n), 0);
+	free(ids);
+	ck_assert_int_eq(chat_render(m, roles, contents, 2, &ids, &n, NULL, &err), 0);
+	ck_assert_int_eq(replay_ids_usable(m, CHAT_USER, "Be brief.", "Hello there", ids, n), 1);
+	ck_assert_int_eq(replay_ids_usable(m, CHAT_USER, "Be kind.", "Hello there", ids, n), 0);
+	free(ids);
+	/* A reply: its ids decode to its text; an id past the vocabulary never passes. */
+	n = engine_tokenize(m, "Once upon a time", 16, 0, &ids);
+	ck_assert_int_gt(n, 1);
+	char *text = engine_detokenize(m, ids, n);
+	ck_assert_int_eq(replay_ids_usable(m, CHAT_ASSISTANT, NULL, text, ids, n), 1);
+	ck_assert_int_eq(replay_ids_usable(m, CHAT_ASSISTANT, NULL, "Once upon a dime", ids, n), 0);
+	ids[0] = 25580;
+	ck_assert_int_eq(replay_ids_usable(m, CHAT_ASSISTANT, NULL, text, ids, n), 0);
+	free(text);
+	free(ids);
+	engine_close(m);
+	free(path);
+}
+END_TEST
+
+static long long
+count_convs(void)
+{
+	return q_int("SELECT count(*) FROM conversations");
+}
+
+/* `--resume ID -m other.gguf -p hi` with a vocabulary the stored ids do not
+ * fit used to fail with "token id 25580 is out of range (vocabulary 1024)". */
+START_TEST(test_other_vocabulary)
+{
+	char *big = fixture_path("models/llama-2-tiny-random.gguf");
+	char *small = fixture_path("models/fixture-q4_0.gguf");
+	char *dbp = db_file(), *out, *err, pid[DB_PID_LEN + 1];
+	const char *a[] = { "llama2-chat", "--db", dbp, "-m", big, "-n", "12", "--seed", "3", "-p",
+		"Hello there, how are you?", NULL };
+	ck_assert_msg(run(a, NULL, &out, &err) == 0, "%s", err);
+	free(out);
+	free(err);
+	latest_pid(pid);
+	ck_assert_int_gt(q_int("SELECT max(length(tokens)) FROM messages"), 0);
+	const char *b[] = { "llama2-chat", "--db", dbp, "-m", small, "-n", "12", "--resume", pid, "-p",
+		"hi", NULL };
+	int st = run(b, NULL, &out, &err);
+	ck_assert_msg(st == 0 && strstr(err, "out of range") == NULL, "status %d: %s", st, err);
+	free(out);
+	free(err);
+	ck_assert_int_eq(q_int("SELECT n_messages FROM conversations"), 4);
+	free(dbp);
+	free(big);
+	free(small);
+}
+END_TEST
+
+/* Blank messages and one too long for the window leave nothing behind. */
+START_TEST(test_nothing_left_behind)
+{
+	char *model = fixture_path("models/fixture-q4_0.gguf");
+	char *dbp = db_file(), *out, *err;
+	const char *blanks[] = { "", "   ", "\n\t " };
+	for (size_t i = 0; i < 3; i++) {
+		const char *a[] = { "llama2-chat", "--db", dbp, "-m", model, "-p", blanks[i], NULL };
+		ck_assert_int_eq(run(a, NULL, &out, &err), 2);
+		ck_assert_msg(strstr(err, "empty") != NULL, "case %zu: %s", i, err);
+		free(out);
+		free(err);
+	}
+	ck_assert_int_eq(count_convs(), 0);
+	char *lng = malloc(20001);
+	for (int i = 0; i < 20000; i++)
+		lng[i] = i % 5 == 4 ? ' ' : 'a' + i % 7;
+	lng[20000] = '\0';
+	const char *b[] = { "llama2-chat", "--db", dbp, "-m", model, "--ctx-size", "128", "-p", lng, NULL };
+	ck_assert_int_eq(run(b, NULL, &out, &err), 1);
+	ck_assert_msg(strstr(err, "too long") != NULL, "%s", err);
+	free(out);
+	free(err);
+	ck_assert_int_eq(count_convs(), 0);
+	ck_assert_int_eq(q_int("SELECT count(*) FROM messages"), 0);
+	/* In a conversation that exists, only the failed turn goes. */
+	const char *c[] = { "llama2-chat", "--db", dbp, "-m", model, "-n", "4", "-p", "hi", NULL };
+	ck_assert_int_eq(run(c, NULL, &out, &err), 0);
+	free(out);
+	free(err);
+	const char *d[] = { "llama2-chat", "--db", dbp, "-m", model, "--ctx-size", "128", "-c", "-p", lng,
+		NULL };
+	ck_assert_int_eq(run(d, NULL, &out, &err), 1);
+	free(out);
+	free(err);
+	ck_assert_int_eq(count_convs(), 1);
+	ck_assert_int_eq(q_int("SELECT count(*) FROM messages"), 2);
+	free(lng);
+	free(dbp);
+	free(model);
+}
+END_TEST
+
+/* Regenerate twice: three alternatives, all in the JSON export; switching
+ * back to the first prefills only what follows the fork. */
+START_TEST(test_regenerate_and_switch)
+{
+	char *model = fixture_path("models/fixture-q4_0.gguf");
+	char *dbp = db_file(), *out, *err, pid[DB_PID_LEN + 1];
+	char *lng = malloc(8000);
+	size_t o = 0;
+	for (int i = 0; o < 2400; i++)
+		o += (size_t)snprintf(lng + o, 8000 - o, "word%d is here. ", i);
+	const char *a[] = { "llama2-chat", "--db", dbp, "-m", model, "--ctx-size", "2048", "-n", "16",
+		"--seed", "5", "-p", lng, NULL };
+	ck_assert_msg(run(a, NULL, &out, &err) == 0, "%s", err);
+	free(out);
+	free(err);
+	latest_pid(pid);
+	for (int i = 0; i < 2; i++) {
+		const char *r[] = { "llama2-chat", "regenerate", "--db", dbp, "-m", model, "--ctx-size", "2048",
+			"-n", "16", pid, NULL };
+		ck_assert_msg(run(r, NULL, &out, &err) == 0, "%s", err);
+		ck_assert_int_gt((int)strlen(out), 1);
+		free(out);
+		free(err);
+	}
+	ck_assert_int_eq(q_int("SELECT count(*) FROM messages WHERE role = 'assistant'"), 3);
+	const char *x[] = { "llama2-chat", "export", "--db", dbp, "--format", "json", pid, NULL };
+	ck_assert_int_eq(run(x, NULL, &out, &err), 0);
+	json_t *doc = json_loads(out, 0, NULL);
+	ck_assert_int_eq((int)json_array_size(json_object_get(doc, "messages")), 4);
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "leaf")), 3);
+	json_decref(doc);
+	free(out);
+	free(err);
+
+	const char *br[] = { "llama2-chat", "branch", "--db", dbp, pid, "1", NULL };
+	ck_assert_int_eq(run(br, NULL, &out, &err), 0);
+	ck_assert_ptr_nonnull(strstr(out, "alternative 1 of 3"));
+	free(out);
+	free(err);
+	const char *t[] = { "llama2-chat", "show", "--tree", "--db", dbp, pid, NULL };
+	ck_assert_int_eq(run(t, NULL, &out, &err), 0);
+	ck_assert_msg(strstr(out, "[1/3]") && strstr(out, "[3/3]"), "%s", out);
+	free(out);
+	free(err);
+	/* The snapshot holds the third reply's branch; the first shares the
+	 * question (about 1,000 tokens) with it. */
+	const char *c[] = { "llama2-chat", "--db", dbp, "-m", model, "--ctx-size", "2048", "-n", "4",
+		"--resume", pid, "-p", "next", "--verbose", "--stats", NULL };
+	ck_assert_msg(run(c, NULL, &out, &err) == 0, "%s", err);
+	int restored = 0, computed = -1;
+	const char *at = strstr(err, "resumed ");
+	ck_assert_msg(at != NULL, "%s", err);
+	ck_assert_int_eq(sscanf(at, "resumed %d positions from %*s computed %d", &restored, &computed), 2);
+	ck_assert_msg(restored > 1000 && computed > 0 && computed <= 18, "restored %d computed %d: %s",
+	    restored, computed, err);
+	free(out);
+	free(err);
+	free(lng);
+	free(dbp);
+	free(model);
+}
+END_TEST
+
 Suite *tree_suite(void);
 
 Suite *
@@ -452,6 +629,10 @@ tree_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_fixture_test(tc, test_replay_ten_replies);
+	tcase_add_fixture_test(tc, test_ids_usable);
+	tcase_add_fixture_test(tc, test_other_vocabulary);
+	tcase_add_fixture_test(tc, test_nothing_left_behind);
+	tcase_add_fixture_test(tc, test_regenerate_and_switch);
 	suite_add_tcase(s, tc);
 	return s;
 }

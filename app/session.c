@@ -149,12 +149,20 @@ session_load(struct session *s, const struct db_conv *c, int switching)
 		s->turn = 0;
 		s->dropped = 0;
 	} else if (switching == 0) {
-		if (!s->o->system && c->system_prompt) {
+		/* Resuming: the conversation's own system prompt, preset and
+		 * settings (as chosen last, in the interface too), except what
+		 * the command line says: -s and --preset change the
+		 * conversation from now on (session_open stores them), sampling
+		 * flags beat its settings. */
+		if (!s->o->system && !s->o->preset) {
 			free(s->system);
-			s->system = strdup(c->system_prompt);
+			s->system = c->system_prompt ? strdup(c->system_prompt) : NULL;
 		}
-		if (!s->preset && c->preset)
-			s->preset = strdup(c->preset);
+		if (!s->o->preset) {
+			free(s->preset);   /* a prompt of one's own (-s) is no preset's */
+			s->preset = c->preset && !s->o->system ? strdup(c->preset) : NULL;
+			settings_from_json(&s->gen, c->params, s->o->gen_set);
+		}
 	}
 	int k = session_pick(c, keep);
 	int eos = s->m ? engine_info(s->m)->eos : 2;
@@ -252,6 +260,8 @@ session_preset_at_open(struct session *s, const char *name)
 	return 0;
 }
 
+static int session_save_meta(struct session *s);
+
 struct session *
 session_open(const struct opts *o, struct engine_model *m, int *status)
 {
@@ -302,9 +312,37 @@ session_open(const struct opts *o, struct engine_model *m, int *status)
 			goto fail;
 		}
 	}
-	if (s->db && (o->cont || o->resume) && session_resume(s, o->resume) != 0) {
-		cli_error("%s", s->error);
-		goto fail;
+	if (o->no_save && (o->cont || o->resume)) {
+		/* Continue a stored chat in memory: read it, then let go of the
+		 * database, so nothing of this run is written. */
+		char *path = path_database(o->db, &err);
+		if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
+			cli_error("%s", err ? err : "cannot open the database");
+			free(err);
+			free(path);
+			goto fail;
+		}
+		free(path);
+		int rc = session_resume(s, o->resume);
+		db_close(s->db);
+		s->db = NULL;
+		if (rc != 0) {
+			cli_error("%s", s->error);
+			goto fail;
+		}
+		s->conv_id = 0;
+		s->pid[0] = '\0';
+		session_set_kv_path(s);
+	} else if (s->db && (o->cont || o->resume)) {
+		if (session_resume(s, o->resume) != 0) {
+			cli_error("%s", s->error);
+			goto fail;
+		}
+		/* -s or --preset given with it: the conversation's from now on. */
+		if (s->conv_id && (o->system || o->preset) && session_save_meta(s) != 0) {
+			cli_error("%s", s->error);
+			goto fail;
+		}
 	}
 	if (s->w && s->nwin == 0 && s->system)
 		worker_set_system(s->w, s->system);
@@ -549,7 +587,7 @@ session_system_store(struct session *s, const char *system)
 	free(s->system);
 	s->system = system && *system ? strdup(system) : NULL;
 	if (s->w)
-		worker_set_system(s->w, s->system ? s->system : "");
+		worker_set_system(s->w, s->system);
 	return session_save_meta(s);
 }
 

@@ -612,6 +612,169 @@ START_TEST(test_regenerate_and_switch)
 }
 END_TEST
 
+/* The replay record of the newest reply, parsed. */
+static json_t *
+last_record(void)
+{
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(tdb->h, "SELECT sampler FROM messages WHERE role = 'assistant'"
+	    " ORDER BY id DESC LIMIT 1", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	json_t *j = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+	sqlite3_finalize(st);
+	ck_assert_ptr_nonnull(j);
+	return j;
+}
+
+static char *
+q_text(const char *sql)
+{
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(tdb->h, sql, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	const unsigned char *t = sqlite3_column_text(st, 0);
+	char *r = t != NULL ? strdup((const char *)t) : NULL;
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* What a conversation was given (in the interface, or with -s / --preset
+ * on --resume) is what it goes on with; --no-save continues in memory. */
+START_TEST(test_resume_keeps_and_applies)
+{
+	char *model = fixture_path("models/fixture-q4_0.gguf");
+	char *dbp = db_file(), *out, *err, pid[DB_PID_LEN + 1];
+	const char *a[] = { "llama2-chat", "--db", dbp, "-m", model, "-n", "4", "-p", "hello", NULL };
+	ck_assert_int_eq(run(a, NULL, &out, &err), 0);
+	free(out);
+	free(err);
+	latest_pid(pid);
+	/* The interface's preset dialog stores the preset's prompt and settings. */
+	char *e = NULL;
+	struct db_preset pr;
+	ck_assert_int_eq(db_preset_get(tdb, "concise", &pr, &e), 0);
+	int64_t id;
+	ck_assert_int_eq(db_conv_resolve(tdb, pid, &id, &e), 0);
+	struct db_conv *c = db_conv_load(tdb, id, &e);
+	free(c->system_prompt);
+	c->system_prompt = strdup(pr.system_prompt);
+	free(c->preset);
+	c->preset = strdup("concise");
+	free(c->params);
+	c->params = strdup("{\"temperature\":0.3,\"top_p\":0.9}");
+	ck_assert_int_eq(db_conv_update(tdb, c, &e), 0);
+	db_conv_free(c);
+
+	const char *b[] = { "llama2-chat", "--db", dbp, "-m", model, "-n", "4", "--resume", pid, "-p",
+		"again", NULL };
+	ck_assert_int_eq(run(b, NULL, &out, &err), 0);
+	free(out);
+	free(err);
+	json_t *r = last_record();
+	ck_assert_str_eq(json_string_value(json_object_get(r, "system_prompt")), pr.system_prompt);
+	ck_assert(json_real_value(json_object_get(r, "temperature")) == 0.3);
+	json_decref(r);
+	db_preset_clear(&pr);
+
+	/* --preset with --resume: the conversation's preset from now on. */
+	ck_assert_int_eq(db_preset_get(tdb, "coder", &pr, &e), 0);
+	const char *p[] = { "llama2-chat", "--db", dbp, "-m", model, "-n", "4", "--resume", pid,
+		"--preset", "coder", "-p", "code", NULL };
+	ck_assert_int_eq(run(p, NULL, &out, &err), 0);
+	free(out);
+	free(err);
+	r = last_record();
+	ck_assert_str_eq(json_string_value(json_object_get(r, "system_prompt")), pr.system_prompt);
+	json_decref(r);
+	char *t = q_text("SELECT preset FROM conversations");
+	ck_assert_str_eq(t, "coder");
+	free(t);
+	const char *sh[] = { "llama2-chat", "show", "--db", dbp, pid, NULL };
+	ck_assert_int_eq(run(sh, NULL, &out, &err), 0);
+	ck_assert_msg(strstr(out, "preset coder") != NULL, "%s", out);
+	free(out);
+	free(err);
+	db_preset_clear(&pr);
+
+	/* -s with --resume: the conversation's system prompt from now on. */
+	const char *s2[] = { "llama2-chat", "--db", dbp, "-m", model, "-n", "4", "--resume", pid, "-s",
+		"Be brief.", "-p", "more", NULL };
+	ck_assert_int_eq(run(s2, NULL, &out, &err), 0);
+	free(out);
+	free(err);
+	t = q_text("SELECT system_prompt FROM conversations");
+	ck_assert_str_eq(t, "Be brief.");
+	free(t);
+	ck_assert_ptr_null(q_text("SELECT preset FROM conversations"));
+	r = last_record();
+	ck_assert_str_eq(json_string_value(json_object_get(r, "system_prompt")), "Be brief.");
+	json_decref(r);
+
+	/* --no-save with --resume or -c: the history is there, nothing is written. */
+	long long before = q_int("SELECT count(*) FROM messages");
+	const char *n1[] = { "llama2-chat", "--db", dbp, "-m", model, "-n", "4", "--resume", pid,
+		"--no-save", "--stats", "-p", "more", NULL };
+	const char *n2[] = { "llama2-chat", "--db", dbp, "-m", model, "-n", "4", "-c", "--no-save",
+		"--stats", "-p", "more", NULL };
+	const char *const *cases[] = { n1, n2 };
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(run(cases[i], NULL, &out, &err), 0);
+		int prefill = -1, reused = -1;
+		const char *at = strstr(err, "prefill ");
+		ck_assert_msg(at && sscanf(at, "prefill %d reused %d", &prefill, &reused) == 2, "%s", err);
+		ck_assert_msg(reused > 40, "case %d: the history was not used: %s", i, err);
+		free(out);
+		free(err);
+	}
+	ck_assert_int_eq(q_int("SELECT count(*) FROM messages"), before);
+	ck_assert_int_eq(count_convs(), 1);
+	free(dbp);
+	free(model);
+}
+END_TEST
+
+/* -s "" is an empty system prompt, folded in as Meta's reference does;
+ * no -s is none. */
+START_TEST(test_empty_system_prompt)
+{
+	char *model = fixture_path("models/fixture-q4_0.gguf");
+	char *dbp = db_file(), *out, *err, *e = NULL;
+	struct engine_model *m = engine_open(model, NULL, &e);
+	ck_assert_ptr_nonnull(m);
+	for (int with = 0; with < 2; with++) {
+		const char *a[] = { "llama2-chat", "--db", dbp, "-m", model, "-n", "2", "-p", "Hi", "-s", "",
+			NULL };
+		if (!with)
+			a[9] = NULL;
+		ck_assert_int_eq(run(a, NULL, &out, &err), 0);
+		free(out);
+		free(err);
+		sqlite3_stmt *st;
+		ck_assert_int_eq(sqlite3_prepare_v2(tdb->h, "SELECT tokens FROM messages WHERE role = 'user'"
+		    " ORDER BY id DESC LIMIT 1", -1, &st, NULL), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+		int n = sqlite3_column_bytes(st, 0) / 4;
+		const unsigned char *b = sqlite3_column_blob(st, 0);
+		int roles[2] = { CHAT_SYSTEM, CHAT_USER };
+		const char *contents[2] = { "", "Hi" };
+		int32_t *ids;
+		int nw;
+		char *text;
+		ck_assert_int_eq(chat_render(m, roles + !with, contents + !with, 1 + with, &ids, &nw, &text,
+		    &e), 0);
+		ck_assert_int_eq(strstr(text, "<<SYS>>\n\n<</SYS>>\n\nHi") != NULL, with);
+		ck_assert_msg(n == nw && memcmp(b, ids, (size_t)n * 4) == 0, "with %d: %d ids, want %d", with,
+		    n, nw);
+		sqlite3_finalize(st);
+		free(ids);
+		free(text);
+	}
+	engine_close(m);
+	free(dbp);
+	free(model);
+}
+END_TEST
+
 Suite *tree_suite(void);
 
 Suite *
@@ -633,6 +796,8 @@ tree_suite(void)
 	tcase_add_fixture_test(tc, test_other_vocabulary);
 	tcase_add_fixture_test(tc, test_nothing_left_behind);
 	tcase_add_fixture_test(tc, test_regenerate_and_switch);
+	tcase_add_fixture_test(tc, test_resume_keeps_and_applies);
+	tcase_add_fixture_test(tc, test_empty_system_prompt);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -3,6 +3,7 @@
  * rename, rm (see cmd_store.h).  Every id is resolved before anything is
  * changed, so `rm a b c` with one bad id deletes nothing.
  */
+#include "app/kvcache.h"
 #include "app/cmd_tree.h"
 #include "app/cmd_store_int.h"
 
@@ -442,6 +443,8 @@ cmd_store_rm(const char *db, int argc, char **argv)
 			status = cmd_store_fail_err(err);
 			break;
 		}
+		/* Its KV snapshot goes with it: the token ids are its text. */
+		kvcache_remove(db_path(d), convs[k]->pid);
 		if (done != NULL)
 			json_array_append_new(done, json_string(convs[k]->pid));
 		else

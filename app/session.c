@@ -46,7 +46,7 @@ void
 session_set_kv_path(struct session *s)
 {
 	free(s->kv_path);
-	s->kv_path = s->db && s->m && s->pid[0] ? kvcache_path(s->pid) : NULL;
+	s->kv_path = s->db && s->m && s->pid[0] ? kvcache_path(db_path(s->db), s->pid) : NULL;
 }
 
 static int
@@ -554,6 +554,7 @@ session_delete(struct session *s)
 	char *err = NULL;
 	if (db_conv_delete(s->db, s->conv_id, &err) != 0)
 		return session_fail_take(s, err);
+	kvcache_remove(db_path(s->db), s->pid);   /* its token ids are its text */
 	return session_new_chat(s);
 }
 

@@ -248,6 +248,7 @@ session_drop_fresh(struct session *s)
 	s->conv_fresh = 0;
 	if (db_conv_delete(s->db, s->conv_id, NULL) != 0)
 		return;
+	kvcache_remove(db_path(s->db), s->pid);
 	s->conv_id = 0;
 	s->pid[0] = '\0';
 	session_set_kv_path(s);

@@ -775,6 +775,47 @@ START_TEST(test_empty_system_prompt)
 }
 END_TEST
 
+/* A conversation's KV snapshot is its text: rm deletes it, and `cache list`
+ * names each snapshot's conversation or the other database it is from. */
+START_TEST(test_snapshot_follows_conversation)
+{
+	char *model = fixture_path("models/fixture-q4_0.gguf");
+	char *dbp = db_file(), *other = tpath("other.db"), *out, *err, pid[DB_PID_LEN + 1];
+	const char *a[] = { "llama2-chat", "--db", dbp, "-m", model, "-n", "4", "-p", "Snapshot me", NULL };
+	ck_assert_int_eq(run(a, NULL, &out, &err), 0);
+	free(out);
+	free(err);
+	latest_pid(pid);
+	const char *l[] = { "llama2-chat", "cache", "list", "--db", dbp, NULL };
+	ck_assert_int_eq(run(l, NULL, &out, &err), 0);
+	ck_assert_msg(strstr(out, pid) != NULL && strstr(out, "Snapshot me") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "1 snapshot,") != NULL, "%s", out);
+	free(out);
+	free(err);
+	/* Seen from another database: named by its own database, no title. */
+	struct db *o = db_open(other, &err);
+	ck_assert_ptr_nonnull(o);
+	db_close(o);
+	const char *l2[] = { "llama2-chat", "cache", "list", "--db", other, NULL };
+	ck_assert_int_eq(run(l2, NULL, &out, &err), 0);
+	ck_assert_msg(strstr(out, "Snapshot me") == NULL && strstr(out, "(database ") != NULL &&
+	    strstr(out, "chats.db") != NULL, "%s", out);
+	free(out);
+	free(err);
+	const char *r[] = { "llama2-chat", "rm", "--db", dbp, pid, NULL };
+	ck_assert_int_eq(run(r, NULL, &out, &err), 0);
+	free(out);
+	free(err);
+	ck_assert_int_eq(run(l, NULL, &out, &err), 0);
+	ck_assert_msg(strstr(out, "0 snapshots,") != NULL && strstr(out, pid) == NULL, "%s", out);
+	free(out);
+	free(err);
+	free(other);
+	free(dbp);
+	free(model);
+}
+END_TEST
+
 Suite *tree_suite(void);
 
 Suite *
@@ -798,6 +839,7 @@ tree_suite(void)
 	tcase_add_fixture_test(tc, test_regenerate_and_switch);
 	tcase_add_fixture_test(tc, test_resume_keeps_and_applies);
 	tcase_add_fixture_test(tc, test_empty_system_prompt);
+	tcase_add_fixture_test(tc, test_snapshot_follows_conversation);
 	suite_add_tcase(s, tc);
 	return s;
 }

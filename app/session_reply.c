@@ -13,10 +13,13 @@
  * (text, ids, reason, stats) and the user's token ids.  A request the
  * worker fails deletes its rows again by id (the branch goes back to where
  * it was), and the worker is brought back to the window (win), so what the
- * worker holds and what the file holds stay the same.  rtext is the one copy of the reply on this side:
- * the database and the view both get theirs from it.
+ * worker holds and what the file holds stay the same.  rtext is the one
+ * copy of the reply on this side while it streams: the database and the
+ * view get theirs from it, and at the end from the worker's text of the
+ * reply's ids.
  */
 #include "app/session_int.h"
+#include "common/clock.h"
 #include "app/kvcache.h"
 #include "app/replay.h"
 #include "storage/db.h"
@@ -27,14 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double
-session_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* ---- the update queue ------------------------------------------------------------ */
 
@@ -150,7 +145,7 @@ session_reply_reset(struct session *s, enum session_req req)
 	free(s->user_text);
 	s->user_text = NULL;
 	s->user_id = s->reply_id = 0;
-	s->last_save = session_mono_ms();
+	s->last_save = clock_now_ms();
 }
 
 /* Where message id stands among its alternatives, for the view. */
@@ -412,7 +407,9 @@ session_done(struct session *s, const struct worker_event *ev)
 		worker_save(s->w, s->kv_path);
 		kvcache_evict(s->o->kv_cache_max, s->kv_path);
 	}
-	const char *text = s->rtext ? s->rtext : "";
+	/* The worker's text of the reply's ids is the exact one (a token event
+	 * lost to out of memory leaves a hole in rtext); rtext otherwise. */
+	const char *text = ev->text ? ev->text : s->rtext ? s->rtext : "";
 	if (s->db) {
 		char *err = NULL;
 		char *stats = session_stats_json(st, worker_ctx_size(s->w));
@@ -458,8 +455,9 @@ session_failed(struct session *s, const struct worker_event *ev)
 			 * the window. */
 			s->nwin--;
 		}
-		if (s->req != SR_SEND)
-			worker_truncate(s->w, s->nwin);
+		/* Whatever the worker kept of the request goes (a request whose
+		 * end was lost to out of memory may have finished in the worker). */
+		worker_truncate(s->w, s->nwin);
 	}
 	session_push(s, SU_FAILED, 0, ROLE_USER, s->error, strlen(s->error));
 	struct session_update *u = session_last_update(s);
@@ -495,12 +493,12 @@ session_event(struct session *s, const struct worker_event *ev)
 			return;
 		}
 		session_push(s, SU_TEXT, s->reply_id, ROLE_ASSISTANT, ev->text, ev->len);
-		if (s->db && s->reply_id > 0 && session_mono_ms() - s->last_save >= 1000) {
+		if (s->db && s->reply_id > 0 && clock_now_ms() - s->last_save >= 1000) {
 			if (db_reply_update(s->db, s->reply_id, s->rtext, s->rids, (size_t)s->rn, &err) != 0) {
 				session_fail_take(s, err);   /* shown; the reply goes on */
 				session_notice(s, 1, s->error);
 			}
-			s->last_save = session_mono_ms();
+			s->last_save = clock_now_ms();
 		}
 		return;
 	case WEV_USER_IDS:

@@ -10,8 +10,8 @@
 # never mix.  Every warning is an error when CI=true or WERROR=1.
 
 CC      ?= cc
-PKGS    := ncursesw sqlite3 jansson check
-DEBS    := build-essential pkg-config libncursesw5-dev libsqlite3-dev libjansson-dev check tmux
+PKGS    := ncursesw sqlite3 jansson check libpcre2-8
+DEBS    := build-essential pkg-config libncursesw5-dev libsqlite3-dev libjansson-dev check tmux libpcre2-dev
 
 VARIANT := release
 OPT     := -O3
@@ -39,7 +39,7 @@ endif
 B := build/$(VARIANT)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs ncursesw sqlite3 jansson 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs ncursesw sqlite3 jansson libpcre2-8 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 CFLAGS  ?=
@@ -123,9 +123,11 @@ $(B)/bench_chat: bench/bench_chat.c $(BENCH_ENGINE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/bench_db: bench/bench_db.c $(BENCH_ENGINE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/bwprobe: bench/bwprobe.c
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps
-	@$(MAKE) --no-print-directory llama2-chat $(B)/mkmodel $(B)/bench_chat $(B)/bench_db
+	@$(MAKE) --no-print-directory llama2-chat $(B)/mkmodel $(B)/bench_chat $(B)/bench_db $(B)/bwprobe
 	B=$(B) bench/run.sh
 
 # Build and run one suite against chosen sources, apart from the rest of the

@@ -9,6 +9,7 @@
  */
 #include "app/cli.h"
 #include "common/num.h"
+#include "engine/chat.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@ enum {
 	OPT_IDS, OPT_NO_BOS,
 	OPT_KV_F32, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
 	OPT_VERBOSE, OPT_IGNORE_EOS,
+	OPT_CHAT_TEMPLATE,
 	OPT_SETTING = 2000,       /* + enum setting_id: the settings table's flags */
 };
 
@@ -56,6 +58,7 @@ static const struct option long_opts[] = {
 	{ "repetitions", required_argument, NULL, 'r' },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
+	{ "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
 	{ "help", no_argument, NULL, 'h' },
 };
 #define N_FIXED (sizeof long_opts / sizeof long_opts[0])
@@ -175,6 +178,7 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		case 'r': case OPT_REPS: bad = parse_int("-r", optarg, 1, 1000, &o->reps); break;
 		case OPT_VERBOSE: o->verbose = 1; break;
 		case OPT_IGNORE_EOS: o->gen.samp.ignore_eos = 1; break;
+		case OPT_CHAT_TEMPLATE: o->chat_template = optarg; break;
 		case 'h': cli_help(stdout); exit(0);
 		case ':':
 			bad = cli_usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -215,6 +219,8 @@ cli_help(FILE *f)
 "       " PROG " list | show ID | export ID | import FILE | search QUERY | rename ID TITLE | rm ID...\n"
 "       " PROG " presets [list | show NAME | add NAME --system TEXT | edit NAME ... | rm NAME]\n"
 "       " PROG " cache [list | clear]                KV snapshots kept for instant resume\n"
+"       " PROG " perplexity -m MODEL -f TEXT [-c N]  the model's loss on a text (see --help)\n"
+"       " PROG " quantize IN.gguf OUT.gguf TYPE  a smaller model file (see --help)\n"
 "\n"
 "model:\n"
 "  -m, --model FILE        GGUF (v2/v3) or llama2.c checkpoint; default $LLAMA2_CHAT_MODEL\n"
@@ -230,6 +236,8 @@ cli_help(FILE *f)
 "      --repeat-penalty R  (1.0)    --repeat-last-n N (64)\n"
 "      --seed S            random seed (default: random)\n"
 "      --ignore-eos        never end a reply at EOS (-n or the window ends it)\n"
+"      --chat-template NAME  llama2, llama3, llama3.1, mistral, zephyr or chatml\n"
+"                          instead of the format the model file names\n"
 "      --prompt-ids LIST   complete: comma-separated ids instead of text\n"
 "      --ids               print ids instead of text\n"
 "chat:\n"
@@ -241,6 +249,23 @@ cli_help(FILE *f)
 "      --db FILE           database (default $XDG_DATA_HOME/llama2-chat/chats.db)\n"
 "      --config FILE       config (default $XDG_CONFIG_HOME/llama2-chat/config)\n"
 "  -h, --help              this text\n", f);
+}
+
+/* --chat-template (or config chat_template) over the file's template;
+ * $LLAMA2_CHAT_DATE pins Llama 3.1's "Today Date" (tests, reproducible runs). */
+static int
+cli_chat_format(struct engine_model *m, const struct opts *o, int *status)
+{
+	char *err = NULL;
+	if (o->chat_template && chat_tmpl_set(m, o->chat_template, &err) != 0) {
+		*status = cli_usage_error("--chat-template: %s", err ? err : "out of memory");
+		free(err);
+		return -1;
+	}
+	const char *date = getenv("LLAMA2_CHAT_DATE");
+	if (date && *date)
+		chat_tmpl_set_date(m, date);
+	return 0;
 }
 
 struct engine_model *
@@ -261,6 +286,11 @@ cli_open_model(const struct opts *o, int *status)
 		cli_error("%s: %s", o->model, err ? err : "cannot open");
 		free(err);
 		*status = 1;
+		return NULL;
+	}
+	if (cli_chat_format(m, o, status) != 0) {
+		engine_close(m);
+		return NULL;
 	}
 	return m;
 }
@@ -295,6 +325,11 @@ cli_open_model_or_tokenizer(const struct opts *o, int *status)
 		cli_error("%s", err ? err : "cannot read the tokenizer");
 		free(err);
 		*status = 1;
+		return NULL;
+	}
+	if (cli_chat_format(m, o, status) != 0) {
+		engine_close(m);
+		return NULL;
 	}
 	return m;
 }

@@ -9,6 +9,7 @@
 #include "engine/engine.h"
 #include "common/clock.h"
 #include "engine/errf.h"
+#include "engine/cpu.h"
 #include "engine/model.h"
 #include "engine/engine_int.h"
 
@@ -81,6 +82,9 @@ static struct engine_model *engine_wrap(struct model *m, char **err);
 struct engine_model *
 engine_open(const char *path, const char *tokenizer, char **err)
 {
+	/* The kernel family (LLAMA2_CHAT_ISA), fixed before any thread runs. */
+	if (cpu_init(err) != 0)
+		return NULL;
 	struct model *m = model_open(path, tokenizer, err);
 	if (m == NULL)
 		return NULL;
@@ -96,7 +100,7 @@ engine_open_tokenizer(const char *path, char **err)
 			*err = strdup("out of memory");
 		return NULL;
 	}
-	if ((m->tok = tok_load_bin(path, 0, err)) == NULL) {
+	if ((m->tok = tok_spm_load_bin(path, 0, err)) == NULL) {
 		free(m);
 		return NULL;
 	}
@@ -167,6 +171,18 @@ engine_close(struct engine_model *m)
 		return;
 	model_close(m->m);
 	free(m);
+}
+
+struct model *
+engine_model_of(const struct engine_model *em)
+{
+	return em->m;
+}
+
+int
+engine_is_eog(const struct engine_model *m, int32_t id)
+{
+	return tok_is_eog(m->m->tok, id);
 }
 
 const struct engine_info *
@@ -353,7 +369,13 @@ decode_progress(struct engine_ctx *c, const int32_t *ids, int n, int all_logits,
 	for (int done = 0; done < n;) {
 		int b = n - done < c->rs.n_batch ? n - done : c->rs.n_batch;
 		int last = done + b == n;
-		if (model_forward(c->em->m, &c->kv, &c->rs, ids + done, b, c->n_past, all_logits || last, stop))
+		int rc = model_forward(c->em->m, &c->kv, &c->rs, ids + done, b, c->n_past, all_logits || last, stop);
+		if (rc < 0) {
+			if (err)
+				*err = strdup("out of memory for the activations of a batch");
+			return -1;
+		}
+		if (rc)
 			return 1;
 		memcpy(c->tokens + c->n_past, ids + done, (size_t)b * sizeof *ids);
 		c->n_past += b;
@@ -387,7 +409,9 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
     const struct engine_gen_params *gp, struct engine_gen_stats *st, int32_t **out_ids, int *n_out, char **err)
 {
 	const struct engine_model *em = c->em;
-	const int vocab = em->m->cfg.vocab_size, eos = tok_eos(em->m->tok);
+	const int vocab = em->m->cfg.vocab_size;
+	int n_eog;
+	const int32_t *eog = tok_eog(em->m->tok, &n_eog);
 	struct engine_gen_stats dummy;
 	if (st == NULL)
 		st = &dummy;
@@ -439,7 +463,8 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	double t_first = 0;
 	for (;;) {
 		if (engine_sampler_params(smp)->ignore_eos)
-			c->rs.logits[eos] = -INFINITY;   /* our buffer: valid until the next decode */
+			for (int e = 0; e < n_eog; e++)   /* our buffer: valid until the next decode */
+				c->rs.logits[eog[e]] = -INFINITY;
 		/* The whole context: the sampler takes the last repeat_last_n of it. */
 		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens, c->n_past);
 		if (id < 0) {
@@ -463,7 +488,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 			t_first = clock_now_ms();
 			st->ttft_ms = t_first - t0;
 		}
-		if (id == eos) {
+		if (tok_is_eog(em->m->tok, id)) {   /* EOS, <|eot_id|>, <|im_end|> ... */
 			st->reason = ENGINE_STOP_EOS;
 			break;
 		}

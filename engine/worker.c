@@ -141,7 +141,6 @@ on_progress(void *ud, int done, int total)
 static void
 generate(struct worker *w, const struct req *r, int user_added)
 {
-	const struct engine_info *in = engine_info(w->m);
 	int n_ctx = engine_ctx_size(w->ctx);
 	/* Room kept for the reply: what was asked, within a quarter window. */
 	int reserve = r->max_tokens > 0 ? r->max_tokens : 256;
@@ -191,9 +190,10 @@ generate(struct worker *w, const struct req *r, int user_added)
 		free(out);
 		return;
 	}
-	/* A reply is always closed by EOS, also when stopped or cut short, so
-	 * the next turn's BOS follows a finished exchange. */
-	if (n_out == 0 || out[n_out - 1] != in->eos) {
+	/* A reply is always closed by an end-of-generation token (the
+	 * family's: EOS, <|eot_id|>, <|im_end|>), also when stopped or cut
+	 * short, so the next turn follows a finished exchange. */
+	if (n_out == 0 || !engine_is_eog(w->m, out[n_out - 1])) {
 		int32_t *no = realloc(out, (size_t)(n_out + 1) * sizeof *no);
 		if (no == NULL) {
 			free(out);
@@ -201,7 +201,7 @@ generate(struct worker *w, const struct req *r, int user_added)
 			return;
 		}
 		out = no;
-		out[n_out++] = in->eos;
+		out[n_out++] = chat_tmpl_reply_end(w->m);
 	}
 	char *text = engine_detokenize(w->m, out, n_out);
 	chat_push(&w->chat, CHAT_ASSISTANT, text ? text : "", out, n_out);
@@ -535,7 +535,7 @@ worker_save(struct worker *w, const char *path)
 int
 worker_set_system(struct worker *w, const char *system)
 {
-	struct req *r = req_new(REQ_SYSTEM, system ? system : "");
+	struct req *r = req_new(REQ_SYSTEM, system);   /* NULL: none; "": an empty one */
 	return r ? submit(w, r) : -1;
 }
 

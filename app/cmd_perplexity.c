@@ -25,6 +25,7 @@
  * n_vocab uint16 (lo + (hi - lo) * q / 65535).
  */
 #include "app/cmd_tools.h"
+#include "common/clock.h"
 #include "engine/engine.h"
 
 #include <errno.h>
@@ -70,12 +71,11 @@ ppl_help(FILE *f)
 	    "  -h, --help              this help\n", f);
 }
 
+/* Seconds, on the one clock. */
 static double
 ppl_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return clock_now_ms() / 1e3;
 }
 
 /* The whole file, NUL-terminated; NULL with errno. */

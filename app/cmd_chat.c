@@ -70,15 +70,16 @@ print_stats(const struct session *s)
 	    st->n_prompt, st->n_reused, st->ttft_ms, st->tg_tps, st->ctx_used, session_ctx_size(s));
 }
 
+/* One reply to text, or (text NULL) the last reply made again. */
 static int
 one_turn(const struct opts *o, struct session *s, const char *text)
 {
 	/* Valid UTF-8 with no NUL: the only text we hand the tokenizer from people. */
-	if (!utf8_valid(text, strlen(text))) {
+	if (text != NULL && !utf8_valid(text, strlen(text))) {
 		cli_error("the message is not valid UTF-8");
 		return 1;
 	}
-	if (session_send(s, text) != 0) {
+	if ((text != NULL ? session_send(s, text) : session_regenerate(s)) != 0) {
 		cli_error("%s", session_error(s));
 		return 1;
 	}
@@ -134,6 +135,14 @@ cmd_oneshot(struct opts *o)
 	} else {
 		msg = strdup(o->prompt);
 	}
+	/* Checked before anything is loaded or stored. */
+	const char *p = msg;
+	while (p != NULL && (*p == ' ' || (*p >= '\t' && *p <= '\r')))
+		p++;
+	if (p != NULL && *p == '\0') {
+		free(msg);
+		return cli_usage_error("-p: the message is empty");
+	}
 	int status = 0;
 	struct engine_model *m = cli_open_model(o, &status);
 	if (m == NULL) {
@@ -151,6 +160,41 @@ cmd_oneshot(struct opts *o)
 	session_close(s);
 	engine_close(m);
 	free(msg);
+	return status;
+}
+
+int
+cmd_regenerate(struct opts *o)
+{
+	if (o->nargs > 1)
+		return cli_usage_error("regenerate: one ID at a time, '%s' is extra", o->args[1]);
+	if (o->no_save)
+		return cli_usage_error("regenerate works on a stored conversation (not with --no-save)");
+	if (o->prompt)
+		return cli_usage_error("regenerate makes the last reply again; -p is for a new message");
+	/* The conversation named, or the last one, continued as --resume does. */
+	if (o->nargs == 1)
+		o->resume = o->args[0];
+	else
+		o->cont = 1;
+	int status = 0;
+	struct engine_model *m = cli_open_model(o, &status);
+	if (m == NULL)
+		return status;
+	struct session *s = session_open(o, m, &status);
+	if (s == NULL) {
+		engine_close(m);
+		return status;
+	}
+	if (session_conv(s) == 0) {
+		cli_error("there is no conversation to regenerate in");
+		status = 1;
+	} else {
+		install_signals();
+		status = one_turn(o, s, NULL);
+	}
+	session_close(s);
+	engine_close(m);
 	return status;
 }
 
@@ -173,10 +217,11 @@ cmd_chat_pipe(struct opts *o)
 	size_t cap = 0;
 	ssize_t n;
 	while (!g_interrupted && (n = getline(&line, &cap, stdin)) > 0) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+		    line[n - 1] == '\t'))
 			line[--n] = '\0';
 		if (n == 0)
-			continue;
+			continue;   /* a blank line is no message */
 		status = one_turn(o, s, line);
 		if (status != 0)
 			break;

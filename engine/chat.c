@@ -63,13 +63,14 @@ out_unit(struct chat_out *o, const struct engine_model *m, const char *text, siz
 	}
 }
 
-/* The text of a user turn with the system prompt folded in when given,
+/* The text of a user turn with the system prompt folded in when given
+ * (an empty one too, as Meta's reference does for any system message),
  * stripped, between [INST] and [/INST]; with a reply when a != NULL. */
 static char *
 turn_text(const char *system, const char *u, const char *a, size_t *len)
 {
 	char *folded = NULL;
-	if (system && *system) {
+	if (system) {
 		if (asprintf(&folded, "<<SYS>>\n%s\n<</SYS>>\n\n%s", system, u) < 0)
 			return NULL;
 		u = folded;
@@ -186,8 +187,9 @@ chat_free(struct chat *c)
 int
 chat_set_system(struct chat *c, const char *system)
 {
-	char *s = system && *system ? strdup(system) : NULL;
-	if (system && *system && s == NULL)
+	/* NULL is no system prompt; "" is an empty one, folded in as any. */
+	char *s = system ? strdup(system) : NULL;
+	if (system && s == NULL)
 		return -1;
 	free(c->system);
 	c->system = s;

@@ -33,7 +33,7 @@ struct chat_msg {
 };
 
 struct chat {
-	char *system;             /* owned; NULL or "" for none */
+	char *system;             /* owned; NULL for none ("" is an empty prompt, folded in) */
 	struct chat_msg *msgs;
 	int n, cap;
 	int first;                /* first message inside the window (overflow) */

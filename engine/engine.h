@@ -167,4 +167,9 @@ struct engine_gen_params {
 int engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engine_sampler *smp,
     const struct engine_gen_params *gp, struct engine_gen_stats *st, int32_t **out_ids, int *n_out, char **err);
 
+/* The engine's numerics version, kept in every reply's replay record: bump
+ * it with any change that can alter a generated token for the same inputs
+ * (a kernel's summation order, the sampler chain). */
+#define ENGINE_VERSION "1"
+
 #endif

@@ -535,7 +535,7 @@ worker_save(struct worker *w, const char *path)
 int
 worker_set_system(struct worker *w, const char *system)
 {
-	struct req *r = req_new(REQ_SYSTEM, system ? system : "");
+	struct req *r = req_new(REQ_SYSTEM, system);   /* NULL: none; "": an empty one */
 	return r ? submit(w, r) : -1;
 }
 

@@ -187,6 +187,8 @@ export_json(const struct db_conv *c, char **err)
 	bad |= json_object_set_new(doc, "preset", export_str(c->preset));
 	bad |= json_object_set_new(doc, "system_prompt", export_str(c->system_prompt));
 	bad |= json_object_set(doc, "params", params);
+	bad |= json_object_set_new(doc, "leaf", c->leaf_position >= 0 ?
+	    json_integer(c->leaf_position) : json_null());
 	bad |= json_object_set(doc, "messages", msgs);
 
 	for (int i = 0; !bad && c->messages != NULL && i < c->n_messages; i++) {
@@ -223,6 +225,9 @@ export_json(const struct db_conv *c, char **err)
 			snprintf(buf, sizeof buf, "%" PRIu64, m->seed);
 			seed = json_string(buf);
 		}
+		bad |= json_object_set_new(o, "id", json_integer(m->position));
+		bad |= json_object_set_new(o, "parent", m->parent_position >= 0 ?
+		    json_integer(m->parent_position) : json_null());
 		bad |= json_object_set_new(o, "role", json_string(db_role_name(m->role)));
 		bad |= json_object_set_new(o, "content", export_str(m->content != NULL ? m->content : ""));
 		bad |= json_object_set_new(o, "tokens", tokens);
@@ -297,6 +302,59 @@ export_json_dump(const json_t *v, FILE *out, int depth)
 
 /* ---- people's formats ------------------------------------------------------ */
 
+/*
+ * People's formats show the current branch.  For a tree (db_conv_load_tree)
+ * that is the walk from the leaf up its parents; a branch load is already
+ * it.  Returns the indexes into c->messages, root first, in a malloc'd
+ * array (NULL when empty or out of memory, *n = 0).
+ */
+static int *
+export_branch(const struct db_conv *c, int *n)
+{
+	*n = 0;
+	if (c->messages == NULL || c->n_messages <= 0)
+		return NULL;
+	int *idx = malloc((size_t)c->n_messages * sizeof *idx);
+	if (idx == NULL)
+		return NULL;
+	if (!c->tree) {
+		for (int i = 0; i < c->n_messages; i++)
+			idx[i] = i;
+		*n = c->n_messages;
+		return idx;
+	}
+	/* Messages are in position order, so a parent is found by going back. */
+	int k = c->n_messages - 1, cnt = 0;
+	if (c->leaf_position >= 0)
+		while (k >= 0 && c->messages[k].position != c->leaf_position)
+			k--;
+	while (k >= 0 && cnt < c->n_messages) {
+		idx[cnt++] = k;
+		int want = c->messages[k].parent_position;
+		if (want < 0)
+			break;
+		while (k >= 0 && c->messages[k].position != want)
+			k--;
+	}
+	for (int i = 0; i < cnt / 2; i++) {
+		int t = idx[i];
+		idx[i] = idx[cnt - 1 - i];
+		idx[cnt - 1 - i] = t;
+	}
+	*n = cnt;
+	return idx;
+}
+
+/* A note "(alternative 2 of 3)" for a message that has siblings, or "". */
+static void
+export_alt_note(const struct db_message *m, char *buf, size_t size)
+{
+	if (m->n_siblings > 1)
+		snprintf(buf, size, "alternative %d of %d", m->sibling + 1, m->n_siblings);
+	else
+		buf[0] = '\0';
+}
+
 static const char *
 export_who(enum role r)
 {
@@ -320,10 +378,13 @@ export_finish_note(enum finish f)
 	}
 }
 
-/* The one-line summary under the title: id, model, preset, date, count. */
+/* The one-line summary under the title: id, model, preset, date, count
+ * (of the messages on the current branch). */
 static void
 export_meta_line(FILE *out, const struct db_conv *c)
 {
+	int count;
+	free(export_branch(c, &count));
 	char when[32];
 	export_time_local(c->created, when, sizeof when);
 	fprintf(out, "id %s", c->pid);
@@ -331,8 +392,7 @@ export_meta_line(FILE *out, const struct db_conv *c)
 		fprintf(out, " \xc2\xb7 model %s", c->model_name);
 	if (c->preset != NULL)
 		fprintf(out, " \xc2\xb7 preset %s", c->preset);
-	fprintf(out, " \xc2\xb7 %s \xc2\xb7 %d message%s", when, c->n_messages,
-	    c->n_messages == 1 ? "" : "s");
+	fprintf(out, " \xc2\xb7 %s \xc2\xb7 %d message%s", when, count, count == 1 ? "" : "s");
 }
 
 static void
@@ -352,13 +412,20 @@ export_md(const struct db_conv *c, FILE *out)
 		}
 		fputc('\n', out);
 	}
-	for (int i = 0; c->messages != NULL && i < c->n_messages; i++) {
-		const struct db_message *m = &c->messages[i];
-		fprintf(out, "\n## %s\n\n%s\n", export_who(m->role), m->content);
+	int n, *idx = export_branch(c, &n);
+	for (int i = 0; i < n; i++) {
+		const struct db_message *m = &c->messages[idx[i]];
+		char alt[48];
+		export_alt_note(m, alt, sizeof alt);
+		if (*alt)
+			fprintf(out, "\n## %s *(%s)*\n\n%s\n", export_who(m->role), alt, m->content);
+		else
+			fprintf(out, "\n## %s\n\n%s\n", export_who(m->role), m->content);
 		const char *note = export_finish_note(m->finish);
 		if (note != NULL)
 			fprintf(out, "\n*(%s)*\n", note);
 	}
+	free(idx);
 }
 
 static void
@@ -369,13 +436,20 @@ export_txt(const struct db_conv *c, FILE *out)
 	fputc('\n', out);
 	if (c->system_prompt != NULL && *c->system_prompt)
 		fprintf(out, "\nSystem prompt:\n%s\n", c->system_prompt);
-	for (int i = 0; c->messages != NULL && i < c->n_messages; i++) {
-		const struct db_message *m = &c->messages[i];
-		fprintf(out, "\n%s:\n%s\n", export_who(m->role), m->content);
+	int n, *idx = export_branch(c, &n);
+	for (int i = 0; i < n; i++) {
+		const struct db_message *m = &c->messages[idx[i]];
+		char alt[48];
+		export_alt_note(m, alt, sizeof alt);
+		if (*alt)
+			fprintf(out, "\n%s (%s):\n%s\n", export_who(m->role), alt, m->content);
+		else
+			fprintf(out, "\n%s:\n%s\n", export_who(m->role), m->content);
 		const char *note = export_finish_note(m->finish);
 		if (note != NULL)
 			fprintf(out, "[%s]\n", note);
 	}
+	free(idx);
 }
 
 /* Escape text for HTML element content and attribute values.  Control
@@ -450,10 +524,14 @@ export_html(const struct db_conv *c, FILE *out)
 		export_html_text(out, c->system_prompt);
 		fputs("</div></section>\n", out);
 	}
-	for (int i = 0; c->messages != NULL && i < c->n_messages; i++) {
-		const struct db_message *m = &c->messages[i];
-		fprintf(out, "<section class=\"msg %s\"><div class=\"who\">%s</div><div class=\"text\">",
-		    db_role_name(m->role), export_who(m->role));
+	int n, *idx = export_branch(c, &n);
+	for (int i = 0; i < n; i++) {
+		const struct db_message *m = &c->messages[idx[i]];
+		char alt[48];
+		export_alt_note(m, alt, sizeof alt);
+		fprintf(out, "<section class=\"msg %s\"><div class=\"who\">%s%s%s%s</div>"
+		    "<div class=\"text\">", db_role_name(m->role), export_who(m->role),
+		    *alt ? " <span class=\"note\">(" : "", alt, *alt ? ")</span>" : "");
 		export_html_text(out, m->content);
 		fputs("</div>", out);
 		const char *note = export_finish_note(m->finish);
@@ -461,6 +539,7 @@ export_html(const struct db_conv *c, FILE *out)
 			fprintf(out, "<div class=\"note\">(%s)</div>", note);
 		fputs("</section>\n", out);
 	}
+	free(idx);
 	fputs("</main>\n</body>\n</html>\n", out);
 }
 

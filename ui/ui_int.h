@@ -175,6 +175,7 @@ struct vm_msg {
 	size_t len, cap;
 	enum finish finish;
 	int streaming;            /* the reply in flight */
+	int sibling, n_siblings;  /* its place among its alternatives (0-based), how many (<= 1: none) */
 	/* Layout cache, valid for width lw while !dirty. */
 	int lw, dirty;
 	char *clean;              /* sanitized text */

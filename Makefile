@@ -10,8 +10,8 @@
 # never mix.  Every warning is an error when CI=true or WERROR=1.
 
 CC      ?= cc
-PKGS    := ncursesw sqlite3 jansson check
-DEBS    := build-essential pkg-config libncursesw5-dev libsqlite3-dev libjansson-dev check tmux
+PKGS    := ncursesw sqlite3 jansson libcurl check
+DEBS    := build-essential pkg-config libncursesw5-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev check tmux
 
 VARIANT := release
 OPT     := -O3
@@ -39,7 +39,7 @@ endif
 B := build/$(VARIANT)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs ncursesw sqlite3 jansson 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs ncursesw sqlite3 jansson libcurl 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 CFLAGS  ?=

@@ -124,7 +124,9 @@ const struct engine_sampling *engine_sampler_params(const struct engine_sampler 
 int32_t engine_sample(struct engine_sampler *s, const float *logits, int n_vocab,
     const int32_t *recent, int n_recent);
 
-enum engine_stop_reason { ENGINE_STOP_EOS, ENGINE_STOP_LENGTH, ENGINE_STOP_USER, ENGINE_STOP_CTX };
+/* ERROR: the remote engine's fault after the request went out (the reply
+ * so far is kept, marked interrupted; see engine/remote.h). */
+enum engine_stop_reason { ENGINE_STOP_EOS, ENGINE_STOP_LENGTH, ENGINE_STOP_USER, ENGINE_STOP_CTX, ENGINE_STOP_ERROR };
 
 struct engine_gen_stats {
 	int n_prompt;             /* prompt tokens prefilled now */
@@ -238,7 +240,8 @@ enum worker_ev_type {
 	WEV_TOKEN,                /* text (valid UTF-8, maybe empty) of token id */
 	WEV_USER_IDS,             /* ids of the user turn just added */
 	WEV_OVERFLOW,             /* dropped: messages moved out of the window */
-	WEV_DONE,                 /* the reply: ids (closed by EOS), stats, seed */
+	WEV_DONE,                 /* the reply: ids (closed by EOS), stats, seed;
+	                           * stats.reason ERROR: error says why (remote) */
 	WEV_ERROR,                /* text: one line; the request had no effect */
 	WEV_LOADED,               /* a conversation was loaded (and prefilled) */
 };
@@ -255,6 +258,7 @@ struct worker_event {
 	int restored;             /* WEV_LOADED: positions read from a snapshot */
 	struct engine_gen_stats stats;
 	uint64_t seed;
+	char *error;              /* WEV_DONE with ENGINE_STOP_ERROR: one line */
 };
 
 struct worker;

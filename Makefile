@@ -55,7 +55,7 @@ APP_SRC     := $(filter-out app/main.c,$(wildcard app/*.c))
 TEST_SRC    := $(wildcard tests/check_*.c)
 
 LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(ENGINE_SRC) $(STORAGE_SRC) $(UI_SRC) $(APP_SRC))
-TEST_OBJ := $(patsubst %.c,$(B)/%.o,$(TEST_SRC) tests/testutil.c)
+TEST_OBJ := $(patsubst %.c,$(B)/%.o,$(TEST_SRC) tests/testutil.c tests/remote_peer.c)
 
 .PHONY: all deps check bench clean fuzz
 .DEFAULT_GOAL := all

@@ -542,6 +542,10 @@ remote_chat(struct remote *r, const struct chat *c, const struct engine_sampling
 	} else if (rc == HTTP_ABORTED) {
 		remote_err(err, x.fault);
 		ret = -1;
+	} else if (rc == HTTP_FAIL && (hr.status < 200 || hr.status >= 300) && hr.status != 0) {
+		/* An error status whose body broke off: the status says more. */
+		remote_http_error(&hr, url, r->model, err);
+		ret = -1;
 	} else if (rc == HTTP_FAIL) {
 		if (err) {
 			*err = herr;

@@ -241,6 +241,12 @@ remote_base(const char *url, char **err)
 }
 
 int
+remote_url_insecure(const char *url)
+{
+	return url && strncmp(url, "http://", 7) == 0 && !http_is_loopback(url);
+}
+
+int
 remote_models(const struct remote_conf *c, char ***ids, int *n, char **err)
 {
 	char *base = remote_base(c->url, err);

@@ -41,6 +41,10 @@ const char *worker_model(const struct worker *w);
 /* The remote base URL, or NULL for the local engine. */
 const char *worker_url(const struct worker *w);
 
+/* 1 when url is plain http:// to a host other than this one (the key and
+ * the conversation cross the network unencrypted), else 0. */
+int remote_url_insecure(const char *url);
+
 /* The ids of GET {c->url}/models, in the server's order, as a malloc'd
  * array of malloc'd strings (*n of them).  0, or -1 with *err. */
 int remote_models(const struct remote_conf *c, char ***ids, int *n, char **err);

@@ -170,6 +170,13 @@ START_TEST(test_request_body)
 	chat_free(&ch);
 	remote_close(r);
 
+	ck_assert_int_eq(remote_url_insecure("http://gpu-box:8000/v1"), 1);
+	ck_assert_int_eq(remote_url_insecure("http://10.0.0.7/v1"), 1);
+	ck_assert_int_eq(remote_url_insecure("https://gpu-box/v1"), 0);
+	ck_assert_int_eq(remote_url_insecure("http://127.0.0.1:8080/v1"), 0);
+	ck_assert_int_eq(remote_url_insecure("http://localhost:8080/v1"), 0);
+	ck_assert_int_eq(remote_url_insecure("http://[::1]:8080/v1"), 0);
+
 	/* Bad URLs say so. */
 	const char *bad[] = { "gpu-box:8000/v1", "ftp://x/v1", "http://", NULL };
 	for (int i = 0; bad[i]; i++) {

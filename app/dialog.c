@@ -5,7 +5,7 @@
  * role a known one.  The order of roles is chat_render's business.
  */
 #include "app/dialog.h"
-#include "engine/engine.h"
+#include "engine/chat.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -18,7 +18,8 @@
 #include <stdint.h>
 
 #include "app/cli.h"
-#include "engine/engine.h"
+#include "engine/chat.h"
+#include "engine/worker.h"
 
 struct db;
 struct db_conv;

@@ -11,7 +11,8 @@
  *
  * Threads: all physical cores (the engine's default).  Prints Markdown tables.
  */
-#include "engine/engine.h"
+#include "engine/chat.h"
+#include "engine/worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,7 +13,7 @@
  * ids the model generated (the KV cache holds them), so the next turn only
  * appends.  Messages that lack ids fall back to the exact text rendering.
  */
-#include "engine/engine.h"
+#include "engine/chat.h"
 #include "engine/errf.h"
 
 #include <stdio.h>

@@ -1,6 +1,9 @@
 /*
- * engine.h: the inference engine's public interface, the only engine header
- * app/ and ui/ include.
+ * engine.h: the inference engine's public interface: models, tokenizing,
+ * contexts (the KV cache), decoding, sampling, generating.  With
+ * engine/chat.h (the chat format, one conversation's tokens) and
+ * engine/worker.h (the engine on its own thread) it is all of the engine
+ * that app/ and ui/ see.
  *
  *   engine_open(path)            the seed's from_pretrained(path)
  *   engine_ctx_new / _free       a KV cache and scratch for one conversation
@@ -162,137 +165,5 @@ struct engine_gen_params {
  */
 int engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engine_sampler *smp,
     const struct engine_gen_params *gp, struct engine_gen_stats *st, int32_t **out_ids, int *n_out, char **err);
-
-
-/* ------------------------------------------------------------------------
- * Chat: Meta's LLaMA-2 chat format and one conversation's token sequence.
- *
- * A conversation's tokens are the concatenation of its messages' tokens:
- * a user turn is BOS + "[INST] {user} [/INST]" (the system prompt folded into
- * the first user turn of the window as "<<SYS>>\n{system}\n<</SYS>>\n\n"),
- * a reply is what the model generated, closed by EOS.  Messages without
- * stored tokens (typed in, imported, edited) are rendered from text exactly
- * as Meta's chat_completion does: BOS + "[INST] {u} [/INST] {a} " + EOS per
- * finished exchange, contents stripped.
- */
-enum chat_role { CHAT_SYSTEM = 0, CHAT_USER = 1, CHAT_ASSISTANT = 2 };
-
-/* "system", "user", "assistant"; -1 for another string. */
-int chat_role_parse(const char *s);
-const char *chat_role_name(int role);
-
-struct chat_msg {
-	int role;                 /* CHAT_USER or CHAT_ASSISTANT */
-	char *content;            /* owned */
-	int32_t *ids;             /* owned; NULL: render from content */
-	int n_ids;
-};
-
-struct chat {
-	char *system;             /* owned; NULL or "" for none */
-	struct chat_msg *msgs;
-	int n, cap;
-	int first;                /* first message inside the window (overflow) */
-};
-
-void chat_init(struct chat *c);
-void chat_free(struct chat *c);
-/* Replace the system prompt (drops stored tokens that folded the old one). */
-int chat_set_system(struct chat *c, const char *system);
-/* Append a message (content copied; ids copied when given). 0 or -1 (OOM). */
-int chat_push(struct chat *c, int role, const char *content, const int32_t *ids, int n_ids);
-/* Drop messages from index k on. */
-void chat_truncate(struct chat *c, int k);
-
-/*
- * Render a dialog given as roles and contents exactly as Meta's
- * chat_completion: system optional and first, then user/assistant
- * alternating, ending with user.  Roles out of order: -1 with *err naming
- * the message.  With text, *text gets the prompt as text with "<s>"/"</s>"
- * for BOS/EOS (malloc'd).
- */
-int chat_render(const struct engine_model *m, const int *roles, const char *const *contents, int n,
-    int32_t **ids, int *n_ids, char **text, char **err);
-
-/*
- * The token sequence of c's window (messages first..n-1), which must end
- * with a user message (the open turn).  If it needs more than n_ctx -
- * reserve tokens, the oldest whole exchanges are moved out of the window
- * (c->first grows; *dropped says how many messages) and the system prompt
- * is folded into the new first turn.  The open user turn's tokens are kept
- * in its message (ids), for storing.  -1 with *err when even the last
- * message alone does not fit.
- */
-int chat_build(struct chat *c, const struct engine_model *m, int n_ctx, int reserve, int32_t **ids, int *n,
-    int *dropped, char **err);
-
-/* ------------------------------------------------------------------------
- * Worker: the engine on its own thread.
- *
- * The caller submits requests (each gets a sequence number) and receives
- * events through worker_poll; worker_fd() becomes readable when events are
- * waiting, so a UI can poll() it beside the terminal.  worker_stop() takes
- * effect within one matrix product, during prompt processing too.  The
- * worker owns the conversation's struct chat and the KV cache.
- */
-enum worker_ev_type {
-	WEV_PROGRESS,             /* prompt processing: done of total */
-	WEV_TOKEN,                /* text (valid UTF-8, maybe empty) of token id */
-	WEV_USER_IDS,             /* ids of the user turn just added */
-	WEV_OVERFLOW,             /* dropped: messages moved out of the window */
-	WEV_DONE,                 /* the reply: ids (closed by EOS), stats, seed;
-	                           * stats.reason ERROR: error says why (remote) */
-	WEV_ERROR,                /* text: one line; the request had no effect */
-	WEV_LOADED,               /* a conversation was loaded (and prefilled) */
-};
-
-struct worker_event {
-	enum worker_ev_type type;
-	int seq;
-	char *text;
-	size_t len;
-	int32_t id;
-	int32_t *ids;
-	int n_ids;
-	int done, total, dropped;
-	int restored;             /* WEV_LOADED: positions read from a snapshot */
-	struct engine_gen_stats stats;
-	uint64_t seed;
-	char *error;              /* WEV_DONE with ENGINE_STOP_ERROR: one line */
-};
-
-struct worker;
-/* Starts the thread; the model must outlive the worker. */
-struct worker *worker_new(struct engine_model *m, const struct engine_ctx_params *p, char **err);
-/* Stops any generation, joins the thread, frees everything. */
-void worker_free(struct worker *w);
-int worker_fd(const struct worker *w);
-/* Nonzero while a request is queued or running. */
-int worker_busy(struct worker *w);
-int worker_ctx_size(const struct worker *w);
-
-/* Replace the conversation (system prompt and messages, ids optional);
- * prefill: also bring its tokens into the cache now, from the snapshot file
- * when given and usable (WEV_LOADED says how much it restored, or in text
- * why it was ignored). */
-int worker_load(struct worker *w, const char *system, const int *roles, const char *const *contents,
-    const int32_t *const *ids, const int *n_ids, int n, int prefill, const char *snapshot);
-/* Save the cache to a snapshot file once the worker is idle. */
-int worker_save(struct worker *w, const char *path);
-int worker_set_system(struct worker *w, const char *system);
-/* Add a user message and generate the reply. */
-int worker_send(struct worker *w, const char *text, const struct engine_sampling *s, int max_tokens);
-/* Drop the last reply and generate it again. */
-int worker_regenerate(struct worker *w, const struct engine_sampling *s, int max_tokens);
-/* Drop messages from index k (a user message) on, send text in its place. */
-int worker_edit(struct worker *w, int k, const char *text, const struct engine_sampling *s, int max_tokens);
-/* Stop whatever is queued or running, now. */
-void worker_stop(struct worker *w);
-/* 1 and *ev filled if an event was waiting, else 0.  Free with
- * worker_event_free. */
-int worker_poll(struct worker *w, struct worker_event *ev);
-void worker_event_free(struct worker_event *ev);
-/* Block until an event arrives or timeout_ms passes (-1: forever). */
-int worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms);
 
 #endif

@@ -19,7 +19,9 @@
 
 #include <stdatomic.h>
 
+#include "engine/chat.h"
 #include "engine/engine.h"
+#include "engine/worker.h"
 
 struct remote_conf {
 	const char *url;          /* the API base, e.g. "http://gpu-box:8000/v1" */
@@ -31,15 +33,11 @@ struct remote_conf {
 #define REMOTE_TIMEOUT_DEFAULT 60
 
 /*
- * A worker for the server at c->url: checks the URL, asks GET /models for
- * the default model when c->model is NULL (a server that cannot be reached
- * fails here, with the reason), and starts the thread.  NULL with *err.
+ * worker_open_remote (worker.h) gives a worker for the server at c->url:
+ * it checks the URL, asks GET /models for the default model when c->model
+ * is NULL (a server that cannot be reached fails there, with the reason),
+ * and starts the thread.
  */
-struct worker *worker_open_remote(const struct remote_conf *c, char **err);
-/* The remote model's name, or NULL for the local engine. */
-const char *worker_model(const struct worker *w);
-/* The remote base URL, or NULL for the local engine. */
-const char *worker_url(const struct worker *w);
 
 /* 1 when url is plain http:// to a host other than this one (the key and
  * the conversation cross the network unencrypted), else 0. */

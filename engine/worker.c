@@ -16,7 +16,8 @@
  * generate_remote streams the reply from the server, and worker_stop also
  * wakes the transfer so that it ends at once.
  */
-#include "engine/engine.h"
+#include "engine/worker.h"
+#include "engine/chat.h"
 #include "engine/remote.h"
 
 #include <errno.h>

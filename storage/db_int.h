@@ -51,4 +51,39 @@ int64_t db_now_ms(void);
  * characters cut at a word boundary, "…" when cut.  malloc'd. */
 char *db_title_from(const char *text);
 
+/* ---- helpers shared by the storage/db*.c files (defined in db.c) ---- */
+
+/* Prepare sql; NULL with *err ("<what>: ...") on failure. */
+sqlite3_stmt *db_prep(struct db *d, const char *sql, char **err, const char *what);
+/* Run sql (no rows); -1 with *err. */
+int db_exec(struct db *d, const char *sql, char **err, const char *what);
+/* BEGIN IMMEDIATE (a write), BEGIN (a read snapshot), ROLLBACK, COMMIT. */
+int db_begin(struct db *d, char **err, const char *what);
+int db_begin_read(struct db *d, char **err, const char *what);
+void db_rollback(struct db *d);
+int db_commit(struct db *d, char **err, const char *what);
+void db_end_read(struct db *d);
+/* Bind s as text, NULL as SQL NULL. */
+void db_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* A malloc'd copy of column i (NULL for SQL NULL; *oom set on failure). */
+char *db_col_text(sqlite3_stmt *st, int i, int *oom);
+/* Token ids as a little-endian int32 blob, and back. */
+int db_bind_tokens(sqlite3_stmt *st, int i, const int32_t *t, size_t n);
+int db_col_tokens(sqlite3_stmt *st, int i, int32_t **out, size_t *n);
+/* Is text NULL or a JSON object (by SQLite's json functions)? */
+int db_json_object_ok(struct db *d, const char *text);
+/* Step a write statement that must change exactly one row: -1 with
+ * "<what>: <none>" when it changed none. */
+int db_step_one(struct db *d, sqlite3_stmt *st, char **err, const char *what, const char *none);
+
+/* ---- db_msg.c ---- */
+
+/*
+ * Insert m as the next message of conv inside the caller's transaction.
+ * With keep_created (import) m->created is used as given and the
+ * conversation's title and updated time are left alone.
+ */
+int db_message_insert(struct db *d, int64_t conv, struct db_message *m, int keep_created,
+    char **err, const char *what);
+
 #endif

@@ -4,7 +4,8 @@
  * the worker's events.
  */
 #include "tests/testutil.h"
-#include "engine/engine.h"
+#include "engine/chat.h"
+#include "engine/worker.h"
 
 #include <math.h>
 #include <stdio.h>

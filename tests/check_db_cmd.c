@@ -1,10 +1,10 @@
 /*
  * check_db_cmd.c: the storage subcommands as a person or a script sees
- * them (suite db_cmd): cmd_store_run with stdout, stderr and stdin
+ * them (suite db_cmd): command_run (the program's entry) with stdout, stderr and stdin
  * redirected to files.  Exit statuses (0, 1 runtime, 2 usage) and the
  * one-line error format; list/show/export/import/search/rename/rm/presets
  * on a real database; --json output parsed back; where the database is
- * found (--db, $LLAMA2_CHAT_DB, $XDG_DATA_HOME); no escape sequences
+ * found (--db, $LLAMA2_CHAT_DB, the config file's db, $XDG_DATA_HOME); no escape sequences
  * reach a non-terminal.
  */
 #include <check.h>
@@ -17,7 +17,8 @@
 
 #include <jansson.h>
 
-#include "app/cmd_store.h"
+#include "app/command.h"
+#include "app/paths.h"
 #include "storage/db_int.h"
 #include "tests/testutil.h"
 
@@ -31,12 +32,18 @@ setup(void)
 	ck_assert_int_ge(asprintf(&tdbpath, "%s/chats.db", tdir), 0);
 	setenv("LLAMA2_CHAT_DB", tdbpath, 1);
 	unsetenv("NO_COLOR");
+	/* No config file but the ones a test writes. */
+	char *cfg;
+	ck_assert_int_ge(asprintf(&cfg, "%s/config-home", tdir), 0);
+	setenv("XDG_CONFIG_HOME", cfg, 1);
+	free(cfg);
 }
 
 static void
 teardown(void)
 {
 	unsetenv("LLAMA2_CHAT_DB");
+	unsetenv("XDG_CONFIG_HOME");
 	free(tdbpath);
 	tmpdir_remove(tdir);
 }
@@ -76,7 +83,7 @@ run_free(struct run *r)
 	free(r->err);
 }
 
-/* Run cmd_store_run on the NULL-terminated argv, stdin from `in` (NULL:
+/* Run command_run on "llama2-chat" and the NULL-terminated argv, stdin from `in` (NULL:
  * /dev/null), and collect both outputs. */
 static struct run
 run(const char *in, const char *const *argv)
@@ -103,11 +110,12 @@ run(const char *in, const char *const *argv)
 	int argc = 0;
 	while (argv[argc] != NULL)
 		argc++;
-	char **av = calloc((size_t)argc + 1, sizeof *av);
+	char **av = calloc((size_t)argc + 2, sizeof *av);
+	av[0] = strdup("llama2-chat");
 	for (int i = 0; i < argc; i++)
-		av[i] = strdup(argv[i]);        /* getopt may permute */
+		av[i + 1] = strdup(argv[i]);    /* getopt may permute */
 	struct run r;
-	r.rc = cmd_store_run(argc, av);
+	r.rc = command_run(argc + 1, av);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(so, 1);
@@ -116,7 +124,7 @@ run(const char *in, const char *const *argv)
 	close(so);
 	close(se);
 	close(si);
-	for (int i = 0; i < argc; i++)
+	for (int i = 0; i <= argc; i++)
 		free(av[i]);
 	free(av);
 	r.out = slurp(po);
@@ -203,9 +211,6 @@ START_TEST(test_usage_errors)
 	struct run r = RUN(NULL, "frobnicate");
 	ck_assert_int_eq(r.rc, 2);
 	run_free(&r);
-	ck_assert_int_eq(cmd_store_is_command("list"), 1);
-	ck_assert_int_eq(cmd_store_is_command("presets"), 1);
-	ck_assert_int_eq(cmd_store_is_command("chat"), 0);
 	r = RUN(NULL, "export", "--help");
 	ck_assert_int_eq(r.rc, 0);
 	ck_assert_ptr_nonnull(strstr(r.out, "usage: llama2-chat export ID"));
@@ -503,6 +508,62 @@ START_TEST(test_db_location)
 }
 END_TEST
 
+/* "db = FILE" in the config file reaches every storage command, below
+ * $LLAMA2_CHAT_DB and --db; --config FILE is accepted by them too. */
+START_TEST(test_db_from_config)
+{
+	char *cfgdir = tpath("config-home/llama2-chat"), *cfg = tpath("config-home/llama2-chat/config");
+	char *cdb = tpath("conf.db"), *other = tpath("other.cfg"), *odb = tpath("other.db");
+	char *env = tpath("env.db");
+	ck_assert_int_eq(path_mkdirs(cfgdir), 0);
+	FILE *f = fopen(cfg, "w");
+	fprintf(f, "# test\ndb = %s\n", cdb);
+	fclose(f);
+	f = fopen(other, "w");
+	fprintf(f, "db = %s\n", odb);
+	fclose(f);
+	unsetenv("LLAMA2_CHAT_DB");
+
+	struct run r = RUN("", "import", "-");
+	ck_assert_int_ne(r.rc, 0);      /* empty input; the file is opened all the same */
+	run_free(&r);
+	static const char *const cmds[][4] = {
+		{ "list", NULL, NULL }, { "search", "word", NULL }, { "presets", NULL, NULL },
+		{ "show", "zz", NULL }, { "rm", "zz", NULL }, { "rename", "zz", "t" }, { "export", "zz", NULL },
+	};
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		unlink(cdb);
+		r = run(NULL, cmds[i]);
+		ck_assert_msg(access(cdb, F_OK) == 0, "case %zu (%s): config db not used: %s", i, cmds[i][0], r.err);
+		ck_assert_msg(access(tdbpath, F_OK) != 0, "case %zu: default db used", i);
+		run_free(&r);
+	}
+	r = RUN(NULL, "list", "--config", other);
+	ck_assert_msg(r.rc == 0, "%s", r.err);
+	ck_assert_int_eq(access(odb, F_OK), 0);
+	run_free(&r);
+	setenv("LLAMA2_CHAT_DB", env, 1);       /* the environment beats the file */
+	r = RUN(NULL, "list");
+	ck_assert_int_eq(r.rc, 0);
+	ck_assert_int_eq(access(env, F_OK), 0);
+	run_free(&r);
+	unlink(cdb);
+	f = fopen(cfg, "w");
+	fputs("db = \ntop_k = nope\n", f);     /* a bad file stops every command */
+	fclose(f);
+	r = RUN(NULL, "list");
+	ck_assert_int_eq(r.rc, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "config"));
+	run_free(&r);
+	free(cfgdir);
+	free(cfg);
+	free(cdb);
+	free(other);
+	free(odb);
+	free(env);
+}
+END_TEST
+
 Suite *db_cmd_suite(void);
 
 Suite *db_cmd_suite(void)
@@ -516,6 +577,7 @@ Suite *db_cmd_suite(void)
 	tcase_add_test(tc, test_export_import_rename_rm);
 	tcase_add_test(tc, test_presets_cmd);
 	tcase_add_test(tc, test_db_location);
+	tcase_add_test(tc, test_db_from_config);
 	suite_add_tcase(s, tc);
 	return s;
 }

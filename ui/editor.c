@@ -5,7 +5,7 @@
  * fields, so every text field edits the same way.
  *
  *   Left/Right, Ctrl-B/Ctrl-F   a character      Alt-B/Alt-F  a word
- *                               (in the chat input Ctrl-F is search: ui.c sees it first)
+ *                               (in the chat input Ctrl-F is search: keys.c sees it first)
  *   Ctrl-A/Ctrl-E               line start/end (Home/End scroll the chat)
  *   Backspace, Delete/Ctrl-D    a character      Ctrl-W/Alt-D  the word before/after
  *   Ctrl-U / Ctrl-K             to the line's start / end

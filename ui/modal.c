@@ -4,7 +4,7 @@
  * list to choose from (optionally filtered by typing: the chat switcher,
  * search hits, presets, export formats, sampling fields) and the help
  * overlay.  A dialog only collects an answer; what the answer does is
- * ui.c's business (the purpose and arg it set when opening the dialog).
+ * dialogs.c's business (the purpose and arg it set when opening the dialog).
  *
  * Boxes are centred and shrink with the terminal; below 4x3 the border
  * goes and what fits is drawn, so nothing here fails at any size.

@@ -3,7 +3,8 @@
  * terminal itself (screen.c), colours (theme.c), the line editor's keys and
  * rows (editor.c), the chat view (chatview.c), the conversation list
  * (convlist.c), the status bar (status.c), dialogs and the help overlay
- * (modal.c), and the state they all draw from (struct ui, run by ui.c).
+ * (modal.c), the state they all draw from (struct ui, run by ui.c), and
+ * what the interface does: actions.c, dialogs.c, sampling.c, keys.c.
  *
  * Only the UI thread calls anything here.  Every draw function writes into
  * stdscr within the rectangle it is given and never past it; ui.c erases,
@@ -113,7 +114,7 @@ struct modal_item {
 
 struct modal {
 	enum modal_kind kind;
-	int purpose;              /* what ui.c does on OK */
+	int purpose;              /* what dialogs.c does on OK */
 	int64_t arg;              /* and with what */
 	char *title;              /* owned */
 	char *text;               /* owned: the question, or the hint under a prompt */
@@ -190,5 +191,72 @@ const char *convlist_title(const struct db_conv *c);
 /* ---- status.c -------------------------------------------------------------- */
 
 void status_draw(struct ui *u, int y, int w);
+
+/* ---- ui.c ---------------------------------------------------------------- */
+
+/* Monotonic milliseconds. */
+double ui_now_ms(void);
+/* A one-line notice in the status bar for a few seconds (err: in red). */
+void ui_notice(struct ui *u, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The session's last error as a notice (and forget it). */
+void ui_session_notice(struct ui *u);
+/* 1 when there is a database / no reply in flight, else a notice and 0. */
+int ui_need_db(struct ui *u);
+int ui_not_busy(struct ui *u);
+/* Only spaces, tabs and newlines? */
+int ui_blank(const char *s);
+
+/* ---- actions.c ------------------------------------------------------------- */
+
+/* Show c's messages (NULL: none) in the view. */
+void action_view_load(struct ui *u, const struct db_conv *c);
+/* Open conversation id, scrolled to message pos (< 0: the end). */
+void action_switch_to(struct ui *u, int64_t id, int pos);
+void action_new_chat(struct ui *u);
+/* Send the input box (or the edit of the last message). */
+void action_send(struct ui *u);
+void action_regenerate(struct ui *u);
+/* Put the last user message into the input box for editing. */
+void action_edit_last(struct ui *u);
+/* The last reply to the clipboard. */
+void action_copy_last(struct ui *u);
+/* Apply every waiting worker event. */
+void action_drain_worker(struct ui *u);
+
+/* ---- dialogs.c ------------------------------------------------------------- */
+
+/* What a dialog is for (struct modal's purpose). */
+enum purpose {
+	P_NONE, P_QUIT, P_SWITCH, P_SEARCH_QUERY, P_SEARCH_HIT, P_RENAME, P_DELETE, P_PRESET, P_SYSTEM,
+	P_SAMPLING, P_SAMPLING_VALUE, P_EXPORT_FORMAT, P_EXPORT_PATH, P_EXPORT_OVERWRITE, P_HELP,
+};
+
+void dialogs_open_switcher(struct ui *u);
+void dialogs_open_search(struct ui *u);
+void dialogs_open_rename(struct ui *u);
+void dialogs_open_delete(struct ui *u);
+void dialogs_open_presets(struct ui *u);
+void dialogs_open_export(struct ui *u);
+void dialogs_quit_ask(struct ui *u);
+/* The open dialog was answered (r: OK or CANCEL). */
+void dialogs_done(struct ui *u, enum modal_result r);
+
+/* ---- sampling.c ------------------------------------------------------------ */
+
+/* The form, with row sel selected. */
+void sampling_open(struct ui *u, int sel);
+/* Field f's value as text (malloc'd). */
+char *sampling_value(struct ui *u, int f);
+/* The prompt for field f. */
+void sampling_edit(struct ui *u, int f);
+/* Set field f from the typed text (a notice says how it went). */
+void sampling_set(struct ui *u, int f, const char *text);
+
+/* ---- keys.c ---------------------------------------------------------------- */
+
+/* Read one key without waiting: 1 and *k, or 0 when none is waiting. */
+int keys_read(struct key *k);
+/* What a key does, in a dialog or in the main view. */
+void keys_handle(struct ui *u, const struct key *k);
 
 #endif

@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/engine.h"
+#include "engine/chat.h"
+#include "engine/worker.h"
 
 /* ---- wrap.c --------------------------------------------------------------- */
 

@@ -14,7 +14,8 @@
 #include "tests/fuzz/fuzz.h"
 
 #include "app/dialog.h"
-#include "engine/engine.h"
+#include "engine/chat.h"
+#include "engine/worker.h"
 #include "storage/db.h"
 #include "storage/export.h"
 #include "ui/ui_int.h"

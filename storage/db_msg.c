@@ -1,0 +1,253 @@
+/*
+ * db_msg.c: messages of a conversation: append, token ids, the assistant
+ * reply written as it streams (begin, update, finish), and deleting the
+ * tail of a conversation.  Every write is one transaction (see db.c).
+ */
+#include "storage/db_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- messages ------------------------------------------------------------ */
+
+/*
+ * Insert m as the next message of conv inside the caller's transaction.
+ * With keep_created (import) m->created is used as given and the
+ * conversation's title and updated time are left alone.
+ */
+int
+db_message_insert(struct db *d, int64_t conv, struct db_message *m, int keep_created,
+    char **err, const char *what)
+{
+	if (!db_json_object_ok(d, m->stats) || !db_json_object_ok(d, m->sampler))
+		return db_errf(err, "%s: stats or sampler settings are not a JSON object", what);
+	if (db_role_name(m->role) == NULL || (unsigned)m->finish > DB_FINISH_INTERRUPTED)
+		return db_errf(err, "%s: bad role or finish reason", what);
+
+	sqlite3_stmt *st = db_prep(d, "SELECT title IS NULL, (SELECT COALESCE(max(position) + 1, 0)"
+	    " FROM messages WHERE conversation_id = ?1) FROM conversations WHERE id = ?1", err, what);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, conv);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		if (rc == SQLITE_DONE)
+			db_errf(err, "%s: no such conversation", what);
+		else
+			db_fail(d, err, what);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	int untitled = sqlite3_column_int(st, 0);
+	int position = sqlite3_column_int(st, 1);
+	sqlite3_finalize(st);
+
+	int64_t now = keep_created ? m->created : db_now_ms();
+	st = db_prep(d, "INSERT INTO messages(conversation_id, position, role, content, tokens,"
+	    " created, finish, stats, sampler, seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err, what);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, conv);
+	sqlite3_bind_int(st, 2, position);
+	sqlite3_bind_text(st, 3, db_role_name(m->role), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, m->content != NULL ? m->content : "", -1, SQLITE_STATIC);
+	if (db_bind_tokens(st, 5, m->tokens, m->n_tokens) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return db_errf(err, "%s: out of memory", what);
+	}
+	sqlite3_bind_int64(st, 6, now);
+	db_bind_text(st, 7, db_finish_name(m->finish));
+	db_bind_text(st, 8, m->stats);
+	db_bind_text(st, 9, m->sampler);
+	if (m->has_seed)
+		sqlite3_bind_int64(st, 10, (int64_t)m->seed);
+	else
+		sqlite3_bind_null(st, 10);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(d, err, what);
+	m->id = sqlite3_last_insert_rowid(d->h);
+	m->position = position;
+	m->created = now;
+	if (keep_created)
+		return 0;
+
+	char *title = NULL;
+	if (untitled && m->role == DB_ROLE_USER)
+		title = db_title_from(m->content);
+	st = db_prep(d, "UPDATE conversations SET updated = ?, title = COALESCE(title, ?) WHERE id = ?",
+	    err, what);
+	if (st == NULL) {
+		free(title);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	db_bind_text(st, 2, title);
+	sqlite3_bind_int64(st, 3, conv);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	free(title);
+	if (rc != SQLITE_DONE)
+		return db_fail(d, err, what);
+	return 0;
+}
+
+int
+db_message_append(struct db *d, int64_t conv, struct db_message *m, char **err)
+{
+	static const char what[] = "cannot save the message";
+	if (db_begin(d, err, what) != 0)
+		return -1;
+	if (db_message_insert(d, conv, m, 0, err, what) != 0) {
+		db_rollback(d);
+		return -1;
+	}
+	return db_commit(d, err, what);
+}
+
+int
+db_message_set_tokens(struct db *d, int64_t msg_id, const int32_t *tokens, size_t n_tokens,
+    char **err)
+{
+	static const char what[] = "cannot save the token ids";
+	if (db_begin(d, err, what) != 0)
+		return -1;
+	sqlite3_stmt *st = db_prep(d, "UPDATE messages SET tokens = ? WHERE id = ?", err, what);
+	if (st == NULL)
+		goto fail;
+	if (db_bind_tokens(st, 1, tokens, n_tokens) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		db_errf(err, "%s: out of memory", what);
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 2, msg_id);
+	int rc = db_step_one(d, st, err, what, "cannot save the token ids: no such message");
+	sqlite3_finalize(st);
+	if (rc != 0)
+		goto fail;
+	return db_commit(d, err, what);
+fail:
+	db_rollback(d);
+	return -1;
+}
+
+int
+db_reply_begin(struct db *d, int64_t conv, const char *sampler, int has_seed, uint64_t seed,
+    int64_t *msg_id, char **err)
+{
+	struct db_message m = {
+		.role = DB_ROLE_ASSISTANT,
+		.content = "",
+		.finish = DB_FINISH_INTERRUPTED,
+		.sampler = (char *)sampler,
+		.has_seed = has_seed,
+		.seed = seed,
+	};
+	if (db_message_append(d, conv, &m, err) != 0)
+		return -1;
+	*msg_id = m.id;
+	return 0;
+}
+
+/* The body of update and finish: one transaction, the message row and the
+ * conversation's updated time. */
+static int
+db_reply_write(struct db *d, int64_t msg_id, const char *content, const int32_t *tokens,
+    size_t n_tokens, int set_finish, enum db_finish finish, const char *stats, char **err)
+{
+	static const char what[] = "cannot save the reply";
+	if (set_finish && !db_json_object_ok(d, stats))
+		return db_errf(err, "%s: stats are not a JSON object", what);
+	if (db_begin(d, err, what) != 0)
+		return -1;
+	sqlite3_stmt *st = db_prep(d, set_finish ?
+	    "UPDATE messages SET content = ?, tokens = ?, finish = ?, stats = ?"
+	    " WHERE id = ? AND role = 'assistant'" :
+	    "UPDATE messages SET content = ?, tokens = ? WHERE id = ? AND role = 'assistant'",
+	    err, what);
+	if (st == NULL)
+		goto fail;
+	int i = 1;
+	sqlite3_bind_text(st, i++, content != NULL ? content : "", -1, SQLITE_STATIC);
+	if (db_bind_tokens(st, i++, tokens, n_tokens) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		db_errf(err, "%s: out of memory", what);
+		goto fail;
+	}
+	if (set_finish) {
+		db_bind_text(st, i++, db_finish_name(finish));
+		db_bind_text(st, i++, stats);
+	}
+	sqlite3_bind_int64(st, i, msg_id);
+	int rc = db_step_one(d, st, err, what, "cannot save the reply: no such reply");
+	sqlite3_finalize(st);
+	if (rc != 0)
+		goto fail;
+	st = db_prep(d, "UPDATE conversations SET updated = ?"
+	    " WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)", err, what);
+	if (st == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, db_now_ms());
+	sqlite3_bind_int64(st, 2, msg_id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		db_fail(d, err, what);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	return db_commit(d, err, what);
+fail:
+	db_rollback(d);
+	return -1;
+}
+
+int
+db_reply_update(struct db *d, int64_t msg_id, const char *content, const int32_t *tokens,
+    size_t n_tokens, char **err)
+{
+	return db_reply_write(d, msg_id, content, tokens, n_tokens, 0, DB_FINISH_NONE, NULL, err);
+}
+
+int
+db_reply_finish(struct db *d, int64_t msg_id, const char *content, const int32_t *tokens,
+    size_t n_tokens, enum db_finish finish, const char *stats, char **err)
+{
+	if ((unsigned)finish > DB_FINISH_INTERRUPTED)
+		return db_errf(err, "cannot save the reply: bad finish reason");
+	return db_reply_write(d, msg_id, content, tokens, n_tokens, 1, finish, stats, err);
+}
+
+int
+db_message_delete_after(struct db *d, int64_t conv, int position, char **err)
+{
+	static const char what[] = "cannot delete messages";
+	if (db_begin(d, err, what) != 0)
+		return -1;
+	sqlite3_stmt *st = db_prep(d, "UPDATE conversations SET updated = ? WHERE id = ?", err, what);
+	if (st == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, db_now_ms());
+	sqlite3_bind_int64(st, 2, conv);
+	int rc = db_step_one(d, st, err, what, "no such conversation");
+	sqlite3_finalize(st);
+	if (rc != 0)
+		goto fail;
+	st = db_prep(d, "DELETE FROM messages WHERE conversation_id = ? AND position > ?", err, what);
+	if (st == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, conv);
+	sqlite3_bind_int(st, 2, position);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		db_fail(d, err, what);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	return db_commit(d, err, what);
+fail:
+	db_rollback(d);
+	return -1;
+}

@@ -150,9 +150,9 @@ cmd_oneshot(struct opts *o)
 	} else {
 		msg = strdup(o->prompt);
 	}
-	int status = 0;
-	struct engine_model *m = cli_open_model(o, &status);
-	if (m == NULL) {
+	struct engine_model *m = NULL;
+	int status = cli_chat_engine(o, &m);   /* none with --remote */
+	if (status != 0) {
 		free(msg);
 		return status;
 	}
@@ -175,9 +175,9 @@ cmd_chat_pipe(struct opts *o)
 {
 	if (isatty(STDIN_FILENO) && !o->prompt)
 		return cli_usage_error("chat reads messages from a pipe; on a terminal run '" PROG "' for the interface");
-	int status = 0;
-	struct engine_model *m = cli_open_model(o, &status);
-	if (m == NULL)
+	struct engine_model *m = NULL;
+	int status = cli_chat_engine(o, &m);   /* none with --remote */
+	if (status != 0)
 		return status;
 	struct session s;
 	if ((status = session_open(&s, o, m)) != 0) {

@@ -10,6 +10,7 @@
 #include "app/session.h"
 #include "app/kvcache.h"
 #include "app/paths.h"
+#include "engine/remote.h"
 #include "storage/db.h"
 
 #include <jansson.h>
@@ -149,7 +150,8 @@ load_conv(struct session *s, struct db_conv *c, int switching)
 	int32_t **ids = calloc((size_t)n + 1, sizeof *ids);
 	int *n_ids = calloc((size_t)n + 1, sizeof *n_ids);
 	int k = 0;
-	int eos = engine_info(s->m)->eos;
+	/* The remote engine has no token ids: messages go as text. */
+	int eos = s->m ? engine_info(s->m)->eos : -1;
 	for (int i = 0; i < n && roles && contents && ids && n_ids; i++) {
 		struct db_message *msg = &c->messages[i];
 		if (msg->role == DB_ROLE_SYSTEM)
@@ -159,7 +161,7 @@ load_conv(struct session *s, struct db_conv *c, int switching)
 			continue;   /* keep the alternation the format needs */
 		roles[k] = role;
 		contents[k] = msg->content;
-		if (msg->tokens && msg->n_tokens > 0) {
+		if (s->m && msg->tokens && msg->n_tokens > 0) {
 			/* A partial reply was cut before its EOS: close it. */
 			int add = role == CHAT_ASSISTANT && msg->tokens[msg->n_tokens - 1] != eos;
 			ids[k] = malloc((msg->n_tokens + 1) * sizeof(int32_t));
@@ -180,7 +182,7 @@ load_conv(struct session *s, struct db_conv *c, int switching)
 		if (db_reply_begin(s->db, c->id, NULL, 0, 0, &rid, NULL) == 0) {
 			roles[k] = CHAT_ASSISTANT;
 			contents[k] = "";
-			ids[k] = malloc(sizeof(int32_t));
+			ids[k] = s->m ? malloc(sizeof(int32_t)) : NULL;
 			if (ids[k]) {
 				ids[k][0] = eos;
 				n_ids[k] = 1;
@@ -237,6 +239,21 @@ resume(struct session *s, const char *which, int *status)
 	return 0;
 }
 
+/* The remote engine's worker (m is NULL): the server at o->remote. */
+static struct worker *
+open_remote(const struct opts *o, char **err)
+{
+	static int warned;
+	if (remote_url_insecure(o->remote) && !warned) {
+		warned = 1;   /* once per run */
+		fprintf(stderr, PROG ": warning: %s is plain http:// to another machine: the conversation%s crosses "
+		    "the network unencrypted\n", o->remote, cli_api_key() ? " and the API key" : "");
+	}
+	struct remote_conf c = { .url = o->remote, .model = o->remote_model, .api_key = cli_api_key(),
+		.timeout_s = o->remote_timeout };
+	return worker_open_remote(&c, err);
+}
+
 int
 session_open(struct session *s, const struct opts *o, struct engine_model *m)
 {
@@ -251,7 +268,7 @@ session_open(struct session *s, const struct opts *o, struct engine_model *m)
 	p.n_batch = o->batch;
 	p.kv_f32 = o->kv_f32;
 	char *err = NULL;
-	s->w = worker_new(m, &p, &err);
+	s->w = m ? worker_new(m, &p, &err) : open_remote(o, &err);
 	if (s->w == NULL) {
 		cli_error("%s", err ? err : "cannot start the engine");
 		free(err);
@@ -292,11 +309,13 @@ ensure_conv(struct session *s)
 {
 	if (s->db == NULL || s->conv_id)
 		return 0;
-	const struct engine_info *in = engine_info(s->m);
+	const struct engine_info *in = s->m ? engine_info(s->m) : NULL;
 	char *params = sampler_json(&s->samp);
 	struct db_conv c = { 0 };
-	c.model_name = (char *)in->name;
-	c.model_fingerprint = (char *)in->fingerprint;
+	/* Remote: the server's model name, and "remote" for the fingerprint
+	 * (there is no file here to tell apart; list marks these chats). */
+	c.model_name = (char *)(in ? in->name : worker_model(s->w));
+	c.model_fingerprint = in ? (char *)in->fingerprint : "remote";
 	c.system_prompt = s->system;
 	c.preset = s->preset;
 	c.params = params;
@@ -466,12 +485,38 @@ reply_append(struct session *s, const struct worker_event *ev)
 	}
 }
 
+static double
+round_to(double v, double unit)
+{
+	return (double)(long long)(v / unit + 0.5) * unit;
+}
+
+/* The reply's stats, JSON (malloc'd or NULL): counts, timing, and which
+ * engine and model wrote it (list and show print them). */
+static char *
+reply_stats(const struct session *s, const struct engine_gen_stats *st)
+{
+	const char *remote = worker_model(s->w);
+	const char *model = remote ? remote : s->m ? engine_info(s->m)->name : NULL;
+	json_t *j = json_pack("{s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:i,s:i,s:s}", "prompt_tokens", st->n_prompt,
+	    "reused_tokens", st->n_reused, "generated", st->n_gen, "ttft_ms", round_to(st->ttft_ms, 0.1),
+	    "prefill_ms", round_to(st->prefill_ms, 0.1), "tg_tps", round_to(st->tg_tps, 0.01), "pp_tps",
+	    round_to(st->pp_tps, 0.01), "ctx_used", st->ctx_used, "ctx_size", worker_ctx_size(s->w), "engine",
+	    remote ? "remote" : "local");
+	if (j && model)
+		json_object_set_new(j, "model", json_string(model));
+	char *out = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(j);
+	return out;
+}
+
 static enum db_finish
 finish_of(enum engine_stop_reason r)
 {
 	switch (r) {
 	case ENGINE_STOP_EOS: return DB_FINISH_EOS;
 	case ENGINE_STOP_USER: return DB_FINISH_STOPPED;
+	case ENGINE_STOP_ERROR: return DB_FINISH_INTERRUPTED;
 	default: return DB_FINISH_LENGTH;
 	}
 }
@@ -526,16 +571,15 @@ session_event(struct session *s, const struct worker_event *ev)
 			worker_save(s->w, s->kv_path);
 			kvcache_evict(s->o->kv_cache_max, s->kv_path);
 		}
+		if (ev->stats.reason == ENGINE_STOP_ERROR) {
+			/* A remote fault: the turn stays, marked interrupted. */
+			set_error(s, ev->error ? ev->error : "the server failed");
+			s->failed = 1;
+		}
 		if (s->db && s->reply_id) {
-			char *stats;
-			const struct engine_gen_stats *st = &ev->stats;
-			if (asprintf(&stats, "{\"prompt_tokens\": %d, \"reused_tokens\": %d, \"generated\": %d, "
-			    "\"ttft_ms\": %.1f, \"prefill_ms\": %.1f, \"tg_tps\": %.2f, \"pp_tps\": %.2f, "
-			    "\"ctx_used\": %d, \"ctx_size\": %d}", st->n_prompt, st->n_reused, st->n_gen, st->ttft_ms,
-			    st->prefill_ms, st->tg_tps, st->pp_tps, st->ctx_used, worker_ctx_size(s->w)) < 0)
-				stats = NULL;
+			char *stats = reply_stats(s, &ev->stats);
 			if (db_reply_finish(s->db, s->reply_id, ev->text ? ev->text : "", ev->ids, (size_t)ev->n_ids,
-			    finish_of(st->reason), stats, &err) != 0) {
+			    finish_of(ev->stats.reason), stats, &err) != 0) {
 				set_error(s, err);
 				free(err);
 			}

@@ -45,7 +45,7 @@ action_switch_to(struct ui *u, int64_t id, int pos)
 			return;
 		}
 		action_view_load(u, c);
-		if (u->m)
+		if (u->s.w)
 			u->vm.state = VM_LOADING;
 		db_conv_free(c);
 	}
@@ -90,7 +90,7 @@ action_send(struct ui *u)
 	const char *t = input_text(&u->in);
 	if (ui_blank(t))
 		return;
-	if (u->m == NULL) {
+	if (u->s.w == NULL) {
 		ui_notice(u, 1, "no model is loaded: start llama2-chat with -m MODEL to chat");
 		return;
 	}
@@ -129,7 +129,7 @@ action_send(struct ui *u)
 void
 action_regenerate(struct ui *u)
 {
-	if (u->m == NULL) {
+	if (u->s.w == NULL) {
 		ui_notice(u, 1, "no model is loaded");
 		return;
 	}
@@ -148,7 +148,7 @@ action_regenerate(struct ui *u)
 void
 action_edit_last(struct ui *u)
 {
-	if (u->m == NULL) {
+	if (u->s.w == NULL) {
 		ui_notice(u, 1, "no model is loaded");
 		return;
 	}

@@ -58,7 +58,7 @@ chatview_draw(struct ui *u, int y, int x, int h, int w)
 	if (viewmodel_layout(&u->vm, w) < 0)
 		screen_fatal("out of memory");
 	if (u->vm.n == 0) {
-		const char *hint = u->m ? "Type a message, Enter sends.  F1: help"
+		const char *hint = u->s.w ? "Type a message, Enter sends.  F1: help"
 		    : "No model loaded: history, search, export and presets work.  Start with -m MODEL to chat.  F1: help";
 		size_t n = strlen(hint);
 		struct wrap_line *wl;

@@ -231,7 +231,7 @@ load_start(struct ui *u)
 {
 	struct opts *o = u->o;
 	/* History-only: -c / --resume still open a conversation to read. */
-	if (u->m == NULL && u->s.db && (o->cont || o->resume)) {
+	if (u->s.w == NULL && u->s.db && (o->cont || o->resume)) {
 		int64_t id = 0;
 		char *err = NULL;
 		int r = o->resume ? (db_conv_resolve(u->s.db, o->resume, &id, &err) == 0 ? 1 : -1)
@@ -267,12 +267,13 @@ ui_run(struct opts *o)
 	u.o = o;
 	u.list_on = 1;
 	int status = 0;
-	if (o->model && *o->model) {
-		u.m = cli_open_model(o, &status);
-		if (u.m == NULL)
+	int remote = o->remote && *o->remote;
+	if (remote || (o->model && *o->model)) {
+		status = cli_chat_engine(o, &u.m);   /* no model here with --remote */
+		if (status != 0)
 			return status;
 	}
-	status = u.m ? session_open(&u.s, o, u.m) : session_open_store(&u.s, o);
+	status = u.m || remote ? session_open(&u.s, o, u.m) : session_open_store(&u.s, o);
 	if (status != 0) {
 		engine_close(u.m);
 		return status;
@@ -282,6 +283,9 @@ ui_run(struct opts *o)
 		u.model_name = in->name;
 		u.model_type = in->main_type;
 		u.ctx_size = worker_ctx_size(u.s.w);
+	} else if (u.s.w) {
+		u.model_name = worker_model(u.s.w);   /* the server's; its window is its business */
+		u.model_type = "remote";
 	}
 	viewmodel_init(&u.vm);
 	input_init(&u.in);

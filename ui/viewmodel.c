@@ -230,10 +230,12 @@ viewmodel_event(struct viewmodel *vm, const struct worker_event *ev, char **user
 			switch (ev->stats.reason) {
 			case ENGINE_STOP_EOS: m->finish = VM_FIN_EOS; break;
 			case ENGINE_STOP_USER: m->finish = VM_FIN_STOPPED; break;
+			case ENGINE_STOP_ERROR: m->finish = VM_FIN_INTERRUPTED; break;   /* remote fault */
 			default: m->finish = VM_FIN_LENGTH; break;
 			}
 		}
-		vm->state = ev->stats.reason == ENGINE_STOP_USER ? VM_STOPPED : VM_IDLE;
+		vm->state = ev->stats.reason == ENGINE_STOP_USER ? VM_STOPPED :
+		    ev->stats.reason == ENGINE_STOP_ERROR ? VM_FAILED : VM_IDLE;
 		vm->tps = ev->stats.tg_tps;
 		vm->ttft_ms = ev->stats.ttft_ms;
 		vm->ctx_used = ev->stats.ctx_used;

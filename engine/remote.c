@@ -512,6 +512,10 @@ remote_stats(const struct remote_stream *x, struct engine_gen_stats *st)
 	}
 	st->pp_tps = st->prefill_ms > 0 ? st->n_prompt / (st->prefill_ms / 1e3) : 0;
 	st->tg_tps = x->n_deltas > 1 && st->gen_ms > 0 ? (x->n_deltas - 1) / (st->gen_ms / 1e3) : 0;
+	/* Deltas that came in one burst (a fast server flushing late) say
+	 * nothing about speed between them: count the whole reply's time. */
+	if (x->n_deltas > 1 && st->gen_ms < 1.0 && x->t_last > x->t0)
+		st->tg_tps = x->n_deltas / ((x->t_last - x->t0) / 1e3);
 	st->ctx_used = (int)pt + st->n_gen;
 }
 

@@ -202,9 +202,10 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		case OPT_VERBOSE: o->verbose = 1; break;
 		case OPT_IGNORE_EOS: o->samp.ignore_eos = 1; break;
 		case OPT_REMOTE: o->remote = optarg; o->remote_cli = 1; break;
-		case OPT_REMOTE_MODEL: o->remote_model = optarg; break;
+		case OPT_REMOTE_MODEL: o->remote_model = optarg; o->remote_flag = "--remote-model"; break;
 		case OPT_REMOTE_TIMEOUT:
 			bad = parse_int("--remote-timeout", optarg, 1, 86400, &o->remote_timeout);
+			o->remote_flag = "--remote-timeout";
 			break;
 		case 'h': cli_help(stdout); exit(0);
 		case ':':
@@ -308,6 +309,8 @@ cli_chat_engine(const struct opts *o, struct engine_model **m)
 {
 	*m = NULL;
 	if (o->remote == NULL || o->remote[0] == '\0') {
+		if (o->remote_flag)
+			return cli_usage_error("%s needs --remote URL (or remote = URL in the config)", o->remote_flag);
 		int status = 0;
 		*m = cli_open_model(o, &status);
 		return *m ? 0 : status;

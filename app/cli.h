@@ -40,6 +40,7 @@ struct opts {
 	int remote_timeout;       /* --remote-timeout, config "remote_timeout" (s); 0: 60 */
 	unsigned local_flags;     /* LOCAL_*: local-engine flags given on the command line */
 	int remote_cli;           /* --remote given on the command line */
+	const char *remote_flag;  /* --remote-model/--remote-timeout as given on the command line */
 	int ids, no_bos, verbose, json, stats, no_save, cont, force, yes;
 	int n_prompt_bench, n_gen_bench, reps;   /* bench -p -n -r */
 	struct engine_sampling samp;

@@ -255,6 +255,50 @@ START_TEST(test_good_stream)
 }
 END_TEST
 
+/* Regenerate resends the same conversation, byte for byte (the server's
+ * cache reuses all of it); edit resends it cut before the edited message. */
+START_TEST(test_regenerate_and_edit)
+{
+	struct fake f;
+	fake_start(&f, serve_good, NULL);
+	struct worker *w = open_remote(f.url, "m1", NULL, 5);
+	struct engine_sampling s = samp();
+	ck_assert_int_gt(worker_set_system(w, "Sys"), 0);
+	struct turn t;
+	turn_wait(w, worker_send(w, "one", &s, 8), &t, 0, 0);
+	turn_free(&t);
+	turn_wait(w, worker_send(w, "two", &s, 8), &t, 0, 0);
+	turn_free(&t);
+	turn_wait(w, worker_regenerate(w, &s, 8), &t, 0, 0);
+	ck_assert_int_eq(t.reason, ENGINE_STOP_EOS);
+	turn_free(&t);
+	turn_wait(w, worker_edit(w, 2, "deux", &s, 8), &t, 0, 0);
+	ck_assert_int_eq(t.reason, ENGINE_STOP_EOS);
+	turn_free(&t);
+	char *rq = fake_requests(&f);
+	/* The four bodies, in order. */
+	const char *b[4];
+	const char *p = rq;
+	for (int i = 0; i < 4; i++) {
+		p = strstr(p, "\r\n\r\n{");
+		ck_assert_msg(p != NULL, "request %d missing: %s", i, rq);
+		b[i] = p += 4;
+	}
+	const char *prefix = "\"messages\":[{\"role\":\"system\",\"content\":\"Sys\"},{\"role\":\"user\","
+	    "\"content\":\"one\"},{\"role\":\"assistant\",\"content\":\"Hello w\u00f6rld\"}";
+	for (int i = 1; i < 4; i++)
+		ck_assert_msg(strstr(b[i], prefix) != NULL, "request %d: %.400s", i, b[i]);
+	size_t l1 = (size_t)(strstr(b[1], "POST ") - b[1]), l2 = (size_t)(strstr(b[2], "POST ") - b[2]);
+	ck_assert_msg(l1 == l2 && memcmp(b[1], b[2], l1) == 0, "regenerate changed the request:\n%.*s\n%.*s", (int)l1,
+	    b[1], (int)l2, b[2]);
+	ck_assert_ptr_nonnull(strstr(b[1], "{\"role\":\"user\",\"content\":\"two\"}]"));
+	ck_assert_ptr_nonnull(strstr(b[3], "\"Hello w\u00f6rld\"},{\"role\":\"user\",\"content\":\"deux\"}]"));
+	free(rq);
+	worker_free(w);
+	fake_stop(&f);
+}
+END_TEST
+
 static void
 serve_status(struct fake *f, int fd)
 {
@@ -607,6 +651,7 @@ remote_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_request_body);
 	tcase_add_test(tc, test_good_stream);
+	tcase_add_test(tc, test_regenerate_and_edit);
 	tcase_add_loop_test(tc, test_faults, 0, (int)(sizeof faults / sizeof faults[0]));
 	tcase_add_test(tc, test_fault_keeps_turn);
 	tcase_add_test(tc, test_stop_at_once);

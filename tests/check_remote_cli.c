@@ -140,7 +140,20 @@ START_TEST(test_oneshot_saved)
 	free(out);
 	free(err);
 	ck_assert_int_eq(run(&v, NULL, &out, &err, "list", NULL), 0);
-	ck_assert_msg(strstr(out, "fixture-q8_0.gguf"), "%s", out);
+	ck_assert_msg(strstr(out, "[remote: ") && strstr(out, "fixture-q8_0.gguf"), "%s", out);
+	free(out);
+	free(err);
+
+	/* -c continues it through the server: the stored turn goes as text. */
+	st = run(&v, NULL, &out, &err, "--remote", g_srv.url, "-c", "-p", "More", "-n", "8", "--stats", NULL);
+	ck_assert_msg(st == 0, "exit %d: %s", st, err);
+	int prefill = 0, reused = 0;
+	ck_assert_msg(sscanf(err, "turn 1: prefill %d reused %d", &prefill, &reused) == 2 && reused > 0, "%s", err);
+	c = latest(&v);
+	ck_assert_str_eq(c->pid, pid);
+	ck_assert_int_eq(c->n_messages, 4);
+	ck_assert_str_eq(c->messages[2].content, "More");
+	db_conv_free(c);
 	free(out);
 	free(err);
 	env_free(&v);
@@ -297,6 +310,7 @@ START_TEST(test_refused_flags)
 		{ "-m", "x.gguf", "-m" },
 		{ "--remote-timeout", "0", "--remote-timeout" },
 		{ "--remote-timeout", "5s", "--remote-timeout" },
+		{ "--tokenizer", "t.bin", "--tokenizer" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char *out, *err;
@@ -308,6 +322,21 @@ START_TEST(test_refused_flags)
 		free(out);
 		free(err);
 	}
+	/* The remote flags without a server, and --remote where a local model
+	 * is needed. */
+	char *out, *err;
+	ck_assert_int_eq(run(&v, NULL, &out, &err, "--remote-model", "m", "-p", "Hi", NULL), 2);
+	ck_assert_msg(strstr(err, "--remote-model needs --remote"), "%s", err);
+	free(out);
+	free(err);
+	ck_assert_int_eq(run(&v, NULL, &out, &err, "complete", "--remote", "http://127.0.0.1:9/v1", "Hi", NULL), 2);
+	ck_assert_msg(strstr(err, "complete needs a local model"), "%s", err);
+	free(out);
+	free(err);
+	ck_assert_int_eq(run(&v, NULL, &out, &err, "-m", "x.gguf", "--remote", "http://127.0.0.1:9/v1", "-p", "Hi", NULL), 2);
+	ck_assert_msg(strstr(err, "both given"), "%s", err);
+	free(out);
+	free(err);
 	env_free(&v);
 }
 END_TEST

@@ -613,8 +613,13 @@ session_wait(struct session *s, void (*on_token)(void *, const char *, size_t), 
 {
 	struct worker_event ev;
 	while (s->busy) {
-		if (!worker_wait(s->w, &ev, -1))
+		if (!worker_wait(s->w, &ev, 100)) {
+			/* Nothing yet (a server thinking, a long prompt, a signal):
+			 * the caller gets to look at its stop flag now. */
+			if (on_token)
+				on_token(ud, "", 0);
 			continue;
+		}
 		if (ev.type == WEV_TOKEN && ev.seq == s->seq && on_token)
 			on_token(ud, ev.text, ev.len);
 		session_event(s, &ev);

@@ -69,7 +69,9 @@ int session_regenerate(struct session *s);
 int session_edit(struct session *s, int k, const char *text);
 /* Apply ev (storage side); returns 1 when the reply in flight is finished. */
 int session_event(struct session *s, const struct worker_event *ev);
-/* Block until the reply finishes; on_token prints (may be NULL). */
+/* Block until the reply finishes; on_token prints (may be NULL); it is
+ * also called with empty text when nothing came for 100 ms or a signal
+ * arrived, so that a stop flag set by a signal handler is seen at once. */
 int session_wait(struct session *s, void (*on_token)(void *, const char *, size_t), void *ud);
 /* Stop the reply in flight. */
 void session_stop(struct session *s);

@@ -647,10 +647,8 @@ worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms)
 			return 1;
 		struct pollfd p = { .fd = w->efd, .events = POLLIN };
 		int r = poll(&p, 1, timeout_ms);
-		if (r == 0)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return 0;
+		if (r <= 0)
+			return 0;   /* timeout, or a signal: the caller may want to stop */
 	}
 }
 

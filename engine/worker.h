@@ -78,7 +78,8 @@ void worker_stop(struct worker *w);
  * worker_event_free. */
 int worker_poll(struct worker *w, struct worker_event *ev);
 void worker_event_free(struct worker_event *ev);
-/* Block until an event arrives or timeout_ms passes (-1: forever). */
+/* Block until an event arrives (1), or timeout_ms passes (-1: forever) or
+ * a signal interrupts the wait (0). */
 int worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms);
 
 #endif

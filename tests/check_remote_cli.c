@@ -11,10 +11,13 @@
  * skipped, and counted, when the peer binary cannot run.
  */
 #include <check.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -296,6 +299,72 @@ START_TEST(test_closed_port_and_dns)
 }
 END_TEST
 
+static void
+serve_silent(struct fake *f, int fd)
+{
+	fake_sleep(f, 20000);
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Ctrl-C while the server says nothing: the reply stops at once, kept as
+ * stopped, instead of waiting for --remote-timeout. */
+START_TEST(test_sigint_while_silent)
+{
+	struct fake f;
+	fake_start(&f, serve_silent, NULL);
+	struct env v;
+	env_init(&v, NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		for (int i = 0; v.e[i]; i++)
+			putenv(v.e[i]);
+		execl(test_binary(), test_binary(), "--db", v.db, "--remote", f.url, "--remote-model", "m1", "-p", "Hi",
+		    (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_gt(pid, 0);
+	/* Wait for the request to reach the server, then interrupt. */
+	for (int i = 0; i < 500 && atomic_load(&f.conns) == 0; i++)
+		usleep(10000);
+	ck_assert_int_eq(atomic_load(&f.conns), 1);
+	usleep(200000);
+	double t0 = now_ms();
+	kill(pid, SIGINT);
+	int status = 0, done = 0;
+	while (!done && now_ms() - t0 < 5000) {
+		done = waitpid(pid, &status, WNOHANG) == pid;
+		if (!done)
+			usleep(5000);
+	}
+	if (!done) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	double ms = now_ms() - t0;
+	fprintf(stderr, "remote_cli: SIGINT to exit while the server is silent: %.0f ms\n", ms);
+	ck_assert_msg(done && ms < 1000, "took %.0f ms", ms);
+	ck_assert(WIFEXITED(status));
+	struct db_conv *c = latest(&v);
+	ck_assert_int_eq(c->n_messages, 2);
+	ck_assert_str_eq(c->messages[0].content, "Hi");
+	ck_assert_int_eq(c->messages[1].finish, DB_FINISH_STOPPED);
+	db_conv_free(c);
+	env_free(&v);
+	fake_stop(&f);
+}
+END_TEST
+
 START_TEST(test_refused_flags)
 {
 	struct env v;
@@ -353,6 +422,7 @@ remote_cli_suite(void)
 	tcase_add_test(tc, test_fault_cut);
 	tcase_add_test(tc, test_closed_port_and_dns);
 	tcase_add_test(tc, test_refused_flags);
+	tcase_add_test(tc, test_sigint_while_silent);
 	suite_add_tcase(s, tc);
 	TCase *ls = tcase_create("llama-server");
 	tcase_set_timeout(ls, 120);

@@ -215,7 +215,9 @@ http_fail_msg(struct http *h, CURLcode c, const char *errbuf, const char *url, i
 	} else if (c == CURLE_RECV_ERROR || c == CURLE_PARTIAL_FILE || c == CURLE_GOT_NOTHING ||
 	    c == CURLE_SEND_ERROR)
 		http_seterr(err, "the connection to %s broke: %s", hs, detail);
-	else if (c == CURLE_UNSUPPORTED_PROTOCOL || c == CURLE_URL_MALFORMAT)
+	else if (c == CURLE_UNSUPPORTED_PROTOCOL || c == CURLE_WEIRD_SERVER_REPLY)
+		http_seterr(err, "%s does not answer in HTTP: %s", hs, detail);
+	else if (c == CURLE_URL_MALFORMAT)
 		http_seterr(err, "bad server URL (%s): %s", hs, detail);
 	else
 		http_seterr(err, "the request to %s failed: %s", hs, detail);

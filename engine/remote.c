@@ -385,11 +385,12 @@ struct remote_stream {
 	engine_token_fn on_token;
 	void *ud;
 	double t0, t_first, t_last;
-	int n_deltas;
+	int n_deltas, n_events;
 	int got_done, user_stop;
 	char finish[16];
 	long prompt_tokens, completion_tokens, prompt_n;   /* -1: not told */
 	char *fault;              /* malloc'd: why the stream is bad */
+	const char *host;         /* for messages */
 	struct sse sse;
 };
 
@@ -417,7 +418,7 @@ static int
 remote_fault(struct remote_stream *x, const char *what, const char *detail)
 {
 	free(x->fault);
-	if (asprintf(&x->fault, "%s%s%s", what, detail && detail[0] ? ": " : "", detail ? detail : "") < 0)
+	if (asprintf(&x->fault, "%s %s%s%s", x->host, what, detail && detail[0] ? ": " : "", detail ? detail : "") < 0)
 		x->fault = NULL;
 	return 1;
 }
@@ -433,6 +434,7 @@ static int
 remote_on_event(void *ud, const char *event, const char *data, size_t len)
 {
 	struct remote_stream *x = ud;
+	x->n_events++;
 	if (x->got_done)
 		return 0;
 	if (strcmp(data, "[DONE]") == 0) {
@@ -442,14 +444,14 @@ remote_on_event(void *ud, const char *event, const char *data, size_t len)
 	json_error_t je;
 	json_t *j = json_loadb(data, len, 0, &je);
 	if (j == NULL)
-		return remote_fault(x, "the server sent malformed JSON in an event", je.text);
+		return remote_fault(x, "sent malformed JSON in an event", je.text);
 	int rc = 0;
 	json_t *e = json_object_get(j, "error");
 	if (!json_is_object(j))
-		rc = remote_fault(x, "the server sent an event that is not a JSON object", NULL);
+		rc = remote_fault(x, "sent an event that is not a JSON object", NULL);
 	else if (e || strcmp(event, "error") == 0) {
 		char *msg = remote_error_text(data, len);
-		rc = remote_fault(x, "the server reported an error", msg);
+		rc = remote_fault(x, "reported an error", msg);
 		free(msg);
 	} else {
 		json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
@@ -463,7 +465,7 @@ remote_on_event(void *ud, const char *event, const char *data, size_t len)
 				x->t_first = now;
 			x->t_last = now;
 			if (remote_append(x, t, n) != 0)
-				rc = remote_fault(x, "out of memory", NULL);
+				rc = remote_fault(x, "sent more than fits in memory", NULL);
 			else if (x->on_token && x->on_token(x->ud, -1, t, n) != 0) {
 				x->user_stop = 1;
 				rc = 1;
@@ -493,7 +495,7 @@ remote_on_data(void *ud, const char *p, size_t n)
 	struct remote_stream *x = ud;
 	int rc = sse_feed(&x->sse, p, n, remote_on_event, x);
 	if (rc < 0)
-		remote_fault(x, "the server sent an event too long to read", NULL);
+		remote_fault(x, "sent an event too long to read", NULL);
 	return rc;
 }
 
@@ -536,8 +538,9 @@ remote_chat(struct remote *r, const struct chat *c, const struct engine_sampling
 		remote_err(err, NULL);
 		return -1;
 	}
+	char *host = http_host(url);
 	struct remote_stream x = { .out = out, .cap = 1, .on_token = on_token, .ud = ud, .prompt_tokens = -1,
-		.completion_tokens = -1, .prompt_n = -1 };
+		.completion_tokens = -1, .prompt_n = -1, .host = host ? host : url };
 	sse_init(&x.sse);
 	x.t0 = remote_now_ms();
 	struct http_req q = { .url = url, .body = body, .api_key = r->key, .timeout_s = r->timeout_s,
@@ -566,11 +569,18 @@ remote_chat(struct remote *r, const struct chat *c, const struct engine_sampling
 		remote_http_error(&hr, url, r->model, err);
 		ret = -1;
 	} else if (!x.got_done) {
-		char *host = http_host(url);
-		if (err && asprintf(err, "the stream from %s ended without [DONE]%s", host ? host : url,
-		    x.n_deltas ? " (the reply is cut short)" : "") < 0)
+		/* Not one event, not even a started data line: no stream at all. */
+		int none = x.n_events == 0 && !x.sse.has_data &&
+		    !(x.sse.len >= 5 && memcmp(x.sse.line, "data:", 5) == 0);
+		int rc2 = 0;
+		if (err && none)
+			rc2 = asprintf(err, "%s answered but did not stream (no server-sent events; is %s an "
+			    "OpenAI-compatible API base?)", host ? host : url, r->base);
+		else if (err)
+			rc2 = asprintf(err, "the stream from %s ended without [DONE]%s", host ? host : url,
+			    x.n_deltas ? " (the reply is cut short)" : "");
+		if (err && rc2 < 0)
 			*err = NULL;
-		free(host);
 		ret = -1;
 	} else {
 		out->st.reason = strcmp(x.finish, "length") == 0 ? ENGINE_STOP_LENGTH : ENGINE_STOP_EOS;
@@ -578,6 +588,7 @@ remote_chat(struct remote *r, const struct chat *c, const struct engine_sampling
 	if (ret != 0)
 		out->st.reason = ENGINE_STOP_ERROR;
 	free(herr);
+	free(host);
 	free(x.fault);
 	sse_free(&x.sse);
 	http_resp_free(&hr);

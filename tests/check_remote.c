@@ -344,6 +344,14 @@ serve_garbage(struct fake *f, int fd)
 	fake_write(fd, "\x16\x03\x01 this is not HTTP at all\r\n\r\n");
 }
 
+/* A server that ignores "stream": one JSON answer. */
+static void
+serve_json_not_sse(struct fake *f, int fd)
+{
+	fake_write(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+	    "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"}}]}");
+}
+
 static void
 serve_silent(struct fake *f, int fd)
 {
@@ -388,9 +396,10 @@ static const struct fault_case faults[] = {
 	{ serve_status, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nLoading model\r\nplease wait\r\n",
 	  "answered HTTP 503: Loading model", NULL, "", 5, 0, 3000 },
 	{ serve_truncated, NULL, "ended without [DONE]", "cut short", "Hello", 5, 0, 3000 },
-	{ serve_malformed, NULL, "malformed JSON in an event", NULL, "Par", 5, 0, 1500 },
-	{ serve_error_event, NULL, "reported an error: the KV cache is full", NULL, "Ab", 5, 0, 3000 },
-	{ serve_garbage, NULL, "127.0.0.1", NULL, "", 5, 0, 3000 },
+	{ serve_malformed, NULL, "127.0.0.1:", "sent malformed JSON in an event", "Par", 5, 0, 1500 },
+	{ serve_error_event, NULL, "127.0.0.1:", "reported an error: the KV cache is full", "Ab", 5, 0, 3000 },
+	{ serve_garbage, NULL, "does not answer in HTTP", "127.0.0.1:", "", 5, 0, 3000 },
+	{ serve_json_not_sse, NULL, "did not stream", NULL, "", 5, 0, 3000 },
 	{ serve_silent, NULL, "no data from 127.0.0.1", "for 1 s", "", 1, 900, 4000 },
 	{ serve_silent_midstream, NULL, "no data from 127.0.0.1", "for 1 s", "Wait", 1, 900, 4000 },
 };
@@ -414,6 +423,8 @@ START_TEST(test_faults)
 	ck_assert_msg(strcmp(t.done_text ? t.done_text : "", fc->partial) == 0, "case %d: kept \"%s\"", i,
 	    t.done_text ? t.done_text : "");
 	ck_assert_msg(t.ms >= fc->min_ms && t.ms <= fc->max_ms, "case %d: took %.0f ms", i, t.ms);
+	if (getenv("REMOTE_TRACE"))
+		fprintf(stderr, "remote: case %d: %s\n", i, t.error);
 	turn_free(&t);
 	worker_free(w);
 	fake_stop(&f);
@@ -503,6 +514,26 @@ START_TEST(test_closed_port)
 	ck_assert_msg(strstr(t.error, "cannot connect to 127.0.0.1") && strstr(t.error, "refused"), "%s", t.error);
 	turn_free(&t);
 	worker_free(w);
+}
+END_TEST
+
+/* https:// to something that does not speak TLS: the handshake fails. */
+START_TEST(test_tls_failure)
+{
+	struct fake f;
+	fake_start(&f, serve_garbage, NULL);
+	char url[80];
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/v1", f.port);
+	struct worker *w = open_remote(url, "m1", "k", 5);
+	struct engine_sampling s = samp();
+	struct turn t;
+	turn_wait(w, worker_send(w, "Hi", &s, 16), &t, 0, 0);
+	ck_assert_int_eq(t.reason, ENGINE_STOP_ERROR);
+	ck_assert_msg(strstr(t.error, "TLS failure with 127.0.0.1:"), "%s", t.error);
+	fprintf(stderr, "remote: TLS: %s\n", t.error);
+	turn_free(&t);
+	worker_free(w);
+	fake_stop(&f);
 }
 END_TEST
 
@@ -656,6 +687,7 @@ remote_suite(void)
 	tcase_add_test(tc, test_fault_keeps_turn);
 	tcase_add_test(tc, test_stop_at_once);
 	tcase_add_test(tc, test_closed_port);
+	tcase_add_test(tc, test_tls_failure);
 	tcase_add_test(tc, test_models);
 	tcase_add_test(tc, test_redirect_not_followed);
 	suite_add_tcase(s, tc);

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 
+#include "app/settings.h"
 #include "engine/engine.h"
 
 #define PROG "llama2-chat"
@@ -15,7 +16,6 @@
 
 /* Flags of the local engine, refused beside --remote. */
 enum { LOCAL_MODEL = 1, LOCAL_TOKENIZER = 2, LOCAL_THREADS = 4, LOCAL_CTX = 8, LOCAL_BATCH = 16, LOCAL_KV_F32 = 32 };
-enum { SAMP_TEMP = 1, SAMP_TOP_K = 2, SAMP_TOP_P = 4, SAMP_MIN_P = 8, SAMP_REPEAT = 16 };
 
 struct opts {
 	const char *model;        /* -m, $LLAMA2_CHAT_MODEL, config "model" */
@@ -29,7 +29,6 @@ struct opts {
 	const char *resume;       /* --resume ID */
 	const char *format;
 	const char *output;
-	int n_predict;            /* -n: <= 0 until EOS / context full */
 	int ctx_size;
 	int threads;
 	int batch;
@@ -43,9 +42,9 @@ struct opts {
 	const char *remote_flag;  /* --remote-model/--remote-timeout as given on the command line */
 	int ids, no_bos, verbose, json, stats, no_save, cont, force, yes;
 	int n_prompt_bench, n_gen_bench, reps;   /* bench -p -n -r */
-	struct engine_sampling samp;
+	struct gen_settings gen;  /* sampling and -n (settings.h) */
 	int seed_set;
-	unsigned samp_flags;      /* SAMP_*: set on the command line (beat a preset) */
+	unsigned gen_set;         /* bits 1 << SET_*: given on the command line (beat a preset) */
 	char **args;              /* what is left after the options */
 	int nargs;
 	char *owned[8];           /* strings from the config file (opts_free) */

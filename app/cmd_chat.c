@@ -4,7 +4,10 @@
  */
 #include "app/cmd_chat.h"
 #include "app/dialog.h"
+#include "app/paths.h"
 #include "app/session.h"
+#include "ui/ui.h"
+#include "engine/chat.h"
 #include "engine/tokenizer.h"
 
 #include <jansson.h>
@@ -82,47 +85,47 @@ utf8_valid(const char *s)
 static void
 print_stats(const struct session *s)
 {
-	const struct engine_gen_stats *st = &s->last_stats;
-	fprintf(stderr, "turn %d: prefill %d reused %d ttft_ms %.1f tg_tps %.2f ctx %d/%d\n", s->turn, st->n_prompt,
-	    st->n_reused, st->ttft_ms, st->tg_tps, st->ctx_used, worker_ctx_size(s->w));
+	const struct engine_gen_stats *st = session_stats(s);
+	fprintf(stderr, "turn %d: prefill %d reused %d ttft_ms %.1f tg_tps %.2f ctx %d/%d\n", session_turn(s),
+	    st->n_prompt, st->n_reused, st->ttft_ms, st->tg_tps, st->ctx_used, session_ctx_size(s));
 }
 
 static int
-one_turn(struct session *s, const char *text)
+one_turn(const struct opts *o, struct session *s, const char *text)
 {
 	if (!utf8_valid(text)) {
 		cli_error("the message is not valid UTF-8");
 		return 1;
 	}
-	if (session_submit(s, text) != 0) {
-		cli_error("%s", s->error);
+	if (session_send(s, text) != 0) {
+		cli_error("%s", session_error(s));
 		return 1;
 	}
 	if (session_wait(s, print_text, s) != 0) {
 		fputc('\n', stdout);
-		cli_error("%s", s->error ? s->error : "generation failed");
+		cli_error("%s", session_error(s) ? session_error(s) : "generation failed");
 		return 1;
 	}
 	fputc('\n', stdout);
 	fflush(stdout);
-	if (s->error) {      /* e.g. the disk filled while saving: say so */
-		cli_error("%s", s->error);
-		free(s->error);
-		s->error = NULL;
+	char *err = session_take_error(s);
+	if (err) {      /* e.g. the disk filled while saving: say so */
+		cli_error("%s", err);
+		free(err);
 		return 1;
 	}
-	if (s->o->stats)
+	if (o->stats)
 		print_stats(s);
-	if (s->o->verbose && (s->restored || s->notice)) {
-		if (s->restored)
-			fprintf(stderr, "llama2-chat: resumed %d positions from %s, computed %d\n", s->restored, s->kv_path,
-			    s->prefilled);
+	int restored = session_kv_restored(s), prefilled = session_kv_prefilled(s);
+	const char *kv = session_kv_path(s);
+	char *notice = session_take_kv_notice(s);
+	if (o->verbose && (restored || notice)) {
+		if (restored)
+			fprintf(stderr, "llama2-chat: resumed %d positions from %s, computed %d\n", restored, kv, prefilled);
 		else
-			fprintf(stderr, "llama2-chat: %s not used: %s\n", s->kv_path ? s->kv_path : "snapshot", s->notice);
-		s->restored = 0;
-		free(s->notice);
-		s->notice = NULL;
+			fprintf(stderr, "llama2-chat: %s not used: %s\n", kv ? kv : "snapshot", notice);
 	}
+	free(notice);
 	return 0;
 }
 
@@ -156,15 +159,15 @@ cmd_oneshot(struct opts *o)
 		free(msg);
 		return status;
 	}
-	struct session s;
-	if ((status = session_open(&s, o, m)) != 0) {
+	struct session *s = session_open(o, m, &status);
+	if (s == NULL) {
 		free(msg);
 		engine_close(m);
 		return status;
 	}
 	install_signals();
-	status = one_turn(&s, msg);
-	session_close(&s);
+	status = one_turn(o, s, msg);
+	session_close(s);
 	engine_close(m);
 	free(msg);
 	return status;
@@ -179,8 +182,8 @@ cmd_chat_pipe(struct opts *o)
 	int status = cli_chat_engine(o, &m);   /* none with --remote */
 	if (status != 0)
 		return status;
-	struct session s;
-	if ((status = session_open(&s, o, m)) != 0) {
+	struct session *s = session_open(o, m, &status);
+	if (s == NULL) {
 		engine_close(m);
 		return status;
 	}
@@ -193,15 +196,39 @@ cmd_chat_pipe(struct opts *o)
 			line[--n] = '\0';
 		if (n == 0)
 			continue;
-		status = one_turn(&s, line);
+		status = one_turn(o, s, line);
 		if (status != 0)
 			break;
 		fputc('\n', stdout);   /* a blank line after each reply */
 		fflush(stdout);
 	}
 	free(line);
-	session_close(&s);
+	session_close(s);
 	engine_close(m);
+	return status;
+}
+
+int
+cmd_chat_ui(struct opts *o)
+{
+	int status = 0;
+	struct engine_model *m = NULL;
+	/* A model or a server to chat with, or neither: history only. */
+	if (((o->remote && *o->remote) || (o->model && *o->model)) && (status = cli_chat_engine(o, &m)) != 0)
+		return status;
+	struct session *s = session_open(o, m, &status);
+	if (s == NULL) {
+		engine_close(m);
+		return status;
+	}
+	char *err = NULL;
+	char *hist = path_for(PATH_STATE, "history", 1, &err);
+	free(err);   /* no home: the history lives for this run only */
+	status = ui_run(s, hist);
+	/* The terminal is back; now stop the reply in flight and keep it. */
+	session_close(s);
+	engine_close(m);
+	free(hist);
 	return status;
 }
 

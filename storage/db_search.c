@@ -41,7 +41,7 @@ db_search(struct db *d, const char *query, int limit, const char *mark_open,
 	 * stops at the limit, where ordering by rank would score every match. */
 	sqlite3_stmt *st = db_prep(d,
 	    "SELECT c.id, c.pid, c.title, m.position, m.role, m.created,"
-	    " snippet(messages_fts, 0, ?2, ?3, '\xe2\x80\xa6', 16)"
+	    " snippet(messages_fts, 0, ?2, ?3, '\xe2\x80\xa6', 16), m.id"
 	    " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
 	    " JOIN conversations c ON c.id = m.conversation_id"
 	    " WHERE messages_fts MATCH ?1 ORDER BY messages_fts.rowid DESC LIMIT ?4", err, what);
@@ -74,9 +74,10 @@ db_search(struct db *d, const char *query, int limit, const char *mark_open,
 		h->title = db_col_text(st, 2, &oom);
 		h->position = sqlite3_column_int(st, 3);
 		if (db_role_parse((const char *)sqlite3_column_text(st, 4), &h->role) != 0)
-			h->role = DB_ROLE_USER;
+			h->role = ROLE_USER;
 		h->created = sqlite3_column_int64(st, 5);
 		h->snippet = db_col_text(st, 6, &oom);
+		h->msg_id = sqlite3_column_int64(st, 7);
 		if (h->snippet == NULL && !oom)
 			h->snippet = strdup("");
 		if (h->snippet == NULL)

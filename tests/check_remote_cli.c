@@ -115,8 +115,8 @@ START_TEST(test_oneshot_saved)
 	ck_assert_int_eq(c->n_messages, 2);
 	ck_assert_str_eq(c->messages[0].content, "Hi");
 	struct db_message *r = &c->messages[1];
-	ck_assert_int_eq(r->role, DB_ROLE_ASSISTANT);
-	ck_assert_msg(r->finish == DB_FINISH_EOS || r->finish == DB_FINISH_LENGTH, "finish %d", r->finish);
+	ck_assert_int_eq(r->role, ROLE_ASSISTANT);
+	ck_assert_msg(r->finish == FINISH_EOS || r->finish == FINISH_LENGTH, "finish %d", r->finish);
 	/* stdout is the reply and a newline */
 	ck_assert_int_eq(strlen(out), strlen(r->content) + 1);
 	ck_assert_int_eq(strncmp(out, r->content, strlen(r->content)), 0);
@@ -183,7 +183,7 @@ START_TEST(test_pipe_two_lines)
 	ck_assert_str_eq(c->messages[0].content, "Hello there");
 	ck_assert_str_eq(c->messages[2].content, "And again");
 	for (int i = 1; i < 4; i += 2)
-		ck_assert_msg(c->messages[i].finish == DB_FINISH_EOS || c->messages[i].finish == DB_FINISH_LENGTH,
+		ck_assert_msg(c->messages[i].finish == FINISH_EOS || c->messages[i].finish == FINISH_LENGTH,
 		    "reply %d finish %d", i, c->messages[i].finish);
 	db_conv_free(c);
 	free(out);
@@ -244,7 +244,7 @@ fault_case(fake_fn serve, const char *want, const char *partial)
 	ck_assert_int_eq(c->n_messages, 2);
 	ck_assert_str_eq(c->messages[0].content, "Hi");
 	ck_assert_str_eq(c->messages[1].content, partial);
-	ck_assert_int_eq(c->messages[1].finish, DB_FINISH_INTERRUPTED);
+	ck_assert_int_eq(c->messages[1].finish, FINISH_INTERRUPTED);
 	db_conv_free(c);
 	char *rq = fake_requests(&f);
 	ck_assert_ptr_nonnull(strstr(rq, "Authorization: Bearer sekrit-123\r\n"));
@@ -358,7 +358,7 @@ START_TEST(test_sigint_while_silent)
 	struct db_conv *c = latest(&v);
 	ck_assert_int_eq(c->n_messages, 2);
 	ck_assert_str_eq(c->messages[0].content, "Hi");
-	ck_assert_int_eq(c->messages[1].finish, DB_FINISH_STOPPED);
+	ck_assert_int_eq(c->messages[1].finish, FINISH_STOPPED);
 	db_conv_free(c);
 	env_free(&v);
 	fake_stop(&f);

@@ -182,7 +182,7 @@ START_TEST(test_ui_llama_server)
 	struct db_conv *c = rt_latest(&t);
 	ck_assert_int_eq(c->n_messages, 2);
 	ck_assert_str_eq(c->messages[0].content, "Hi there");
-	ck_assert_msg(c->messages[1].finish == DB_FINISH_EOS || c->messages[1].finish == DB_FINISH_LENGTH, "%d",
+	ck_assert_msg(c->messages[1].finish == FINISH_EOS || c->messages[1].finish == FINISH_LENGTH, "%d",
 	    c->messages[1].finish);
 	ck_assert_ptr_nonnull(strstr(c->messages[1].stats, "\"engine\":\"remote\""));
 	db_conv_free(c);
@@ -226,7 +226,7 @@ START_TEST(test_ui_stop_midstream)
 	rt_quit(&t);
 	struct db_conv *c = rt_latest(&t);
 	ck_assert_int_eq(c->n_messages, 2);
-	ck_assert_int_eq(c->messages[1].finish, DB_FINISH_STOPPED);
+	ck_assert_int_eq(c->messages[1].finish, FINISH_STOPPED);
 	ck_assert_msg(strncmp(c->messages[1].content, " w0 w1 w2 w3", 12) == 0, "%s", c->messages[1].content);
 	ck_assert_msg(strlen(c->messages[1].content) < 200, "not stopped at once: %s", c->messages[1].content);
 	db_conv_free(c);
@@ -259,7 +259,7 @@ START_TEST(test_ui_fault_notice)
 	struct db_conv *c = rt_latest(&t);
 	ck_assert_int_eq(c->n_messages, 2);
 	ck_assert_str_eq(c->messages[0].content, "Hi");
-	ck_assert_int_eq(c->messages[1].finish, DB_FINISH_INTERRUPTED);
+	ck_assert_int_eq(c->messages[1].finish, FINISH_INTERRUPTED);
 	db_conv_free(c);
 	rt_stop(&t);
 	fake_stop(&f);

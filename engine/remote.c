@@ -371,6 +371,8 @@ remote_request_json(const struct remote *r, const struct chat *c, const struct e
 		bad |= json_object_set_new(j, "top_k", json_integer(s->top_k));
 	if (max_tokens > 0)
 		bad |= json_object_set_new(j, "max_tokens", json_integer(max_tokens));
+	/* vLLM calls it repetition_penalty; each server ignores the other's. */
+	bad |= json_object_set_new(j, "repetition_penalty", json_real((double)s->repeat_penalty));
 	if (s->ignore_eos)
 		bad |= json_object_set_new(j, "ignore_eos", json_true());
 	char *out = bad ? NULL : json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));

@@ -145,6 +145,7 @@ START_TEST(test_request_body)
 	ck_assert_ptr_null(json_object_get(j, "max_tokens"));   /* no limit asked */
 	ck_assert_ptr_nonnull(json_object_get(j, "min_p"));
 	ck_assert_ptr_nonnull(json_object_get(j, "repeat_penalty"));
+	ck_assert_ptr_nonnull(json_object_get(j, "repetition_penalty"));
 	json_t *m = json_object_get(j, "messages");
 	ck_assert_int_eq(json_array_size(m), 2);
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(m, 0), "role")), "system");

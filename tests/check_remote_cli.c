@@ -283,6 +283,34 @@ START_TEST(test_closed_port_and_dns)
 	    err);
 	free(out);
 	free(err);
+	/* The same from the config file's remote = URL; a bad remote_timeout
+	 * there names its line. */
+	char *cfgdir, *cfg;
+	ck_assert_int_ge(asprintf(&cfgdir, "%s/cfg/llama2-chat", v.dir), 0);
+	ck_assert_int_ge(asprintf(&cfg, "%s/config", cfgdir), 0);
+	char *mk;
+	ck_assert_int_ge(asprintf(&mk, "mkdir -p '%s'", cfgdir), 0);
+	ck_assert_int_eq(system(mk), 0);
+	free(mk);
+	FILE *cf = fopen(cfg, "w");
+	ck_assert_ptr_nonnull(cf);
+	fprintf(cf, "remote = %s\nremote_model = m1\n", url);
+	fclose(cf);
+	st = run(&v, NULL, &out, &err, "-p", "Hi", NULL);
+	ck_assert_msg(st == 1 && strstr(err, "cannot connect to 127.0.0.1"), "%d %s", st, err);
+	free(out);
+	free(err);
+	cf = fopen(cfg, "a");
+	fprintf(cf, "remote_timeout = never\n");
+	fclose(cf);
+	st = run(&v, NULL, &out, &err, "-p", "Hi", NULL);
+	ck_assert_msg(st != 0 && strstr(err, ":3:") && strstr(err, "never"), "%d %s", st, err);
+	free(out);
+	free(err);
+	unlink(cfg);
+	free(cfg);
+	free(cfgdir);
+
 	/* A 70-letter label: the resolver refuses it without asking anyone;
 	 * and plain http to a host that is not this one gets the warning. */
 	char host[128];

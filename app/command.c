@@ -20,6 +20,7 @@
 #include "app/cmd_chat.h"
 #include "app/cmd_engine.h"
 #include "app/cmd_store.h"
+#include "app/cmd_tools.h"
 #include "app/config.h"
 #include "app/kvcache.h"
 
@@ -61,6 +62,7 @@ static const struct command {
 	{ "rename", NULL, cmd_store_rename },
 	{ "rm", NULL, cmd_store_rm },
 	{ "presets", NULL, cmd_store_presets },
+	{ "perplexity", NULL, cmd_tools_perplexity }, { "quantize", NULL, cmd_tools_quantize },
 };
 
 static const struct command *

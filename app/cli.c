@@ -8,6 +8,7 @@
  * usage error is one line in our format.
  */
 #include "app/cli.h"
+#include "engine/chat.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,6 +24,7 @@ enum {
 	OPT_IDS, OPT_NO_BOS,
 	OPT_KV_F32, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
 	OPT_VERBOSE, OPT_IGNORE_EOS, OPT_REMOTE, OPT_REMOTE_MODEL, OPT_REMOTE_TIMEOUT,
+	OPT_CHAT_TEMPLATE,
 	OPT_SETTING = 2000,       /* + enum setting_id: the settings table's flags */
 };
 
@@ -58,6 +60,7 @@ static const struct option long_opts[] = {
 	{ "remote", required_argument, NULL, OPT_REMOTE },
 	{ "remote-model", required_argument, NULL, OPT_REMOTE_MODEL },
 	{ "remote-timeout", required_argument, NULL, OPT_REMOTE_TIMEOUT },
+	{ "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
 	{ "help", no_argument, NULL, 'h' },
 };
 #define N_FIXED (sizeof long_opts / sizeof long_opts[0])
@@ -187,6 +190,7 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 			bad = parse_int("--remote-timeout", optarg, 1, 86400, &o->remote_timeout);
 			o->remote_flag = "--remote-timeout";
 			break;
+		case OPT_CHAT_TEMPLATE: o->chat_template = optarg; o->local_flags |= LOCAL_TEMPLATE; break;
 		case 'h': cli_help(stdout); exit(0);
 		case ':':
 			bad = cli_usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -257,6 +261,8 @@ cli_help(FILE *f)
 "      --repeat-penalty R  (1.0)    --repeat-last-n N (64)\n"
 "      --seed S            random seed (default: random)\n"
 "      --ignore-eos        never end a reply at EOS (-n or the window ends it)\n"
+"      --chat-template NAME  llama2, llama3, llama3.1, mistral, zephyr or chatml\n"
+"                          instead of the format the model file names\n"
 "      --prompt-ids LIST   complete: comma-separated ids instead of text\n"
 "      --ids               print ids instead of text\n"
 "chat:\n"
@@ -268,6 +274,23 @@ cli_help(FILE *f)
 "      --db FILE           database (default $XDG_DATA_HOME/llama2-chat/chats.db)\n"
 "      --config FILE       config (default $XDG_CONFIG_HOME/llama2-chat/config)\n"
 "  -h, --help              this text\n", f);
+}
+
+/* --chat-template (or config chat_template) over the file's template;
+ * $LLAMA2_CHAT_DATE pins Llama 3.1's "Today Date" (tests, reproducible runs). */
+static int
+cli_chat_format(struct engine_model *m, const struct opts *o, int *status)
+{
+	char *err = NULL;
+	if (o->chat_template && chat_tmpl_set(m, o->chat_template, &err) != 0) {
+		*status = cli_usage_error("--chat-template: %s", err ? err : "out of memory");
+		free(err);
+		return -1;
+	}
+	const char *date = getenv("LLAMA2_CHAT_DATE");
+	if (date && *date)
+		chat_tmpl_set_date(m, date);
+	return 0;
 }
 
 struct engine_model *
@@ -288,6 +311,11 @@ cli_open_model(const struct opts *o, int *status)
 		cli_error("%s: %s", o->model, err ? err : "cannot open");
 		free(err);
 		*status = 1;
+		return NULL;
+	}
+	if (cli_chat_format(m, o, status) != 0) {
+		engine_close(m);
+		return NULL;
 	}
 	return m;
 }
@@ -308,6 +336,7 @@ cli_chat_engine(const struct opts *o, struct engine_model **m)
 	static const struct { unsigned bit; const char *flag; } local[] = {
 		{ LOCAL_TOKENIZER, "--tokenizer" }, { LOCAL_THREADS, "--threads" }, { LOCAL_CTX, "--ctx-size" },
 		{ LOCAL_BATCH, "--batch-size" }, { LOCAL_KV_F32, "--kv-f32" },
+		{ LOCAL_TEMPLATE, "--chat-template (the server applies its model's own)" },
 	};
 	for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
 		if (o->local_flags & local[i].bit)
@@ -355,6 +384,11 @@ cli_open_model_or_tokenizer(const struct opts *o, int *status)
 		cli_error("%s", err ? err : "cannot read the tokenizer");
 		free(err);
 		*status = 1;
+		return NULL;
+	}
+	if (cli_chat_format(m, o, status) != 0) {
+		engine_close(m);
+		return NULL;
 	}
 	return m;
 }

@@ -15,7 +15,8 @@
 #define EXIT_USAGE 2
 
 /* Flags of the local engine, refused beside --remote. */
-enum { LOCAL_MODEL = 1, LOCAL_TOKENIZER = 2, LOCAL_THREADS = 4, LOCAL_CTX = 8, LOCAL_BATCH = 16, LOCAL_KV_F32 = 32 };
+enum { LOCAL_MODEL = 1, LOCAL_TOKENIZER = 2, LOCAL_THREADS = 4, LOCAL_CTX = 8, LOCAL_BATCH = 16, LOCAL_KV_F32 = 32,
+       LOCAL_TEMPLATE = 64 };
 
 struct opts {
 	const char *model;        /* -m, $LLAMA2_CHAT_MODEL, config "model" */
@@ -28,6 +29,7 @@ struct opts {
 	const char *prompt_ids;   /* --prompt-ids 1,2,3 */
 	const char *resume;       /* --resume ID */
 	const char *format;
+	const char *chat_template; /* --chat-template, config "chat_template" */
 	const char *output;
 	int ctx_size;
 	int threads;
@@ -47,11 +49,11 @@ struct opts {
 	unsigned gen_set;         /* bits 1 << SET_*: given on the command line (beat a preset) */
 	char **args;              /* what is left after the options */
 	int nargs;
-	char *owned[8];           /* strings from the config file (opts_free) */
+	char *owned[12];          /* strings from the config file (opts_free) */
 	int n_owned;
 };
 
-#define OPTS_OWNED_MAX 8
+#define OPTS_OWNED_MAX 12
 void opts_free(struct opts *o);
 
 /* Parse argv (argv[0] is the subcommand or program name).  `allowed` is a

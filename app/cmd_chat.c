@@ -6,6 +6,7 @@
 #include "app/dialog.h"
 #include "app/paths.h"
 #include "app/session.h"
+#include "common/utf8.h"
 #include "ui/ui.h"
 #include "engine/chat.h"
 #include "engine/tokenizer.h"
@@ -61,27 +62,6 @@ read_all(FILE *f, size_t *len)
 	return b;
 }
 
-/* Valid UTF-8 with no NUL: the only text we hand the tokenizer from people. */
-static int
-utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
-		if (n == 0)
-			return 0;
-		for (int i = 1; i < n; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-		if ((n == 2 && *p < 0xc2) || (n == 3 && *p == 0xe0 && p[1] < 0xa0) ||
-		    (n == 3 && *p == 0xed && p[1] >= 0xa0) || (n == 4 && *p == 0xf0 && p[1] < 0x90) ||
-		    (n == 4 && (*p > 0xf4 || (*p == 0xf4 && p[1] >= 0x90))))
-			return 0;
-		p += n;
-	}
-	return 1;
-}
-
 static void
 print_stats(const struct session *s)
 {
@@ -90,14 +70,16 @@ print_stats(const struct session *s)
 	    st->n_prompt, st->n_reused, st->ttft_ms, st->tg_tps, st->ctx_used, session_ctx_size(s));
 }
 
+/* One reply to text, or (text NULL) the last reply made again. */
 static int
 one_turn(const struct opts *o, struct session *s, const char *text)
 {
-	if (!utf8_valid(text)) {
+	/* Valid UTF-8 with no NUL: the only text we hand the tokenizer from people. */
+	if (text != NULL && !utf8_valid(text, strlen(text))) {
 		cli_error("the message is not valid UTF-8");
 		return 1;
 	}
-	if (session_send(s, text) != 0) {
+	if ((text != NULL ? session_send(s, text) : session_regenerate(s)) != 0) {
 		cli_error("%s", session_error(s));
 		return 1;
 	}
@@ -153,6 +135,14 @@ cmd_oneshot(struct opts *o)
 	} else {
 		msg = strdup(o->prompt);
 	}
+	/* Checked before anything is loaded or stored. */
+	const char *p = msg;
+	while (p != NULL && (*p == ' ' || (*p >= '\t' && *p <= '\r')))
+		p++;
+	if (p != NULL && *p == '\0') {
+		free(msg);
+		return cli_usage_error("-p: the message is empty");
+	}
 	struct engine_model *m = NULL;
 	int status = cli_chat_engine(o, &m);   /* none with --remote */
 	if (status != 0) {
@@ -170,6 +160,41 @@ cmd_oneshot(struct opts *o)
 	session_close(s);
 	engine_close(m);
 	free(msg);
+	return status;
+}
+
+int
+cmd_regenerate(struct opts *o)
+{
+	if (o->nargs > 1)
+		return cli_usage_error("regenerate: one ID at a time, '%s' is extra", o->args[1]);
+	if (o->no_save)
+		return cli_usage_error("regenerate works on a stored conversation (not with --no-save)");
+	if (o->prompt)
+		return cli_usage_error("regenerate makes the last reply again; -p is for a new message");
+	/* The conversation named, or the last one, continued as --resume does. */
+	if (o->nargs == 1)
+		o->resume = o->args[0];
+	else
+		o->cont = 1;
+	struct engine_model *m = NULL;
+	int status = cli_chat_engine(o, &m);   /* none with --remote */
+	if (status != 0)
+		return status;
+	struct session *s = session_open(o, m, &status);
+	if (s == NULL) {
+		engine_close(m);
+		return status;
+	}
+	if (session_conv(s) == 0) {
+		cli_error("there is no conversation to regenerate in");
+		status = 1;
+	} else {
+		install_signals();
+		status = one_turn(o, s, NULL);
+	}
+	session_close(s);
+	engine_close(m);
 	return status;
 }
 
@@ -192,10 +217,11 @@ cmd_chat_pipe(struct opts *o)
 	size_t cap = 0;
 	ssize_t n;
 	while (!g_interrupted && (n = getline(&line, &cap, stdin)) > 0) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+		    line[n - 1] == '\t'))
 			line[--n] = '\0';
 		if (n == 0)
-			continue;
+			continue;   /* a blank line is no message */
 		status = one_turn(o, s, line);
 		if (status != 0)
 			break;

@@ -3,6 +3,8 @@
  * rename, rm (see cmd_store.h).  Every id is resolved before anything is
  * changed, so `rm a b c` with one bad id deletes nothing.
  */
+#include "app/kvcache.h"
+#include "app/cmd_tree.h"
 #include "app/cmd_store_int.h"
 
 #include <errno.h>
@@ -113,18 +115,24 @@ cmd_store_list(const char *db, int argc, char **argv)
 /* ---- show / export ------------------------------------------------------------ */
 
 static const char cmd_show_help[] =
-	"usage: " CMD_PROG " show ID [--json] [--db FILE]\n"
-	"Print a stored conversation.  --json prints the full export document.\n";
+	"usage: " CMD_PROG " show ID [--tree] [--json] [--db FILE]\n"
+	"Print a stored conversation: its current branch, each message that has\n"
+	"alternatives marked.  --tree prints every branch as an outline; --json\n"
+	"prints the full export document (every branch).\n";
 
 int
 cmd_store_show(const char *db, int argc, char **argv)
 {
 	struct cmd_ctx ctx, *x = cmd_store_begin(&ctx, "show", db);
-	static const struct option lo[] = { CMD_COMMON_OPTS, { 0 } };
-	int c;
+	static const struct option lo[] = { { "tree", no_argument, NULL, 'T' }, CMD_COMMON_OPTS, { 0 } };
+	int c, tree = 0;
 	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
 		if (cmd_store_common(x, c))
 			continue;
+		if (c == 'T') {
+			tree = 1;
+			continue;
+		}
 		if (c == 'h') {
 			fputs(cmd_show_help, stdout);
 			return 0;
@@ -144,12 +152,15 @@ cmd_store_show(const char *db, int argc, char **argv)
 	char *err = NULL;
 	if (cmd_store_resolve(d, argv[optind], &id) != 0)
 		return cmd_store_done(d, 1);
-	struct db_conv *conv = db_conv_load(d, id, &err);
+	/* The whole tree: JSON carries every branch, text shows the current one. */
+	struct db_conv *conv = db_conv_load_tree(d, id, &err);
 	if (conv == NULL) {
 		db_close(d);
 		return cmd_store_fail_err(err);
 	}
-	if (x->json || !isatty(STDOUT_FILENO)) {
+	if (tree && !x->json) {
+		cmd_tree_print(conv, stdout);
+	} else if (x->json || !isatty(STDOUT_FILENO)) {
 		if (export_write(conv, x->json ? EXPORT_JSON : EXPORT_TXT, stdout, &err) != 0)
 			status = cmd_store_fail_err(err);
 	} else {
@@ -234,7 +245,7 @@ cmd_store_export(const char *db, int argc, char **argv)
 	char *err = NULL;
 	if (cmd_store_resolve(d, argv[optind], &id) != 0)
 		return cmd_store_done(d, 1);
-	struct db_conv *conv = db_conv_load(d, id, &err);
+	struct db_conv *conv = db_conv_load_tree(d, id, &err);
 	if (conv == NULL) {
 		db_close(d);
 		return cmd_store_fail_err(err);
@@ -438,6 +449,8 @@ cmd_store_rm(const char *db, int argc, char **argv)
 			status = cmd_store_fail_err(err);
 			break;
 		}
+		/* Its KV snapshot goes with it: the token ids are its text. */
+		kvcache_remove(db_path(d), convs[k]->pid);
 		if (done != NULL)
 			json_array_append_new(done, json_string(convs[k]->pid));
 		else

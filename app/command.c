@@ -20,6 +20,7 @@
 #include "app/cmd_chat.h"
 #include "app/cmd_engine.h"
 #include "app/cmd_store.h"
+#include "app/cmd_tree.h"
 #include "app/cmd_tools.h"
 #include "app/config.h"
 #include "app/kvcache.h"
@@ -53,6 +54,9 @@ static const struct command {
 	{ "render", cmd_render, NULL },
 	{ "bench", cmd_bench, NULL },
 	{ "cache", cmd_cache, NULL },
+	{ "replay", cmd_replay, NULL },
+	{ "regenerate", cmd_regenerate, NULL },
+	{ "branch", cmd_branch, NULL },
 	{ "help", command_help, NULL },
 	{ "list", NULL, cmd_store_list },
 	{ "show", NULL, cmd_store_show },

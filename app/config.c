@@ -127,8 +127,8 @@ config_load(struct opts *o, const char *explicit_path)
 		int bad = 0;
 		const char **str = !strcmp(k, "model") ? &o->model : !strcmp(k, "tokenizer") ? &o->tokenizer :
 		    !strcmp(k, "db") ? &o->db : !strcmp(k, "preset") ? &o->preset :
-		    !strcmp(k, "system") ? &o->system : !strcmp(k, "remote") ? &o->remote :
-		    !strcmp(k, "remote_model") ? &o->remote_model : NULL;
+		    !strcmp(k, "system") ? &o->system : !strcmp(k, "chat_template") ? &o->chat_template :
+		    !strcmp(k, "remote") ? &o->remote : !strcmp(k, "remote_model") ? &o->remote_model : NULL;
 		if (str != NULL) {
 			/* o points at the copy; o owns it (opts_free). */
 			char *val = strdup(v);

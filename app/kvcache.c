@@ -2,14 +2,17 @@
  * kvcache.c: the snapshot folder.  Recency is the file's modification time:
  * saving writes it, resuming touches it, so eviction by oldest mtime is
  * least-recently-used.  Only names ending in ".kv" are ever listed or
- * removed, so nothing else that happens to be in the folder is touched.
+ * removed, so nothing else that happens to be in the folder is touched
+ * (kv/databases, the index of database files, included).
  */
 #include "app/kvcache.h"
 #include "app/paths.h"
+#include "storage/db.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +37,93 @@ kv_dir(int create)
 	return d;
 }
 
+/* "<16 hex digits>": FNV-1a 64 of the database file's absolute path. */
+static void
+kv_db_key(const char *db, char *out, size_t size)
+{
+	char *abs = db != NULL ? realpath(db, NULL) : NULL;
+	const char *p = abs != NULL ? abs : db != NULL ? db : "";
+	uint64_t h = 1469598103934665603ULL;
+	for (; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	snprintf(out, size, "%016llx", (unsigned long long)h);
+	free(abs);
+}
+
+/* Note in kv/databases which file key stands for (once). */
+static void
+kv_db_note(const char *dir, const char *key, const char *db)
+{
+	char *idx = NULL, *abs = realpath(db, NULL);
+	if (abs == NULL || asprintf(&idx, "%s/databases", dir) < 0) {
+		free(abs);
+		return;
+	}
+	FILE *f = fopen(idx, "r");
+	char line[4200];
+	int found = 0;
+	while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+		found = strncmp(line, key, strlen(key)) == 0;
+	if (f != NULL)
+		fclose(f);
+	if (!found) {
+		int fd = open(idx, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			dprintf(fd, "%s %s\n", key, abs);
+			close(fd);
+		}
+	}
+	free(idx);
+	free(abs);
+}
+
+/* The database file key stands for, from kv/databases (malloc'd), or NULL. */
+static char *
+kv_db_name(const char *dir, const char *key)
+{
+	char *idx = NULL, *name = NULL;
+	if (asprintf(&idx, "%s/databases", dir) < 0)
+		return NULL;
+	FILE *f = fopen(idx, "r");
+	free(idx);
+	char line[4200];
+	size_t kl = strlen(key);
+	while (f != NULL && name == NULL && fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, key, kl) == 0 && line[kl] == ' ') {
+			line[strcspn(line, "\n")] = '\0';
+			name = strdup(line + kl + 1);
+		}
+	if (f != NULL)
+		fclose(f);
+	return name;
+}
+
 char *
-kvcache_path(const char *pid)
+kvcache_path(const char *db, const char *pid)
 {
 	char *d = kv_dir(1), *p = NULL;
-	if (d && asprintf(&p, "%s/%s.kv", d, pid) < 0)
+	char key[24];
+	kv_db_key(db, key, sizeof key);
+	if (d && asprintf(&p, "%s/%s.%s.kv", d, pid, key) < 0)
 		p = NULL;
+	if (p != NULL && db != NULL)
+		kv_db_note(d, key, db);
 	free(d);
 	return p;
+}
+
+void
+kvcache_remove(const char *db, const char *pid)
+{
+	char *d = kv_dir(0), *p = NULL;
+	char key[24];
+	kv_db_key(db, key, sizeof key);
+	if (d && asprintf(&p, "%s/%s.%s.kv", d, pid, key) >= 0)
+		unlink(p);
+	free(p);
+	free(d);
 }
 
 static int
@@ -139,12 +221,42 @@ cmd_cache(struct opts *o)
 	long long total;
 	if (strcmp(what, "list") == 0) {
 		int n = list(&e, &total);
+		/* Titles come from the database in use; a snapshot of another
+		 * one is named by its file, never taken for this one's. */
+		char *dbpath = path_database(o->db, NULL), *dir = kv_dir(0);
+		struct db *d = dbpath != NULL ? db_open(dbpath, NULL) : NULL;
+		char mine[24];
+		kv_db_key(dbpath, mine, sizeof mine);
 		for (int i = n - 1; i >= 0; i--) {
 			const char *base = strrchr(e[i].path, '/') + 1;
-			char when[32];
+			char when[32], pid[16] = "", key[24] = "";
 			strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&e[i].mtime));
-			printf("%-10.*s %10.1f MiB  %s\n", (int)(strlen(base) - 3), base, e[i].size / 1048576.0, when);
+			const char *dot = strchr(base, '.');
+			size_t pl = dot != NULL ? (size_t)(dot - base) : 0;
+			if (pl > 0 && pl < sizeof pid) {
+				memcpy(pid, base, pl);
+				snprintf(key, sizeof key, "%.*s", (int)(strlen(dot + 1) > 3 ? strlen(dot + 1) - 3 : 0),
+				    dot + 1);
+			}
+			printf("%-8s %8.1f MiB  %s  ", pid[0] ? pid : "?", e[i].size / 1048576.0, when);
+			int64_t id;
+			struct db_conv *c = NULL;
+			if (d != NULL && strcmp(key, mine) == 0 && db_conv_resolve(d, pid, &id, NULL) == 0)
+				c = db_conv_load(d, id, NULL);
+			if (c != NULL) {
+				printf("%s\n", c->title != NULL ? c->title : "(untitled)");
+			} else if (strcmp(key, mine) == 0) {
+				printf("(no longer in %s)\n", dbpath);
+			} else {
+				char *other = dir != NULL && key[0] ? kv_db_name(dir, key) : NULL;
+				printf("(database %s)\n", other != NULL ? other : "unknown, an older snapshot");
+				free(other);
+			}
+			db_conv_free(c);
 		}
+		db_close(d);
+		free(dbpath);
+		free(dir);
 		printf("%d snapshot%s, %.1f MiB (cap %.0f MiB)\n", n, n == 1 ? "" : "s", total / 1048576.0,
 		    o->kv_cache_max / 1048576.0);
 		free_list(e, n);

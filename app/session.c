@@ -15,6 +15,7 @@
 #include "app/session_int.h"
 #include "app/kvcache.h"
 #include "app/paths.h"
+#include "app/replay.h"
 #include "engine/chat.h"
 #include "engine/remote.h"
 #include "storage/db.h"
@@ -46,7 +47,7 @@ void
 session_set_kv_path(struct session *s)
 {
 	free(s->kv_path);
-	s->kv_path = s->db && s->m && s->pid[0] ? kvcache_path(s->pid) : NULL;
+	s->kv_path = s->db && s->m && s->pid[0] ? kvcache_path(db_path(s->db), s->pid) : NULL;
 }
 
 static int
@@ -106,8 +107,11 @@ session_show(struct session *s, const struct db_conv *c, int loading)
 	for (int i = 0; c != NULL && i < c->n_messages; i++) {
 		const struct db_message *m = &c->messages[i];
 		session_push(s, SU_MESSAGE, m->id, m->role, m->content, strlen(m->content));
-		if ((u = session_last_update(s)) != NULL)
+		if ((u = session_last_update(s)) != NULL) {
 			u->finish = m->finish;
+			u->sibling = m->sibling;
+			u->n_siblings = m->n_siblings;
+		}
 	}
 }
 
@@ -116,6 +120,8 @@ session_show(struct session *s, const struct db_conv *c, int loading)
  * worker the ones it can hold (prefilled, from the snapshot when usable).
  * Resuming at start-up keeps a -s given on the command line; switching
  * takes the conversation's own system prompt, preset and settings.
+ * switching 2: another branch of the same conversation, settings kept; the
+ * worker's cache (the old branch) is a better start than the snapshot.
  */
 static int
 session_load(struct session *s, const struct db_conv *c, int switching)
@@ -134,7 +140,7 @@ session_load(struct session *s, const struct db_conv *c, int switching)
 	s->conv_id = c->id;
 	snprintf(s->pid, sizeof s->pid, "%s", c->pid);
 	session_set_kv_path(s);
-	if (switching) {
+	if (switching == 1) {
 		free(s->system);
 		s->system = c->system_prompt ? strdup(c->system_prompt) : NULL;
 		free(s->preset);
@@ -143,13 +149,21 @@ session_load(struct session *s, const struct db_conv *c, int switching)
 		settings_from_json(&s->gen, c->params, 0);
 		s->turn = 0;
 		s->dropped = 0;
-	} else {
-		if (!s->o->system && c->system_prompt) {
+	} else if (switching == 0) {
+		/* Resuming: the conversation's own system prompt, preset and
+		 * settings (as chosen last, in the interface too), except what
+		 * the command line says: -s and --preset change the
+		 * conversation from now on (session_open stores them), sampling
+		 * flags beat its settings. */
+		if (!s->o->system && !s->o->preset) {
 			free(s->system);
-			s->system = strdup(c->system_prompt);
+			s->system = c->system_prompt ? strdup(c->system_prompt) : NULL;
 		}
-		if (!s->preset && c->preset)
-			s->preset = strdup(c->preset);
+		if (!s->o->preset) {
+			free(s->preset);   /* a prompt of one's own (-s) is no preset's */
+			s->preset = c->preset && !s->o->system ? strdup(c->preset) : NULL;
+			settings_from_json(&s->gen, c->params, s->o->gen_set);
+		}
 	}
 	int k = session_pick(c, keep);
 	int eos = s->m ? engine_info(s->m)->eos : 2;
@@ -158,8 +172,12 @@ session_load(struct session *s, const struct db_conv *c, int switching)
 		roles[j] = m->role == ROLE_USER ? CHAT_USER : CHAT_ASSISTANT;
 		contents[j] = m->content;
 		win[j] = m->id;
-		/* The remote engine has no token ids: its messages go as text. */
-		if (s->m && m->tokens && m->n_tokens > 0) {
+		/* Stored ids are a cache of the text for the model that made
+		 * them: with another vocabulary, an edited import or another
+		 * system prompt they no longer stand for it, and the text is
+		 * tokenized again. */
+		if (m->tokens && m->n_tokens > 0 && s->m && replay_ids_usable(s->m, roles[j],
+		    j == 0 ? s->system : NULL, m->content, m->tokens, (int)m->n_tokens)) {
 			/* A partial reply was cut before its EOS: close it. */
 			int add = m->role == ROLE_ASSISTANT && m->tokens[m->n_tokens - 1] != eos;
 			if ((ids[j] = malloc((m->n_tokens + 1) * sizeof(int32_t))) == NULL) {
@@ -179,7 +197,7 @@ session_load(struct session *s, const struct db_conv *c, int switching)
 	session_show(s, c, s->w != NULL);
 	if (s->w != NULL) {
 		s->load_seq = worker_load(s->w, s->system, roles, contents, (const int32_t *const *)ids, n_ids, k, 1,
-		    s->kv_path);
+		    switching == 2 ? NULL : s->kv_path);
 		if (s->load_seq < 0) {
 			session_fail(s, "out of memory");
 			goto out;
@@ -257,6 +275,7 @@ session_open_remote(const struct opts *o, char **err)
 		.timeout_s = o->remote_timeout };
 	return worker_open_remote(&c, err);
 }
+static int session_save_meta(struct session *s);
 
 struct session *
 session_open(const struct opts *o, struct engine_model *m, int *status)
@@ -314,9 +333,37 @@ session_open(const struct opts *o, struct engine_model *m, int *status)
 			goto fail;
 		}
 	}
-	if (s->db && (o->cont || o->resume) && session_resume(s, o->resume) != 0) {
-		cli_error("%s", s->error);
-		goto fail;
+	if (o->no_save && (o->cont || o->resume)) {
+		/* Continue a stored chat in memory: read it, then let go of the
+		 * database, so nothing of this run is written. */
+		char *path = path_database(o->db, &err);
+		if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
+			cli_error("%s", err ? err : "cannot open the database");
+			free(err);
+			free(path);
+			goto fail;
+		}
+		free(path);
+		int rc = session_resume(s, o->resume);
+		db_close(s->db);
+		s->db = NULL;
+		if (rc != 0) {
+			cli_error("%s", s->error);
+			goto fail;
+		}
+		s->conv_id = 0;
+		s->pid[0] = '\0';
+		session_set_kv_path(s);
+	} else if (s->db && (o->cont || o->resume)) {
+		if (session_resume(s, o->resume) != 0) {
+			cli_error("%s", s->error);
+			goto fail;
+		}
+		/* -s or --preset given with it: the conversation's from now on. */
+		if (s->conv_id && (o->system || o->preset) && session_save_meta(s) != 0) {
+			cli_error("%s", s->error);
+			goto fail;
+		}
 	}
 	if (s->w && s->nwin == 0 && s->system)
 		worker_set_system(s->w, s->system);
@@ -426,6 +473,7 @@ session_ensure_conv(struct session *s)
 	s->conv_id = c.id;
 	snprintf(s->pid, sizeof s->pid, "%s", c.pid);
 	session_set_kv_path(s);
+	s->conv_fresh = 1;
 	return 0;
 }
 
@@ -439,6 +487,47 @@ session_switch(struct session *s, int64_t id)
 	if (c == NULL)
 		return session_fail_take(s, err);
 	int rc = session_load(s, c, 1);
+	db_conv_free(c);
+	return rc;
+}
+
+int
+session_select(struct session *s, int64_t id, int step)
+{
+	if (session_idle(s) != 0 || session_need_db(s) != 0)
+		return -1;
+	char *err = NULL;
+	int64_t *ids = NULL;
+	size_t n = 0, at = 0;
+	if (db_message_siblings(s->db, id, &ids, &n, &at, &err) != 0)
+		return session_fail_take(s, err);
+	long to = (long)at + step;
+	if (to < 0)
+		to = 0;
+	if (to >= (long)n)
+		to = (long)n - 1;
+	int64_t target = ids[to];
+	free(ids);
+	if ((size_t)to == at)
+		return 0;
+	if (db_conv_select(s->db, s->conv_id, target, NULL, &err) != 0)
+		return session_fail_take(s, err);
+	struct db_conv *c = db_conv_load(s->db, s->conv_id, &err);
+	if (c == NULL)
+		return session_fail_take(s, err);
+	int rc = session_load(s, c, 2);
+	db_conv_free(c);
+	return rc < 0 ? -1 : 1;
+}
+
+int
+session_reload(struct session *s)
+{
+	char *err = NULL;
+	struct db_conv *c = db_conv_load(s->db, s->conv_id, &err);
+	if (c == NULL)
+		return session_fail_take(s, err);
+	int rc = session_load(s, c, 2);
 	db_conv_free(c);
 	return rc;
 }
@@ -490,6 +579,7 @@ session_delete(struct session *s)
 	char *err = NULL;
 	if (db_conv_delete(s->db, s->conv_id, &err) != 0)
 		return session_fail_take(s, err);
+	kvcache_remove(db_path(s->db), s->pid);   /* its token ids are its text */
 	return session_new_chat(s);
 }
 
@@ -523,7 +613,7 @@ session_system_store(struct session *s, const char *system)
 	free(s->system);
 	s->system = system && *system ? strdup(system) : NULL;
 	if (s->w)
-		worker_set_system(s->w, s->system ? s->system : "");
+		worker_set_system(s->w, s->system);
 	return session_save_meta(s);
 }
 

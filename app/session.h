@@ -110,6 +110,7 @@ struct session_update {
 	char *back;               /* owned */
 	int done, total, err;
 	struct engine_gen_stats stats;
+	int sibling, n_siblings;  /* SU_MESSAGE: its place among its alternatives (0-based), how many */
 };
 
 /* Apply the worker's waiting events (database side) and hand out the next
@@ -128,11 +129,20 @@ int session_wait(struct session *s, void (*on_token)(void *, const char *, size_
 int session_send(struct session *s, const char *text);
 /* Stop the reply in flight (its text so far is kept, finish STOPPED). */
 void session_stop(struct session *s);
-/* Drop the last reply and generate it again (a new seed). */
+/* Generate the last reply again (a new seed) as an alternative to it: the
+ * old one stays, a sibling, and the new one is current. */
 int session_regenerate(struct session *s);
-/* Replace user message id (one the worker holds) and everything after it
- * by text, and generate the reply. */
+/* Send text as an alternative to user message id (one the worker holds):
+ * the old message and what followed it stay as another branch. */
 int session_edit(struct session *s, int64_t id, const char *text);
+/*
+ * Move from message id to its alternative `step` places on (-1: the one
+ * before, 1: the one after; clamped): the branch through it becomes
+ * current (down to its newest message), the view gets it and the worker
+ * keeps its cache up to the fork and prefills only the rest.  1 when it
+ * moved, 0 when there was nowhere to go, -1 on error.
+ */
+int session_select(struct session *s, int64_t id, int step);
 /* Make stored conversation id the current one: its messages (as updates),
  * system prompt, preset and settings; the worker, if any, prefills it.
  * Writes nothing. */

@@ -38,6 +38,8 @@ struct session {
 	int seq;
 	int base;                     /* window messages before the request's */
 	int64_t user_id, reply_id;    /* its rows (reply_id: also the view's id) */
+	int64_t alt_of;               /* SR_REGEN/SR_EDIT: the message it is an alternative to */
+	int conv_fresh;               /* the stored conversation was made for the request in flight */
 	char *user_text;              /* SR_SEND/SR_EDIT: given back when it fails */
 	int32_t *user_ids;            /* the user turn's tokens (WEV_USER_IDS) */
 	int n_user_ids;
@@ -68,6 +70,9 @@ int session_fail_take(struct session *s, char *err);
 void session_set_kv_path(struct session *s);
 /* Store the conversation now if it is not yet (before its first message). */
 int session_ensure_conv(struct session *s);
+/* Load the current branch of the stored conversation again (view and
+ * worker; the worker keeps its cache up to where the branches part). */
+int session_reload(struct session *s);
 
 /* ---- session_reply.c ---- */
 /* Queue a view update (text copied; NULL allowed). */

@@ -5,16 +5,23 @@
  *
  * Invariants.  The rows of a request exist from the moment it is asked
  * for: the user's message (send, edit) and an empty reply marked
- * interrupted.  While the reply streams its text and ids are rewritten at
+ * interrupted, with its replay record (app/replay.h).  Nothing is deleted
+ * to make room: a regenerated reply is a sibling of the old one, an edited
+ * message a sibling of the original (storage/db_tree.c), and the new one is
+ * on the current branch.  While the reply streams its text and ids are rewritten at
  * most about a second apart; at the end one transaction writes the reply
  * (text, ids, reason, stats) and the user's token ids.  A request the
- * worker fails deletes its rows again by id, and the worker is brought
- * back to the window (win), so what the worker holds and what the file
- * holds stay the same.  rtext is the one copy of the reply on this side:
- * the database and the view both get theirs from it.
+ * worker fails deletes its rows again by id (the branch goes back to where
+ * it was), and the worker is brought back to the window (win), so what the
+ * worker holds and what the file holds stay the same.  rtext is the one
+ * copy of the reply on this side while it streams: the database and the
+ * view get theirs from it, and at the end from the worker's text of the
+ * reply's ids.
  */
 #include "app/session_int.h"
+#include "common/clock.h"
 #include "app/kvcache.h"
+#include "app/replay.h"
 #include "storage/db.h"
 
 #include <jansson.h>
@@ -23,14 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double
-session_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* ---- the update queue ------------------------------------------------------------ */
 
@@ -134,6 +133,7 @@ static void
 session_reply_reset(struct session *s, enum session_req req)
 {
 	s->req = req;
+	s->alt_of = 0;
 	s->failed = 0;
 	s->rlen = 0;
 	s->rn = 0;
@@ -145,13 +145,28 @@ session_reply_reset(struct session *s, enum session_req req)
 	free(s->user_text);
 	s->user_text = NULL;
 	s->user_id = s->reply_id = 0;
-	s->last_save = session_mono_ms();
+	s->last_save = clock_now_ms();
 }
 
-/* The request's rows (the user's message when text is given, and the
- * empty reply) and its view messages. */
+/* Where message id stands among its alternatives, for the view. */
+static void
+session_siblings(struct session *s, int64_t id, struct session_update *u)
+{
+	int64_t *ids = NULL;
+	size_t n = 0, at = 0;
+	u->n_siblings = 1;
+	if (s->db != NULL && id > 0 && db_message_siblings(s->db, id, &ids, &n, &at, NULL) == 0) {
+		u->sibling = (int)at;
+		u->n_siblings = (int)n;
+	}
+	free(ids);
+}
+
+/* The request's rows (the user's message when text is given, under parent:
+ * -1 the current leaf, 0 a new root; and the empty reply under the user's
+ * message s->user_id) and its view messages. */
 static int
-session_begin_rows(struct session *s, const char *text)
+session_begin_rows(struct session *s, const char *text, int64_t parent)
 {
 	char *err = NULL;
 	if (s->db != NULL) {
@@ -159,18 +174,25 @@ session_begin_rows(struct session *s, const char *text)
 			return -1;
 		if (text) {
 			struct db_message m = { .role = ROLE_USER, .content = (char *)text };
-			if (db_message_append(s->db, s->conv_id, &m, &err) != 0)
+			int rc = parent < 0 ? db_message_append(s->db, s->conv_id, &m, &err) :
+			    db_message_add(s->db, s->conv_id, parent, &m, &err);
+			if (rc != 0)
 				return session_fail_take(s, err);
 			s->user_id = m.id;
 		}
-		char *sj = settings_json_text(&s->gen);
-		int rc = db_reply_begin(s->db, s->conv_id, sj, 1, s->gen.samp.seed, &s->reply_id, &err);
+		/* The replay record: all that makes this reply reproducible. */
+		char *sj = replay_record_json(s->m, &s->gen.samp, s->gen.n_predict, worker_ctx_size(s->w),
+		    s->o->batch, s->o->kv_f32, s->system);
+		struct db_message r = { .role = ROLE_ASSISTANT, .content = "", .finish = FINISH_INTERRUPTED,
+			.sampler = sj, .has_seed = 1, .seed = s->gen.samp.seed };
+		int rc = sj != NULL ? db_message_add(s->db, s->conv_id, s->user_id, &r, &err) : -1;
 		free(sj);
 		if (rc != 0) {
 			if (text)
-				db_message_delete_from(s->db, s->conv_id, s->user_id, NULL);
-			return session_fail_take(s, err);
+				db_message_delete(s->db, s->user_id, NULL);
+			return session_fail_take(s, err != NULL ? err : strdup("out of memory"));
 		}
+		s->reply_id = r.id;
 	} else {
 		if (text)
 			s->user_id = session_local_id(s);
@@ -178,26 +200,53 @@ session_begin_rows(struct session *s, const char *text)
 	}
 	if (text && (s->user_text = strdup(text)) == NULL)
 		return session_fail(s, "out of memory");
-	if (text)
+	struct session_update *u;
+	if (text) {
 		session_push(s, SU_MESSAGE, s->user_id, ROLE_USER, text, strlen(text));
+		if ((u = session_last_update(s)) != NULL)
+			session_siblings(s, s->user_id, u);
+	}
 	session_push(s, SU_MESSAGE, s->reply_id, ROLE_ASSISTANT, "", 0);
-	struct session_update *u = session_last_update(s);
-	if (u != NULL) {
+	if ((u = session_last_update(s)) != NULL) {
 		u->streaming = 1;
 		u->finish = FINISH_INTERRUPTED;
+		session_siblings(s, s->reply_id, u);
 	}
 	return 0;
 }
 
-/* Delete message id and what follows it, in the file and in the view. */
-static int
-session_delete_from(struct session *s, int64_t id)
+/* Message id and what follows it leave the view (the file keeps them: they
+ * are another branch now). */
+static void
+session_hide_from(struct session *s, int64_t id)
 {
-	char *err = NULL;
-	if (s->db != NULL && id > 0 && db_message_delete_from(s->db, s->conv_id, id, &err) != 0)
-		return session_fail_take(s, err);
 	session_push(s, SU_REMOVE, id, ROLE_USER, NULL, 0);
-	return 0;
+}
+
+/* Nothing but white space (or nothing at all)? */
+static int
+session_blank(const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *)text; p != NULL && *p; p++)
+		if (*p != ' ' && (*p < '\t' || *p > '\r'))
+			return 0;
+	return 1;
+}
+
+/* A request that made the conversation failed before anything was said:
+ * the conversation goes too, so nothing is left behind. */
+static void
+session_drop_fresh(struct session *s)
+{
+	if (!s->conv_fresh || s->db == NULL || s->conv_id == 0)
+		return;
+	s->conv_fresh = 0;
+	if (db_conv_delete(s->db, s->conv_id, NULL) != 0)
+		return;
+	kvcache_remove(db_path(s->db), s->pid);
+	s->conv_id = 0;
+	s->pid[0] = '\0';
+	session_set_kv_path(s);
 }
 
 int
@@ -205,10 +254,14 @@ session_send(struct session *s, const char *text)
 {
 	if (session_can_ask(s) != 0)
 		return -1;
+	if (session_blank(text))
+		return session_fail(s, "the message is empty");
 	session_reply_reset(s, SR_SEND);
 	s->base = s->nwin;
-	if (session_begin_rows(s, text) != 0)
+	if (session_begin_rows(s, text, -1) != 0) {
+		session_drop_fresh(s);
 		return -1;
+	}
 	s->seq = worker_send(s->w, text, &s->gen.samp, s->gen.n_predict);
 	s->busy = 1;
 	return 0;
@@ -222,18 +275,22 @@ session_regenerate(struct session *s)
 	if (s->nwin < 2)
 		return session_fail(s, "there is no reply to regenerate");
 	session_reply_reset(s, SR_REGEN);
-	if (session_delete_from(s, s->win[s->nwin - 1]) != 0)
+	s->alt_of = s->win[s->nwin - 1];
+	s->base = s->nwin - 1;       /* the user message stays */
+	s->user_id = s->win[s->nwin - 2];
+	if (session_begin_rows(s, NULL, -1) != 0) {
+		s->user_id = 0;          /* nothing changed: the old reply is still there */
 		return -1;
+	}
+	session_hide_from(s, s->alt_of);
 	s->nwin--;
-	s->base = s->nwin;           /* the user message stays */
-	s->user_id = s->win[s->nwin - 1];
-	if (session_begin_rows(s, NULL) != 0) {
-		/* The old reply is gone from the file: the worker lets go of it
-		 * and of its question (see session_failed). */
-		s->nwin--;
-		worker_truncate(s->w, s->nwin);
-		s->user_id = 0;
-		return -1;
+	/* The view lost the new reply with the old one: show it again. */
+	session_push(s, SU_MESSAGE, s->reply_id, ROLE_ASSISTANT, "", 0);
+	struct session_update *u = session_last_update(s);
+	if (u != NULL) {
+		u->streaming = 1;
+		u->finish = FINISH_INTERRUPTED;
+		session_siblings(s, s->reply_id, u);
 	}
 	s->gen.samp.seed += 1;   /* a regenerated reply should differ */
 	s->seq = worker_regenerate(s->w, &s->gen.samp, s->gen.n_predict);
@@ -252,12 +309,18 @@ session_edit(struct session *s, int64_t id, const char *text)
 	if (k < 0 || k % 2 != 0)   /* the window alternates user (even), reply (odd) */
 		return session_fail(s, "no such message to edit");
 	session_reply_reset(s, SR_EDIT);
-	if (session_delete_from(s, id) != 0)
-		return -1;
+	int64_t parent = 0;
+	char *err = NULL;
+	if (s->db != NULL && db_message_parent(s->db, id, &parent, &err) != 0)
+		return session_fail_take(s, err);
+	s->alt_of = id;
+	session_hide_from(s, id);
 	s->nwin = k;
 	s->base = k;
-	if (session_begin_rows(s, text) != 0) {
-		worker_truncate(s->w, k);
+	if (session_begin_rows(s, text, s->db != NULL ? parent : -1) != 0) {
+		/* The original is still there: back to it. */
+		if (s->db != NULL)
+			session_reload(s);
 		return -1;
 	}
 	s->seq = worker_edit(s->w, k, text, &s->gen.samp, s->gen.n_predict);
@@ -339,6 +402,7 @@ session_done(struct session *s, const struct worker_event *ev)
 	const struct engine_gen_stats *st = &ev->stats;
 	s->last_stats = *st;
 	s->busy = 0;
+	s->conv_fresh = 0;
 	s->turn++;
 	s->nwin = s->base;
 	if (s->req != SR_REGEN)
@@ -350,7 +414,9 @@ session_done(struct session *s, const struct worker_event *ev)
 		worker_save(s->w, s->kv_path);
 		kvcache_evict(s->o->kv_cache_max, s->kv_path);
 	}
-	const char *text = s->rtext ? s->rtext : "";
+	/* The worker's text of the reply's ids is the exact one (a token event
+	 * lost to out of memory leaves a hole in rtext); rtext otherwise. */
+	const char *text = ev->text ? ev->text : s->rtext ? s->rtext : "";
 	if (s->db) {
 		char *err = NULL;
 		char *stats = session_stats_json(s, st, worker_ctx_size(s->w));
@@ -389,16 +455,24 @@ session_failed(struct session *s, const struct worker_event *ev)
 	s->nwin = s->base;
 	int64_t first = s->req == SR_REGEN ? s->reply_id : s->user_id;
 	if (s->db && first > 0)
-		db_message_delete_from(s->db, s->conv_id, first, NULL);
-	if (s->req == SR_REGEN && s->nwin > 0) {
-		/* The worker dropped the old reply: its question has no answer
-		 * now, so it leaves the window (it stays in the file and the
-		 * view, like a question the process died before answering). */
-		s->nwin--;
-	}
-	if (s->req != SR_SEND)
-		worker_truncate(s->w, s->nwin);
+		db_message_delete(s->db, first, NULL);
+	session_drop_fresh(s);
 	session_push(s, SU_REMOVE, first, ROLE_USER, NULL, 0);
+	if (s->req != SR_SEND && s->db && s->alt_of > 0 &&
+	    db_conv_select(s->db, s->conv_id, s->alt_of, NULL, NULL) == 0) {
+		/* The alternative it was to is current again: the view and the
+		 * worker get that branch back (the cache is kept up to it). */
+		session_reload(s);
+	} else {
+		if (s->req == SR_REGEN && s->nwin > 0) {
+			/* The worker dropped the old reply: its question leaves
+			 * the window. */
+			s->nwin--;
+		}
+		/* Whatever the worker kept of the request goes (a request whose
+		 * end was lost to out of memory may have finished in the worker). */
+		worker_truncate(s->w, s->nwin);
+	}
 	session_push(s, SU_FAILED, 0, ROLE_USER, s->error, strlen(s->error));
 	struct session_update *u = session_last_update(s);
 	if (u != NULL && s->req != SR_REGEN && s->user_text) {
@@ -433,12 +507,12 @@ session_event(struct session *s, const struct worker_event *ev)
 			return;
 		}
 		session_push(s, SU_TEXT, s->reply_id, ROLE_ASSISTANT, ev->text, ev->len);
-		if (s->db && s->reply_id > 0 && session_mono_ms() - s->last_save >= 1000) {
+		if (s->db && s->reply_id > 0 && clock_now_ms() - s->last_save >= 1000) {
 			if (db_reply_update(s->db, s->reply_id, s->rtext, s->rids, (size_t)s->rn, &err) != 0) {
 				session_fail_take(s, err);   /* shown; the reply goes on */
 				session_notice(s, 1, s->error);
 			}
-			s->last_save = session_mono_ms();
+			s->last_save = clock_now_ms();
 		}
 		return;
 	case WEV_USER_IDS:

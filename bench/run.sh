@@ -5,6 +5,8 @@
 #   time to first token over a 20-turn chat, resume with a KV snapshot,
 #   stop latency, and the conversation store at 10,000 chats / 1M messages.
 # BENCH_QUICK=1 keeps to the 1.1B shape; BENCH_THREADS sets -t (default 2).
+# Side by side with the peers in $fx/peers (bench/side.py): BENCH_REPS
+# (default 2) runs per figure, BENCH_ROUNDS (default 2) alternating rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build/release}
@@ -24,6 +26,18 @@ for s in $shapes; do
     fi
   done
 done
+
+# Side by side with the peer engines on the same files, one table per shape
+# (issue 16), then ours forced to AVX2 against llama.cpp's AVX2 build.
+if [ -d "$fx/peers" ]; then
+  for s in $shapes; do
+    files=$(for q in q4_0 q4_k_m q8_0; do echo bench/models/$s-$q.gguf; done)
+    python3 bench/side.py --threads "$T" "$s" $files
+    python3 bench/side.py --threads "$T" --isa avx2 "$s" $files
+  done
+else
+  echo "(no $fx/peers: side-by-side tables skipped)"
+fi
 
 # llama.cpp, llama-bench -t 2 -p 64 -n 32 -r 2, same shapes (issue 3).
 declare -A ref_pp=( [7b-q4_0]=43.3 [7b-q8_0]=20.7 [7b-q4_k_m]=28.5 [1b-q4_0]=263.6 [1b-q8_0]=139.9 [1b-q4_k_m]=193.2 )
@@ -45,6 +59,20 @@ print(f"| {name} | {j['size_bytes']/1e9:.2f} GB | {j['pp_tps']:.1f} ± {j['pp_tp
       f"| {j['tg_tps']:.2f} ± {j['tg_tps_sd']:.2f} | {rtg} | {j['tg_tps']/rtg:.2f} | {j['tg_gbps']:.1f} | {j['max_rss_kb']/1024:.0f} MiB |")
 PY
   done
+done
+
+# Model families (issue 11): the small reference fixtures side by side, so the
+# Llama 3 files (128,256-token vocabulary, tied output) show next to LLaMA-2's.
+echo
+echo "## Model families: llama2-chat bench -t $T -p 64 -n 32 -r 2 on the fixtures"
+echo
+echo "| fixture | family | pp64 t/s | tg32 t/s |"
+echo "|---|---|---|---|"
+for f in fixture-q8_0 fixture-llama3-f16 fixture-llama31-q4_k_m; do
+  [ -f "$fx/models/$f.gguf" ] || continue
+  fam=$(./llama2-chat info -m "$fx/models/$f.gguf" | sed -n 's/^chat format: *//p')
+  j=$(./llama2-chat bench -m "$fx/models/$f.gguf" -t "$T" -p 64 -n 32 -r 2 --json)
+  python3 -c 'import json,sys; j=json.loads(sys.argv[3]); print("| %s | %s | %.1f | %.1f |" % (sys.argv[1], sys.argv[2], j["pp_tps"], j["tg_tps"]))' "$f" "$fam" "$j"
 done
 
 echo

@@ -7,6 +7,8 @@
  * step, which is what lets a conversation reuse its cached prefix.
  */
 #include "engine/engine.h"
+#include "common/clock.h"
+#include "engine/cpu.h"
 #include "engine/model.h"
 #include "engine/engine_int.h"
 
@@ -39,14 +41,6 @@ struct engine_ctx {
 	size_t all_cap;
 	int last_all;
 };
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Physical cores: distinct (package, core) pairs of the online CPUs. */
 static int
@@ -87,6 +81,9 @@ static struct engine_model *engine_wrap(struct model *m, char **err);
 struct engine_model *
 engine_open(const char *path, const char *tokenizer, char **err)
 {
+	/* The kernel family (LLAMA2_CHAT_ISA), fixed before any thread runs. */
+	if (cpu_init(err) != 0)
+		return NULL;
 	struct model *m = model_open(path, tokenizer, err);
 	if (m == NULL)
 		return NULL;
@@ -102,7 +99,7 @@ engine_open_tokenizer(const char *path, char **err)
 			*err = strdup("out of memory");
 		return NULL;
 	}
-	if ((m->tok = tok_load_bin(path, 0, err)) == NULL) {
+	if ((m->tok = tok_spm_load_bin(path, 0, err)) == NULL) {
 		free(m);
 		return NULL;
 	}
@@ -173,6 +170,18 @@ engine_close(struct engine_model *m)
 		return;
 	model_close(m->m);
 	free(m);
+}
+
+struct model *
+engine_model_of(const struct engine_model *em)
+{
+	return em->m;
+}
+
+int
+engine_is_eog(const struct engine_model *m, int32_t id)
+{
+	return tok_is_eog(m->m->tok, id);
 }
 
 const struct engine_info *
@@ -361,7 +370,13 @@ decode_progress(struct engine_ctx *c, const int32_t *ids, int n, int all_logits,
 	for (int done = 0; done < n;) {
 		int b = n - done < c->rs.n_batch ? n - done : c->rs.n_batch;
 		int last = done + b == n;
-		if (model_forward(c->em->m, &c->kv, &c->rs, ids + done, b, c->n_past, all_logits || last, stop))
+		int rc = model_forward(c->em->m, &c->kv, &c->rs, ids + done, b, c->n_past, all_logits || last, stop);
+		if (rc < 0) {
+			if (err)
+				*err = strdup("out of memory for the activations of a batch");
+			return -1;
+		}
+		if (rc)
 			return 1;
 		memcpy(c->tokens + c->n_past, ids + done, (size_t)b * sizeof *ids);
 		c->n_past += b;
@@ -395,7 +410,9 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
     const struct engine_gen_params *gp, struct engine_gen_stats *st, int32_t **out_ids, int *n_out, char **err)
 {
 	const struct engine_model *em = c->em;
-	const int vocab = em->m->cfg.vocab_size, eos = tok_eos(em->m->tok);
+	const int vocab = em->m->cfg.vocab_size;
+	int n_eog;
+	const int32_t *eog = tok_eog(em->m->tok, &n_eog);
 	struct engine_gen_stats dummy;
 	if (st == NULL)
 		st = &dummy;
@@ -414,7 +431,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 			*err = NULL;
 		return -1;
 	}
-	double t0 = now_ms();
+	double t0 = clock_now_ms();
 	/* Reuse the cached prefix; the last prompt token is always run again
 	 * so that its logits are fresh. */
 	int common = engine_ctx_common_prefix(c, prompt, n);
@@ -424,7 +441,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	st->n_reused = common;
 	st->n_prompt = n - common;
 	int rc = decode_progress(c, prompt + common, n - common, 0, gp->stop, gp->on_progress, gp->ud, err);
-	st->prefill_ms = now_ms() - t0;
+	st->prefill_ms = clock_now_ms() - t0;
 	st->pp_tps = st->prefill_ms > 0 ? st->n_prompt / (st->prefill_ms / 1e3) : 0;
 	st->ctx_used = c->n_past;
 	if (rc < 0)
@@ -447,10 +464,11 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	tok_decoder_init(&dec, gp->strip_leading_space);
 	double t_first = 0;
 	for (;;) {
-		int from = c->n_past > 256 ? c->n_past - 256 : 0;
 		if (engine_sampler_params(smp)->ignore_eos)
-			c->rs.logits[eos] = -INFINITY;   /* our buffer: valid until the next decode */
-		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens + from, c->n_past - from);
+			for (int e = 0; e < n_eog; e++)   /* our buffer: valid until the next decode */
+				c->rs.logits[eog[e]] = -INFINITY;
+		/* The whole context: the sampler takes the last repeat_last_n of it. */
+		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens, c->n_past);
 		if (id < 0) {
 			if (err)
 				*err = strdup("out of memory in the sampler");
@@ -469,10 +487,10 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 		}
 		out[ng++] = id;
 		if (ng == 1) {
-			t_first = now_ms();
+			t_first = clock_now_ms();
 			st->ttft_ms = t_first - t0;
 		}
-		if (id == eos) {
+		if (tok_is_eog(em->m->tok, id)) {   /* EOS, <|eot_id|>, <|im_end|> ... */
 			st->reason = ENGINE_STOP_EOS;
 			break;
 		}
@@ -506,7 +524,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	if (len && gp->on_token)
 		gp->on_token(gp->ud, -1, text, len);
 	free(text);
-	double t_end = now_ms();
+	double t_end = clock_now_ms();
 	st->n_gen = ng;
 	st->gen_ms = ng ? t_end - t_first : 0;
 	st->tg_tps = ng > 1 && st->gen_ms > 0 ? (ng - 1) / (st->gen_ms / 1e3) : 0;

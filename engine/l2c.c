@@ -9,7 +9,7 @@
  *   version 2:   as version 1 plus i32 group_size; norms float32, matrices
  *                int8 with one float scale per group (q then s, per tensor).
  *
- * The tokenizer is a separate tokenizer.bin (tok_load_bin).  Every tensor
+ * The tokenizer is a separate tokenizer.bin (tok_spm_load_bin).  Every tensor
  * bound here is checked to lie inside the mapping.
  */
 #include "engine/model.h"
@@ -227,7 +227,7 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 		return rc;
 	}
 	char *terr = NULL;
-	m->tok = tok_load_bin(tpath, c->vocab_size, &terr);
+	m->tok = tok_spm_load_bin(tpath, c->vocab_size, &terr);
 	free(tpath);
 	if (m->tok == NULL) {
 		eng_errf(err, "tokenizer %s", terr ? terr : "unusable");

@@ -62,7 +62,13 @@ struct db;
 
 struct db_message {
 	int64_t id;             /* rowid; output of append */
-	int position;           /* 0, 1, 2 ... within its conversation; output of append */
+	int position;           /* 0, 1, 2 ... within its conversation in writing order
+	                         * (unique; a child's is larger than its parent's); output of append */
+	int64_t parent;         /* rowid of the parent message, 0 for a root; output of append */
+	int parent_position;    /* from load: the parent's position, -1 for a root; read by
+	                         * db_conv_insert when the conversation is a tree */
+	int n_siblings;         /* from load: alternatives under the same parent, itself included */
+	int sibling;            /* from load: its index among them (0-based, in position order) */
 	enum role role;
 	char *content;          /* UTF-8 text; "" while a reply has produced nothing */
 	int32_t *tokens;        /* (n_tokens) token ids, or NULL when not tokenized */
@@ -85,8 +91,12 @@ struct db_conv {
 	char *system_prompt;            /* NULL or text */
 	char *preset;                   /* name of the preset it started from, or NULL */
 	char *params;                   /* sampling parameters, JSON object text, or NULL */
-	int n_messages;                 /* cached count */
+	int n_messages;                 /* list: every message; load: how many are in messages */
 	struct db_message *messages;    /* (n_messages) in position order; only from db_conv_load */
+	int tree;                       /* 1: messages holds every branch (db_conv_load_tree);
+	                                 * 0: the current branch only, root first (db_conv_load) */
+	int64_t leaf;                   /* from load: rowid of the current branch's last message, 0 if none */
+	int leaf_position;              /* from load: its position, -1 if none; read by db_conv_insert */
 };
 
 struct db_hit {
@@ -154,10 +164,13 @@ int db_conv_resolve(struct db *d, const char *prefix, int64_t *id, char **err);
 /* The most recently updated conversation: 1 with *id set, 0 when there are none, -1 with *err. */
 int db_conv_latest(struct db *d, int64_t *id, char **err);
 /*
- * Load a conversation with all its messages (content and token ids) into a
- * new struct for db_conv_free.  NULL with *err when unknown or on error.
+ * Load a conversation with the messages of its current branch, root first
+ * (content, token ids, parent and sibling numbers), into a new struct for
+ * db_conv_free.  NULL with *err when unknown or on error.
  */
 struct db_conv *db_conv_load(struct db *d, int64_t id, char **err);
+/* The same with every message of every branch, in position order (c->tree = 1). */
+struct db_conv *db_conv_load_tree(struct db *d, int64_t id, char **err);
 /* Free a struct from db_conv_load (NULL is fine). */
 void db_conv_free(struct db_conv *c);
 /*
@@ -172,23 +185,34 @@ int db_conv_count(struct db *d, int64_t *n, char **err);
 /*
  * Insert a whole conversation as given (import): c's fields including
  * created/updated, and its n_messages messages with their roles, content,
- * tokens, created, finish, stats, sampler and seed, renumbered 0..n-1.  A
- * new public id is drawn.  Fills c->id, c->pid and the messages' id and
- * position.  All or nothing: -1 with *err and nothing written on failure.
+ * tokens, created, finish, stats, sampler and seed.  With c->tree the
+ * messages keep their positions (increasing, >= 0), each hangs under the
+ * one at parent_position (-1: a root; it must come earlier) and the one
+ * at leaf_position (-1: the last) becomes the current leaf; without, they
+ * are one branch in array order, renumbered 0..n-1.  A new public id is
+ * drawn.  Fills c->id, c->pid and the messages' id, position and parent.
+ * All or nothing: -1 with *err and nothing written on failure.
  */
 int db_conv_insert(struct db *d, struct db_conv *c, char **err);
 
 /* ---- messages and streaming replies ----------------------------------- */
 
 /*
- * Append m to conversation conv at the next position, committed before
- * this returns (the chat code calls it for the user's message before
- * generation starts).  Reads m's role, content (NULL means ""), tokens,
+ * Append m to conversation conv as a child of its current leaf, committed
+ * before this returns (the chat code calls it for the user's message
+ * before generation starts); m becomes the current leaf.  Reads m's role, content (NULL means ""), tokens,
  * finish, stats, sampler, has_seed/seed; fills m->id, m->position and
  * m->created.  The first user message of an untitled conversation gives it
  * its title (about 50 characters).  -1 with *err, nothing written.
  */
 int db_message_append(struct db *d, int64_t conv, struct db_message *m, char **err);
+/*
+ * The same under the message parent (0: a new root) instead of the current
+ * leaf: an alternative to parent's other children (regenerate, edit).
+ * m becomes the current leaf.  -1 with *err when parent is not a message
+ * of conv.
+ */
+int db_message_add(struct db *d, int64_t conv, int64_t parent, struct db_message *m, char **err);
 /*
  * Set the token ids of an existing message (e.g. the user's, once the
  * worker has tokenized it after the text was committed); NULL tokens
@@ -197,7 +221,7 @@ int db_message_append(struct db *d, int64_t conv, struct db_message *m, char **e
 int db_message_set_tokens(struct db *d, int64_t msg_id, const int32_t *tokens, size_t n_tokens,
     char **err);
 /*
- * Start a reply: append an assistant message with empty content and finish
+ * Start a reply: append (as a child of the current leaf) an assistant message with empty content and finish
  * INTERRUPTED, remembering the sampler settings (JSON or NULL) and seed.
  * Sets *msg_id for the two calls below.  -1 with *err.
  */
@@ -229,6 +253,32 @@ int db_turn_finish(struct db *d, int64_t reply_id, const char *content, const in
  * msg_id is not a message of conv.
  */
 int db_message_delete_from(struct db *d, int64_t conv, int64_t msg_id, char **err);
+
+/* ---- the tree of messages (db_tree.c) ------------------------------------ */
+
+/*
+ * The alternatives of msg_id: every message under the same parent (or
+ * every root), itself included, in position order.  0 with *ids
+ * (malloc'd), *n and *index (msg_id's place), or -1 with *err.
+ */
+int db_message_siblings(struct db *d, int64_t msg_id, int64_t **ids, size_t *n, size_t *index,
+    char **err);
+/* The current branch of conv, root first: 0 with *ids (malloc'd, NULL
+ * when empty) and *n, or -1 with *err. */
+int db_conv_branch(struct db *d, int64_t conv, int64_t **ids, size_t *n, char **err);
+/*
+ * Make the branch through msg_id current: the leaf becomes the newest
+ * message under msg_id (msg_id itself when it has no children), whose rowid
+ * goes to *leaf (may be NULL).  -1 with *err when msg_id is not in conv.
+ */
+int db_conv_select(struct db *d, int64_t conv, int64_t msg_id, int64_t *leaf, char **err);
+/*
+ * Delete msg_id and every message under it (a request that failed).  When
+ * it was on the current branch its parent becomes the leaf.  -1 with *err.
+ */
+int db_message_delete(struct db *d, int64_t msg_id, char **err);
+/* The parent of msg_id (0 for a root) in *parent; -1 with *err when unknown. */
+int db_message_parent(struct db *d, int64_t msg_id, int64_t *parent, char **err);
 
 /* ---- search ------------------------------------------------------------- */
 

@@ -1,7 +1,8 @@
 /*
  * db_conv.c: conversations: create, update, rename, delete, resolve a public
- * id prefix, load one with its messages, list, count, and import a whole
- * conversation (db_conv_insert).  Every write is one transaction (see db.c).
+ * id prefix, load one with its current branch or its whole tree of
+ * messages, list, count, and import a whole conversation (db_conv_insert).
+ * Every write is one transaction (see db.c).
  */
 #include "storage/db_int.h"
 
@@ -295,8 +296,50 @@ db_conv_array_free(struct db_conv *a, size_t n)
 	free(a);
 }
 
-struct db_conv *
-db_conv_load(struct db *d, int64_t id, char **err)
+/* Columns of a message row, in the order db_conv_message_from_row reads them. */
+#define MSG_COLUMNS \
+	"m.id, m.position, m.role, m.content, m.tokens, m.created, m.finish, m.stats, m.sampler," \
+	" m.seed, COALESCE(m.parent, 0), COALESCE((SELECT p.position FROM messages p" \
+	" WHERE p.id = m.parent), -1), (SELECT count(*) FROM messages s" \
+	" WHERE s.conversation_id = m.conversation_id AND s.parent IS m.parent)," \
+	" (SELECT count(*) FROM messages s WHERE s.conversation_id = m.conversation_id" \
+	" AND s.parent IS m.parent AND s.position < m.position)"
+
+/* Fill m (zeroed first) from a row of MSG_COLUMNS; -1 when out of memory
+ * (what was read is freed by the caller's db_conv_free). */
+static int
+db_conv_message_from_row(sqlite3_stmt *st, struct db_message *m)
+{
+	int oom = 0;
+	memset(m, 0, sizeof *m);
+	m->id = sqlite3_column_int64(st, 0);
+	m->position = sqlite3_column_int(st, 1);
+	if (db_role_parse((const char *)sqlite3_column_text(st, 2), &m->role) != 0)
+		m->role = ROLE_USER;
+	m->content = db_col_text(st, 3, &oom);
+	if (m->content == NULL && !oom)
+		m->content = strdup("");
+	if (m->content == NULL || db_col_tokens(st, 4, &m->tokens, &m->n_tokens) != 0)
+		return -1;
+	m->created = sqlite3_column_int64(st, 5);
+	if (db_finish_parse((const char *)sqlite3_column_text(st, 6), &m->finish) != 0)
+		m->finish = FINISH_NONE;
+	m->stats = db_col_text(st, 7, &oom);
+	m->sampler = db_col_text(st, 8, &oom);
+	if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+		m->has_seed = 1;
+		m->seed = (uint64_t)sqlite3_column_int64(st, 9);
+	}
+	m->parent = sqlite3_column_int64(st, 10);
+	m->parent_position = sqlite3_column_int(st, 11);
+	m->n_siblings = sqlite3_column_int(st, 12);
+	m->sibling = sqlite3_column_int(st, 13);
+	return oom ? -1 : 0;
+}
+
+/* The body of db_conv_load and db_conv_load_tree. */
+static struct db_conv *
+db_conv_read(struct db *d, int64_t id, int tree, char **err)
 {
 	static const char what[] = "cannot load the conversation";
 	struct db_conv *c = calloc(1, sizeof *c);
@@ -312,7 +355,8 @@ db_conv_load(struct db *d, int64_t id, char **err)
 		free(c);
 		return NULL;
 	}
-	st = db_prep(d, "SELECT " CONV_COLUMNS " FROM conversations WHERE id = ?", err, what);
+	st = db_prep(d, "SELECT " CONV_COLUMNS ", " DB_LEAF_SQL("?1")
+	    " FROM conversations WHERE id = ?1", err, what);
 	if (st == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
@@ -327,14 +371,25 @@ db_conv_load(struct db *d, int64_t id, char **err)
 	}
 	if (db_conv_from_row(st, c) != 0)
 		goto oom;
+	c->leaf = sqlite3_column_int64(st, 11);
+	c->leaf_position = -1;
+	c->tree = tree;
 	sqlite3_finalize(st);
 	c->n_messages = 0;
 
-	st = db_prep(d, "SELECT id, position, role, content, tokens, created, finish, stats,"
-	    " sampler, seed FROM messages WHERE conversation_id = ? ORDER BY position", err, what);
+	if (tree)
+		st = db_prep(d, "SELECT " MSG_COLUMNS " FROM messages m WHERE m.conversation_id = ?1"
+		    " ORDER BY m.position", err, what);
+	else
+		st = db_prep(d, "WITH RECURSIVE b(id) AS (SELECT ?2 UNION ALL SELECT p.parent"
+		    " FROM messages p JOIN b ON p.id = b.id WHERE p.parent IS NOT NULL)"
+		    " SELECT " MSG_COLUMNS " FROM messages m JOIN b ON m.id = b.id"
+		    " WHERE m.conversation_id = ?1 ORDER BY m.position", err, what);
 	if (st == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
+	if (!tree)
+		sqlite3_bind_int64(st, 2, c->leaf);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((size_t)c->n_messages == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
@@ -344,30 +399,11 @@ db_conv_load(struct db *d, int64_t id, char **err)
 			c->messages = nm;
 			cap = ncap;
 		}
-		struct db_message *m = &c->messages[c->n_messages];
-		int oom = 0;
-		memset(m, 0, sizeof *m);
-		c->n_messages++;
-		m->id = sqlite3_column_int64(st, 0);
-		m->position = sqlite3_column_int(st, 1);
-		if (db_role_parse((const char *)sqlite3_column_text(st, 2), &m->role) != 0)
-			m->role = ROLE_USER;
-		m->content = db_col_text(st, 3, &oom);
-		if (m->content == NULL && !oom)
-			m->content = strdup("");
-		if (m->content == NULL || db_col_tokens(st, 4, &m->tokens, &m->n_tokens) != 0)
+		struct db_message *m = &c->messages[c->n_messages++];
+		if (db_conv_message_from_row(st, m) != 0)
 			goto oom;
-		m->created = sqlite3_column_int64(st, 5);
-		if (db_finish_parse((const char *)sqlite3_column_text(st, 6), &m->finish) != 0)
-			m->finish = FINISH_NONE;
-		m->stats = db_col_text(st, 7, &oom);
-		m->sampler = db_col_text(st, 8, &oom);
-		if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
-			m->has_seed = 1;
-			m->seed = (uint64_t)sqlite3_column_int64(st, 9);
-		}
-		if (oom)
-			goto oom;
+		if (m->id == c->leaf)
+			c->leaf_position = m->position;
 	}
 	if (rc != SQLITE_DONE) {
 		db_fail(d, err, what);
@@ -383,6 +419,18 @@ fail:
 	db_end_read(d);
 	db_conv_free(c);
 	return NULL;
+}
+
+struct db_conv *
+db_conv_load(struct db *d, int64_t id, char **err)
+{
+	return db_conv_read(d, id, 0, err);
+}
+
+struct db_conv *
+db_conv_load_tree(struct db *d, int64_t id, char **err)
+{
+	return db_conv_read(d, id, 1, err);
 }
 
 int
@@ -444,6 +492,24 @@ db_conv_count(struct db *d, int64_t *n, char **err)
 }
 
 
+/* Index of the message at position pos among the first n of a (sorted by
+ * position), or -1. */
+static int
+db_conv_find_position(const struct db_message *a, int n, int pos)
+{
+	int lo = 0, hi = n - 1;
+	while (lo <= hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (a[mid].position == pos)
+			return mid;
+		if (a[mid].position < pos)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
 int
 db_conv_insert(struct db *d, struct db_conv *c, char **err)
 {
@@ -482,9 +548,48 @@ db_conv_insert(struct db *d, struct db_conv *c, char **err)
 	}
 	sqlite3_finalize(st);
 	int64_t id = sqlite3_last_insert_rowid(d->h);
-	for (int i = 0; i < c->n_messages; i++)
-		if (db_message_insert(d, id, &c->messages[i], 1, err, what) != 0)
+	int64_t leaf = 0;
+	for (int i = 0; i < c->n_messages; i++) {
+		struct db_message *m = &c->messages[i];
+		/* A tree names each parent by its position; anything else (an
+		 * older export, another program's) is one branch in order. */
+		int64_t parent = i > 0 ? c->messages[i - 1].id : 0;
+		if (c->tree) {
+			parent = 0;
+			if (m->parent_position >= 0) {
+				int k = db_conv_find_position(c->messages, i, m->parent_position);
+				if (k < 0) {
+					db_errf(err, "%s: message %d: its parent %d is not an earlier message",
+					    what, i + 1, m->parent_position);
+					goto fail;
+				}
+				parent = c->messages[k].id;
+			}
+		}
+		if (db_message_insert(d, id, parent, m, DB_INSERT_IMPORT |
+		    (c->tree ? DB_INSERT_KEEP_POSITION : 0), err, what) != 0)
 			goto fail;
+		if (!c->tree || c->leaf_position < 0 ? i == c->n_messages - 1 :
+		    m->position == c->leaf_position)
+			leaf = m->id;
+	}
+	if (c->tree && c->leaf_position >= 0 && leaf == 0) {
+		db_errf(err, "%s: the current leaf %d is not a message", what, c->leaf_position);
+		goto fail;
+	}
+	if (leaf != 0) {
+		st = db_prep(d, "UPDATE conversations SET leaf = ? WHERE id = ?", err, what);
+		if (st == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, leaf);
+		sqlite3_bind_int64(st, 2, id);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			db_fail(d, err, what);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			goto fail;
+	}
 	if (db_commit(d, err, what) != 0)
 		return -1;
 	c->id = id;

@@ -79,11 +79,21 @@ int db_step_one(struct db *d, sqlite3_stmt *st, char **err, const char *what, co
 /* ---- db_msg.c ---- */
 
 /*
- * Insert m as the next message of conv inside the caller's transaction.
- * With keep_created (import) m->created is used as given and the
- * conversation's title and updated time are left alone.
+ * Insert m as the next message of conv inside the caller's transaction, as
+ * a child of parent (a message rowid; 0: a root; -1: the current leaf),
+ * and make it the current leaf.  With DB_INSERT_IMPORT m->created is used
+ * as given and the conversation's title, updated time and leaf are left
+ * alone; with DB_INSERT_KEEP_POSITION m->position is used as given (it must
+ * be past every position in use).  Fills m->id, position, created, parent.
  */
-int db_message_insert(struct db *d, int64_t conv, struct db_message *m, int keep_created,
+enum { DB_INSERT_IMPORT = 1, DB_INSERT_KEEP_POSITION = 2 };
+int db_message_insert(struct db *d, int64_t conv, int64_t parent, struct db_message *m, int flags,
     char **err, const char *what);
+
+/* SQL for the current leaf of conversation `conv` (an SQL expression such
+ * as "?1"): the stored leaf, else the message written last, else NULL. */
+#define DB_LEAF_SQL(conv) \
+	"COALESCE((SELECT leaf FROM conversations WHERE id = " conv "), (SELECT id FROM messages" \
+	" WHERE conversation_id = " conv " ORDER BY position DESC LIMIT 1))"
 
 #endif

@@ -1,7 +1,15 @@
 /*
- * db_msg.c: messages of a conversation: append, token ids, the assistant
- * reply written as it streams (begin, update, finish), and deleting the
- * tail of a conversation.  Every write is one transaction (see db.c).
+ * db_msg.c: messages of a conversation: append (as a child of the current
+ * leaf or of any message: conversations are trees, see migration 2 in
+ * db_schema.c), token ids, the assistant reply written as it streams
+ * (begin, update, finish), siblings, the current branch and switching it,
+ * and deleting.  Every write is one transaction (see db.c).
+ *
+ * Invariants.  A message's parent is in the same conversation and has a
+ * smaller position (positions are handed out in writing order), so a
+ * branch read in position order runs from the root to the leaf, and the
+ * newest descendant of any message is a leaf.  Every write that adds a
+ * message makes it the conversation's current leaf.
  */
 #include "storage/db_int.h"
 
@@ -12,22 +20,19 @@
 
 /* ---- messages ------------------------------------------------------------ */
 
-/*
- * Insert m as the next message of conv inside the caller's transaction.
- * With keep_created (import) m->created is used as given and the
- * conversation's title and updated time are left alone.
- */
 int
-db_message_insert(struct db *d, int64_t conv, struct db_message *m, int keep_created,
+db_message_insert(struct db *d, int64_t conv, int64_t parent, struct db_message *m, int flags,
     char **err, const char *what)
 {
+	int import = (flags & DB_INSERT_IMPORT) != 0;
 	if (!db_json_object_ok(d, m->stats) || !db_json_object_ok(d, m->sampler))
 		return db_errf(err, "%s: stats or sampler settings are not a JSON object", what);
 	if (db_role_name(m->role) == NULL || (unsigned)m->finish > FINISH_INTERRUPTED)
 		return db_errf(err, "%s: bad role or finish reason", what);
 
 	sqlite3_stmt *st = db_prep(d, "SELECT title IS NULL, (SELECT COALESCE(max(position) + 1, 0)"
-	    " FROM messages WHERE conversation_id = ?1) FROM conversations WHERE id = ?1", err, what);
+	    " FROM messages WHERE conversation_id = ?1), " DB_LEAF_SQL("?1")
+	    " FROM conversations WHERE id = ?1", err, what);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, conv);
@@ -42,11 +47,19 @@ db_message_insert(struct db *d, int64_t conv, struct db_message *m, int keep_cre
 	}
 	int untitled = sqlite3_column_int(st, 0);
 	int position = sqlite3_column_int(st, 1);
+	if (parent < 0)
+		parent = sqlite3_column_int64(st, 2);   /* NULL (no messages yet) reads as 0: a root */
 	sqlite3_finalize(st);
+	if (flags & DB_INSERT_KEEP_POSITION) {
+		if (m->position < position)
+			return db_errf(err, "%s: message positions must increase", what);
+		position = m->position;
+	}
 
-	int64_t now = keep_created ? m->created : db_now_ms();
+	int64_t now = import ? m->created : db_now_ms();
 	st = db_prep(d, "INSERT INTO messages(conversation_id, position, role, content, tokens,"
-	    " created, finish, stats, sampler, seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err, what);
+	    " created, finish, stats, sampler, seed, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	    err, what);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, conv);
@@ -65,28 +78,37 @@ db_message_insert(struct db *d, int64_t conv, struct db_message *m, int keep_cre
 		sqlite3_bind_int64(st, 10, (int64_t)m->seed);
 	else
 		sqlite3_bind_null(st, 10);
+	if (parent > 0)
+		sqlite3_bind_int64(st, 11, parent);
+	else
+		sqlite3_bind_null(st, 11);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE) {
+		if (sqlite3_extended_errcode(d->h) == SQLITE_CONSTRAINT_FOREIGNKEY)
+			return db_errf(err, "%s: no such parent message", what);
 		return db_fail(d, err, what);
+	}
 	m->id = sqlite3_last_insert_rowid(d->h);
 	m->position = position;
 	m->created = now;
-	if (keep_created)
+	m->parent = parent > 0 ? parent : 0;
+	if (import)
 		return 0;
 
 	char *title = NULL;
 	if (untitled && m->role == ROLE_USER)
 		title = db_title_from(m->content);
-	st = db_prep(d, "UPDATE conversations SET updated = ?, title = COALESCE(title, ?) WHERE id = ?",
-	    err, what);
+	st = db_prep(d, "UPDATE conversations SET updated = ?, title = COALESCE(title, ?), leaf = ?"
+	    " WHERE id = ?", err, what);
 	if (st == NULL) {
 		free(title);
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, now);
 	db_bind_text(st, 2, title);
-	sqlite3_bind_int64(st, 3, conv);
+	sqlite3_bind_int64(st, 3, m->id);
+	sqlite3_bind_int64(st, 4, conv);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	free(title);
@@ -95,17 +117,30 @@ db_message_insert(struct db *d, int64_t conv, struct db_message *m, int keep_cre
 	return 0;
 }
 
-int
-db_message_append(struct db *d, int64_t conv, struct db_message *m, char **err)
+/* Append or add: one transaction around db_message_insert. */
+static int
+db_message_write(struct db *d, int64_t conv, int64_t parent, struct db_message *m, char **err)
 {
 	static const char what[] = "cannot save the message";
 	if (db_begin(d, err, what) != 0)
 		return -1;
-	if (db_message_insert(d, conv, m, 0, err, what) != 0) {
+	if (db_message_insert(d, conv, parent, m, 0, err, what) != 0) {
 		db_rollback(d);
 		return -1;
 	}
 	return db_commit(d, err, what);
+}
+
+int
+db_message_append(struct db *d, int64_t conv, struct db_message *m, char **err)
+{
+	return db_message_write(d, conv, -1, m, err);
+}
+
+int
+db_message_add(struct db *d, int64_t conv, int64_t parent, struct db_message *m, char **err)
+{
+	return db_message_write(d, conv, parent > 0 ? parent : 0, m, err);
 }
 
 int

@@ -130,5 +130,31 @@ static const char migration_1[] =
 	"  SELECT RAISE(ABORT, 'built-in presets are read-only');\n"
 	"END;\n";
 
-const char *const db_migrations[] = { migration_1 };
+/*
+ * Conversations as trees.  Every message gets a parent (NULL for a root):
+ * alternatives (a regenerated reply, an edited question) are siblings
+ * under the same parent.  `position` stays what it was, a number unique
+ * within the conversation in the order messages were written, so a child
+ * always has a larger position than its parent.  A conversation's `leaf`
+ * is the last message of its current branch; NULL means "the message with
+ * the largest position" (and is what a deleted leaf becomes).  Existing
+ * chats become single branches: each message's parent is the one before
+ * it.  The trigger keeps a parent inside its own conversation.
+ */
+static const char migration_2[] =
+	"ALTER TABLE messages ADD COLUMN parent INTEGER REFERENCES messages(id) ON DELETE CASCADE;\n"
+	"UPDATE messages SET parent = (SELECT p.id FROM messages p"
+	" WHERE p.conversation_id = messages.conversation_id AND p.position < messages.position"
+	" ORDER BY p.position DESC LIMIT 1);\n"
+	"CREATE INDEX messages_by_parent ON messages(parent, position);\n"
+	"ALTER TABLE conversations ADD COLUMN leaf INTEGER REFERENCES messages(id) ON DELETE SET NULL;\n"
+	"UPDATE conversations SET leaf = (SELECT m.id FROM messages m"
+	" WHERE m.conversation_id = conversations.id ORDER BY m.position DESC LIMIT 1);\n"
+	"CREATE TRIGGER messages_parent_check BEFORE INSERT ON messages WHEN new.parent IS NOT NULL"
+	" AND (SELECT p.conversation_id FROM messages p WHERE p.id = new.parent)"
+	" IS NOT new.conversation_id BEGIN\n"
+	"  SELECT RAISE(ABORT, 'the parent message belongs to another conversation');\n"
+	"END;\n";
+
+const char *const db_migrations[] = { migration_1, migration_2 };
 const int db_n_migrations = sizeof db_migrations / sizeof db_migrations[0];

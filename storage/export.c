@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/afile.h"
+#include "common/utf8.h"
 #include "storage/db_int.h"
 
 /* Enough digits that any real read from text prints back the same text. */
@@ -111,38 +113,6 @@ export_time_local(int64_t t, char *buf, size_t size)
 
 /* ---- JSON ----------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static int
-export_utf8_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	int n;
-	uint32_t cp;
-	if ((s[0] & 0xE0) == 0xC0) {
-		n = 2;
-		cp = s[0] & 0x1F;
-	} else if ((s[0] & 0xF0) == 0xE0) {
-		n = 3;
-		cp = s[0] & 0x0F;
-	} else if ((s[0] & 0xF8) == 0xF0) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (int i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3F);
-	}
-	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-	if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 /*
  * A JSON string for s.  JSON text must be Unicode, but a reply cut off by
  * kill -9 can end inside a multi-byte character: such bytes become U+FFFD
@@ -153,23 +123,19 @@ export_str(const char *s)
 {
 	if (s == NULL)
 		return json_null();
-	const unsigned char *u = (const unsigned char *)s;
-	size_t len = strlen(s), i = 0;
-	int l;
-	while (i < len && (l = export_utf8_len(u + i)) > 0)
-		i += (size_t)l;
-	if (i == len)
+	size_t len = strlen(s), i, l;
+	if (utf8_valid(s, len))
 		return json_stringn(s, len);
 	char *fixed = malloc(len * 3 + 1);
 	if (fixed == NULL)
 		return NULL;
 	size_t o = 0;
 	for (i = 0; i < len;) {
-		l = export_utf8_len(u + i);
+		l = utf8_seq_len(s + i, len - i);
 		if (l > 0) {
-			memcpy(fixed + o, s + i, (size_t)l);
-			o += (size_t)l;
-			i += (size_t)l;
+			memcpy(fixed + o, s + i, l);
+			o += l;
+			i += l;
 		} else {
 			memcpy(fixed + o, "\xef\xbf\xbd", 3);
 			o += 3;
@@ -221,6 +187,8 @@ export_json(const struct db_conv *c, char **err)
 	bad |= json_object_set_new(doc, "preset", export_str(c->preset));
 	bad |= json_object_set_new(doc, "system_prompt", export_str(c->system_prompt));
 	bad |= json_object_set(doc, "params", params);
+	bad |= json_object_set_new(doc, "leaf", c->leaf_position >= 0 ?
+	    json_integer(c->leaf_position) : json_null());
 	bad |= json_object_set(doc, "messages", msgs);
 
 	for (int i = 0; !bad && c->messages != NULL && i < c->n_messages; i++) {
@@ -257,6 +225,9 @@ export_json(const struct db_conv *c, char **err)
 			snprintf(buf, sizeof buf, "%" PRIu64, m->seed);
 			seed = json_string(buf);
 		}
+		bad |= json_object_set_new(o, "id", json_integer(m->position));
+		bad |= json_object_set_new(o, "parent", m->parent_position >= 0 ?
+		    json_integer(m->parent_position) : json_null());
 		bad |= json_object_set_new(o, "role", json_string(db_role_name(m->role)));
 		bad |= json_object_set_new(o, "content", export_str(m->content != NULL ? m->content : ""));
 		bad |= json_object_set_new(o, "tokens", tokens);
@@ -331,6 +302,59 @@ export_json_dump(const json_t *v, FILE *out, int depth)
 
 /* ---- people's formats ------------------------------------------------------ */
 
+/*
+ * People's formats show the current branch.  For a tree (db_conv_load_tree)
+ * that is the walk from the leaf up its parents; a branch load is already
+ * it.  Returns the indexes into c->messages, root first, in a malloc'd
+ * array (NULL when empty or out of memory, *n = 0).
+ */
+static int *
+export_branch(const struct db_conv *c, int *n)
+{
+	*n = 0;
+	if (c->messages == NULL || c->n_messages <= 0)
+		return NULL;
+	int *idx = malloc((size_t)c->n_messages * sizeof *idx);
+	if (idx == NULL)
+		return NULL;
+	if (!c->tree) {
+		for (int i = 0; i < c->n_messages; i++)
+			idx[i] = i;
+		*n = c->n_messages;
+		return idx;
+	}
+	/* Messages are in position order, so a parent is found by going back. */
+	int k = c->n_messages - 1, cnt = 0;
+	if (c->leaf_position >= 0)
+		while (k >= 0 && c->messages[k].position != c->leaf_position)
+			k--;
+	while (k >= 0 && cnt < c->n_messages) {
+		idx[cnt++] = k;
+		int want = c->messages[k].parent_position;
+		if (want < 0)
+			break;
+		while (k >= 0 && c->messages[k].position != want)
+			k--;
+	}
+	for (int i = 0; i < cnt / 2; i++) {
+		int t = idx[i];
+		idx[i] = idx[cnt - 1 - i];
+		idx[cnt - 1 - i] = t;
+	}
+	*n = cnt;
+	return idx;
+}
+
+/* A note "(alternative 2 of 3)" for a message that has siblings, or "". */
+static void
+export_alt_note(const struct db_message *m, char *buf, size_t size)
+{
+	if (m->n_siblings > 1)
+		snprintf(buf, size, "alternative %d of %d", m->sibling + 1, m->n_siblings);
+	else
+		buf[0] = '\0';
+}
+
 static const char *
 export_who(enum role r)
 {
@@ -370,10 +394,13 @@ export_engine_note(const struct db_message *m, char *buf, size_t n)
 	json_decref(j);
 }
 
-/* The one-line summary under the title: id, model, preset, date, count. */
+/* The one-line summary under the title: id, model, preset, date, count
+ * (of the messages on the current branch). */
 static void
 export_meta_line(FILE *out, const struct db_conv *c)
 {
+	int count;
+	free(export_branch(c, &count));
 	char when[32];
 	export_time_local(c->created, when, sizeof when);
 	fprintf(out, "id %s", c->pid);
@@ -381,8 +408,7 @@ export_meta_line(FILE *out, const struct db_conv *c)
 		fprintf(out, " \xc2\xb7 model %s", c->model_name);
 	if (c->preset != NULL)
 		fprintf(out, " \xc2\xb7 preset %s", c->preset);
-	fprintf(out, " \xc2\xb7 %s \xc2\xb7 %d message%s", when, c->n_messages,
-	    c->n_messages == 1 ? "" : "s");
+	fprintf(out, " \xc2\xb7 %s \xc2\xb7 %d message%s", when, count, count == 1 ? "" : "s");
 }
 
 static void
@@ -402,13 +428,20 @@ export_md(const struct db_conv *c, FILE *out)
 		}
 		fputc('\n', out);
 	}
-	for (int i = 0; c->messages != NULL && i < c->n_messages; i++) {
-		const struct db_message *m = &c->messages[i];
-		fprintf(out, "\n## %s\n\n%s\n", export_who(m->role), m->content);
+	int n, *idx = export_branch(c, &n);
+	for (int i = 0; i < n; i++) {
+		const struct db_message *m = &c->messages[idx[i]];
+		char alt[48];
+		export_alt_note(m, alt, sizeof alt);
+		if (*alt)
+			fprintf(out, "\n## %s *(%s)*\n\n%s\n", export_who(m->role), alt, m->content);
+		else
+			fprintf(out, "\n## %s\n\n%s\n", export_who(m->role), m->content);
 		const char *note = export_finish_note(m->finish);
 		if (note != NULL)
 			fprintf(out, "\n*(%s)*\n", note);
 	}
+	free(idx);
 }
 
 static void
@@ -419,9 +452,15 @@ export_txt(const struct db_conv *c, FILE *out)
 	fputc('\n', out);
 	if (c->system_prompt != NULL && *c->system_prompt)
 		fprintf(out, "\nSystem prompt:\n%s\n", c->system_prompt);
-	for (int i = 0; c->messages != NULL && i < c->n_messages; i++) {
-		const struct db_message *m = &c->messages[i];
-		fprintf(out, "\n%s:\n%s\n", export_who(m->role), m->content);
+	int n, *idx = export_branch(c, &n);
+	for (int i = 0; i < n; i++) {
+		const struct db_message *m = &c->messages[idx[i]];
+		char alt[48];
+		export_alt_note(m, alt, sizeof alt);
+		if (*alt)
+			fprintf(out, "\n%s (%s):\n%s\n", export_who(m->role), alt, m->content);
+		else
+			fprintf(out, "\n%s:\n%s\n", export_who(m->role), m->content);
 		const char *note = export_finish_note(m->finish);
 		if (note != NULL)
 			fprintf(out, "[%s]\n", note);
@@ -430,6 +469,7 @@ export_txt(const struct db_conv *c, FILE *out)
 		if (eng[0])
 			fprintf(out, "[%s]\n", eng);
 	}
+	free(idx);
 }
 
 /* Escape text for HTML element content and attribute values.  Control
@@ -504,10 +544,14 @@ export_html(const struct db_conv *c, FILE *out)
 		export_html_text(out, c->system_prompt);
 		fputs("</div></section>\n", out);
 	}
-	for (int i = 0; c->messages != NULL && i < c->n_messages; i++) {
-		const struct db_message *m = &c->messages[i];
-		fprintf(out, "<section class=\"msg %s\"><div class=\"who\">%s</div><div class=\"text\">",
-		    db_role_name(m->role), export_who(m->role));
+	int n, *idx = export_branch(c, &n);
+	for (int i = 0; i < n; i++) {
+		const struct db_message *m = &c->messages[idx[i]];
+		char alt[48];
+		export_alt_note(m, alt, sizeof alt);
+		fprintf(out, "<section class=\"msg %s\"><div class=\"who\">%s%s%s%s</div>"
+		    "<div class=\"text\">", db_role_name(m->role), export_who(m->role),
+		    *alt ? " <span class=\"note\">(" : "", alt, *alt ? ")</span>" : "");
 		export_html_text(out, m->content);
 		fputs("</div>", out);
 		const char *note = export_finish_note(m->finish);
@@ -515,6 +559,7 @@ export_html(const struct db_conv *c, FILE *out)
 			fprintf(out, "<div class=\"note\">(%s)</div>", note);
 		fputs("</section>\n", out);
 	}
+	free(idx);
 	fputs("</main>\n</body>\n</html>\n", out);
 }
 
@@ -553,7 +598,7 @@ int
 export_file(const struct db_conv *c, enum export_format f, const char *path, int force,
     char **err)
 {
-	char *tmp = NULL;
+	struct afile a = { .fd = -1 };
 	int fd;
 
 	if (!force) {
@@ -567,16 +612,15 @@ export_file(const struct db_conv *c, enum export_format f, const char *path, int
 		struct stat sb;
 		if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
 			return db_errf(err, "%s: not a regular file", path);
-		if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
-			return db_errf(err, "%s: out of memory", path);
-		fd = mkstemp(tmp);      /* mode 0600 */
+		if (afile_open(&a, path) != 0)
+			return db_errf(err, "%s: cannot create: %s", path, strerror(errno));
+		fd = dup(a.fd);          /* the stream below owns this one */
 		if (fd < 0) {
-			db_errf(err, "%s: cannot create: %s", path, strerror(errno));
-			free(tmp);
+			db_errf(err, "%s: %s", path, strerror(errno));
+			afile_abort(&a);
 			return -1;
 		}
 	}
-	const char *written = tmp != NULL ? tmp : path;
 	FILE *out = fdopen(fd, "w");
 	if (out == NULL) {
 		db_errf(err, "%s: %s", path, strerror(errno));
@@ -592,14 +636,13 @@ export_file(const struct db_conv *c, enum export_format f, const char *path, int
 		free(werr);
 		goto fail;
 	}
-	if (tmp != NULL && rename(tmp, path) != 0) {
-		db_errf(err, "%s: cannot replace: %s", path, strerror(errno));
-		goto fail;
-	}
-	free(tmp);
+	if (force && afile_commit(&a) != 0)
+		return db_errf(err, "%s: cannot replace: %s", path, strerror(errno));
 	return 0;
 fail:
-	unlink(written);
-	free(tmp);
+	if (force)
+		afile_abort(&a);
+	else
+		unlink(path);
 	return -1;
 }

@@ -4,19 +4,27 @@
  * Formats: Markdown (the default), plain text, JSON and one self-contained
  * HTML page (inline CSS, no scripts, no external resources, every piece of
  * text escaped).  The JSON is the exchange format: it holds everything
- * import needs to recreate the conversation exactly.  Layout (version 1):
+ * import needs to recreate the conversation exactly, every branch of it.
+ * Layout (version 2):
  *
- *   { "format": "llama2-chat", "version": 1, "id": "9fzq2d",
+ *   { "format": "llama2-chat", "version": 2, "id": "9fzq2d",
  *     "title": ..., "created": "2024-05-01T12:00:00.123Z", "updated": ...,
  *     "model": { "name": ..., "fingerprint": ... }, "preset": ...,
- *     "system_prompt": ..., "params": { ... } | null,
- *     "messages": [ { "role": "user", "content": ..., "tokens": [1, 2] | null,
+ *     "system_prompt": ..., "params": { ... } | null, "leaf": 5 | null,
+ *     "messages": [ { "id": 0, "parent": null | 0, "role": "user",
+ *                     "content": ..., "tokens": [1, 2] | null,
  *                     "created": ..., "finish": null | "eos" | ...,
  *                     "stats": {...} | null, "sampler": {...} | null,
  *                     "seed": 42 | null }, ... ] }
  *
  * Times are UTC with milliseconds, which is the database's precision, so
- * they survive the trip.  Messages are in position order.  A seed above
+ * they survive the trip.  Messages are in position order: "id" is the
+ * message's number within the conversation (its position), "parent" the
+ * number of the message it answers or follows (null for a root; siblings
+ * are alternatives), "leaf" the last message of the current branch.
+ * Version 1 (no "id", "parent", "leaf") is read as one branch in order.
+ * Markdown, text and HTML show the current branch, marking each message
+ * that has alternatives ("alternative 2 of 3").  A seed above
  * 2^63-1 is written as a decimal string (JSON readers lose such integers).
  * Real numbers inside params/stats/sampler are written with 15 significant
  * digits, which any value that was itself read from text keeps exactly.
@@ -37,7 +45,7 @@
 enum export_format { EXPORT_MD, EXPORT_TXT, EXPORT_JSON, EXPORT_HTML };
 
 #define EXPORT_JSON_FORMAT "llama2-chat"
-#define EXPORT_JSON_VERSION 1
+#define EXPORT_JSON_VERSION 2
 
 /* "md"/"markdown", "txt"/"text", "json", "html": 0 with *f, or -1. */
 int export_format_parse(const char *name, enum export_format *f);

@@ -5,7 +5,9 @@
  * Invariants.  The document is checked completely before anything is
  * written: every field must be present with its type (null allowed where
  * export writes null), roles and finish reasons must be known names, and
- * token ids must fit in int32.  The insert itself is one transaction
+ * token ids must fit in int32; in a version 2 export (a tree) message
+ * numbers increase and every parent is an earlier message (db_conv_insert
+ * checks that the parent exists).  The insert itself is one transaction
  * (db_conv_insert), so a bad file or a failed write imports nothing.
  * Embedded objects (params, stats, sampler) are stored as compact JSON
  * with the same real-number precision that export uses, which is what
@@ -73,6 +75,16 @@ import_time(const json_t *o, const char *key, int64_t *t)
 	return *t >= IMPORT_TIME_MIN && *t <= IMPORT_TIME_MAX ? 0 : -1;
 }
 
+/* A message number of a version 2 export: a non-negative integer that fits
+ * a position.  -1 when it is something else. */
+static int
+import_number(const json_t *v)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
+		return -1;
+	return (int)json_integer_value(v);
+}
+
 static int
 import_message(const json_t *o, struct db_message *m, const char **field)
 {
@@ -84,6 +96,7 @@ import_message(const json_t *o, struct db_message *m, const char **field)
 		*field = "(not an object)";
 		return -1;
 	}
+	m->parent_position = -1;
 	if (import_str(o, (*field = "role"), &role, 0) != 0 || db_role_parse(role, &m->role) != 0)
 		goto out;
 	if (import_str(o, (*field = "content"), &m->content, 0) != 0)
@@ -190,17 +203,49 @@ import_conv(const json_t *doc, char **err)
 	c->messages = calloc(n + 1, sizeof *c->messages);
 	if (c->messages == NULL)
 		goto fail;
+	/* Version 2 is a tree: every message has a number ("id", increasing)
+	 * and the number of its parent (an earlier message, or null for a
+	 * root); "leaf" names the current branch's last message.  Version 1
+	 * is one branch in order. */
+	c->tree = json_integer_value(v) >= 2;
+	c->leaf_position = -1;
+	if (c->tree) {
+		const json_t *leaf = json_object_get(doc, (field = "leaf"));
+		if (leaf == NULL || (!json_is_null(leaf) && import_number(leaf) < 0))
+			goto fail;
+		c->leaf_position = json_is_null(leaf) ? -1 : import_number(leaf);
+	}
 	for (size_t i = 0; i < n; i++) {
+		const json_t *o = json_array_get(msgs, i);
+		struct db_message *m = &c->messages[i];
 		c->n_messages = (int)i + 1;     /* so db_conv_free frees this one too */
-		if (import_message(json_array_get(msgs, i), &c->messages[i], &field) != 0) {
-			db_errf(err, "bad export: message %zu: field \"%s\" is missing or wrong",
-			    i + 1, field);
-			goto fail_quiet;
-		}
-		c->messages[i].position = (int)i;
+		if (import_message(o, m, &field) != 0)
+			goto bad_message;
+		m->position = (int)i;
+		if (!c->tree)
+			continue;
+		const json_t *num = json_object_get(o, (field = "id"));
+		const json_t *parent = json_object_get(o, "parent");
+		m->position = import_number(num);
+		if (m->position < 0 || (i > 0 && m->position <= c->messages[i - 1].position))
+			goto bad_order;
+		field = "parent";
+		if (parent == NULL || (!json_is_null(parent) && import_number(parent) < 0))
+			goto bad_message;
+		m->parent_position = json_is_null(parent) ? -1 : import_number(parent);
+		if (m->parent_position >= m->position)
+			goto bad_order;
 	}
 	c->n_messages = (int)n;
 	return c;
+bad_message:
+	db_errf(err, "bad export: message %zu: field \"%s\" is missing or wrong",
+	    (size_t)c->n_messages, field);
+	goto fail_quiet;
+bad_order:
+	db_errf(err, "bad export: message %zu: \"%s\" must be larger than the message before's "
+	    "and its parent's", (size_t)c->n_messages, field);
+	goto fail_quiet;
 fail:
 	db_errf(err, "bad export: field \"%s\" is missing or wrong", field);
 fail_quiet:

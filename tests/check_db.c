@@ -220,37 +220,41 @@ START_TEST(test_migrate_runner)
 	int64_t c = new_conv(d, "kept");
 	add_msg(d, c, ROLE_USER, "kept through upgrades");
 
-	/* An upgrade from version 1 to a (test-only) version 2. */
-	const char *const v2[] = {
-		db_migrations[0],
-		"ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;"
-		"CREATE INDEX conversations_pinned ON conversations(pinned);",
-	};
-	ck_assert_msg(db_migrate_steps(d, v2, 2, &err) == 0, "%s", err);
-	ck_assert_int_eq(q_int(d->h, "PRAGMA user_version"), 2);
+	/* An upgrade from the current version n to a (test-only) version n + 1. */
+	int n = db_n_migrations;
+	const char *v2[16], *v3[17];
+	ck_assert_int_lt(n, 15);
+	for (int i = 0; i < n; i++)
+		v2[i] = v3[i] = db_migrations[i];
+	v2[n] = v3[n] = "ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;"
+	    "CREATE INDEX conversations_pinned ON conversations(pinned);";
+	ck_assert_msg(db_migrate_steps(d, v2, n + 1, &err) == 0, "%s", err);
+	ck_assert_int_eq(q_int(d->h, "PRAGMA user_version"), n + 1);
 	ck_assert_int_eq(q_int(d->h, "SELECT pinned FROM conversations WHERE title = 'kept'"), 0);
 	ck_assert_int_eq(q_int(d->h, "SELECT n_messages FROM conversations WHERE title = 'kept'"), 1);
 	/* Running it again is a no-op. */
-	ck_assert_int_eq(db_migrate_steps(d, v2, 2, &err), 0);
+	ck_assert_int_eq(db_migrate_steps(d, v2, n + 1, &err), 0);
 
-	/* A step that fails half-way leaves version 2 and none of its changes. */
-	const char *const v3[] = { v2[0], v2[1], "CREATE TABLE extra(x); THIS IS NOT SQL;" };
-	ck_assert_int_eq(db_migrate_steps(d, v3, 3, &err), -1);
+	/* A step that fails half-way leaves version n + 1 and none of its changes. */
+	v3[n + 1] = "CREATE TABLE extra(x); THIS IS NOT SQL;";
+	ck_assert_int_eq(db_migrate_steps(d, v3, n + 2, &err), -1);
 	ck_assert_ptr_nonnull(err);
-	ck_assert_msg(strstr(err, "version 3") != NULL && strstr(err, p) != NULL, "%s", err);
+	char want[32];
+	snprintf(want, sizeof want, "version %d", n + 2);
+	ck_assert_msg(strstr(err, want) != NULL && strstr(err, p) != NULL, "%s", err);
 	free(err);
 	err = NULL;
-	ck_assert_int_eq(q_int(d->h, "PRAGMA user_version"), 2);
+	ck_assert_int_eq(q_int(d->h, "PRAGMA user_version"), n + 1);
 	ck_assert_int_eq(q_int(d->h, "SELECT count(*) FROM sqlite_schema WHERE name = 'extra'"), 0);
 	db_close(d);
 
-	/* This build knows version 1 only: a version-2 file is refused, untouched. */
+	/* This build knows version n only: a version n + 1 file is refused, untouched. */
 	ck_assert_ptr_null(db_open(p, &err));
 	ck_assert_msg(err != NULL && strstr(err, "newer") != NULL, "%s", err ? err : "");
 	free(err);
 	sqlite3 *h;
 	ck_assert_int_eq(sqlite3_open(p, &h), SQLITE_OK);
-	ck_assert_int_eq(q_int(h, "PRAGMA user_version"), 2);
+	ck_assert_int_eq(q_int(h, "PRAGMA user_version"), n + 1);
 	sqlite3_close(h);
 	free(p);
 }

@@ -293,7 +293,7 @@ START_TEST(test_import_rejects)
 		{ NULL, "not json {", "not valid JSON" },
 		{ NULL, "[1,2,3]", "not a llama2-chat export" },
 		{ "\"format\": \"llama2-chat\"", "\"format\": \"other\"", "not a llama2-chat export" },
-		{ "\"version\": 1", "\"version\": 99", "unsupported export version" },
+		{ "\"version\": 2", "\"version\": 99", "unsupported export version" },
 		{ "\"messages\": [", "\"messagez\": [", "\"messages\"" },
 		{ "\"role\": \"user\"", "\"role\": \"wizard\"", "message 1: field \"role\"" },
 		{ "\"tokens\": [1,518,", "\"tokens\": [1,5180000000,", "message 1: field \"tokens\"" },

@@ -672,9 +672,18 @@ START_TEST(test_resume_edit_regen)
 	tm_keys(&t, "C-u");
 	ck_assert_msg(tm_wait_count(&t, "remember the zebra", 2, 2000), "cleared: %s", tm_capture(&t));
 	chat_turn(&t, "and the lion");
-	/* Regenerate the last reply, then edit the last message and resend. */
+	/* Regenerate the last reply (the old one stays: "‹ 2/2 ›"), move to
+	 * the first alternative and back, then edit the last message and
+	 * resend. */
 	tm_keys_sync(&t, "C-r");
 	wait_reply(&t);
+	WAIT(&t, "\xe2\x80\xb9 2/2 \xe2\x80\xba", 5000);
+	tm_keys(&t, "M-,");
+	WAIT(&t, "\xe2\x80\xb9 1/2 \xe2\x80\xba", 5000);
+	WAIT_STATUS(&t, "idle", 10000);
+	tm_keys(&t, "M-.");
+	WAIT(&t, "\xe2\x80\xb9 2/2 \xe2\x80\xba", 5000);
+	WAIT_STATUS(&t, "idle", 10000);
 	tm_keys(&t, "M-e");
 	WAIT(&t, "editing the last message (Esc cancels)", 2000);
 	tm_keys(&t, "C-e");
@@ -711,6 +720,7 @@ START_TEST(test_resume_edit_regen)
 	ck_assert_int_eq(full->n_messages, 4);
 	ck_assert_str_eq(full->messages[0].content, "remember the zebra");
 	ck_assert_str_eq(full->messages[2].content, "and the lion too");
+	ck_assert_int_eq(full->messages[2].n_siblings, 2);   /* "and the lion" is kept */
 	ck_assert_str_eq(clip, full->messages[3].content);
 	free(clip);
 	db_conv_free(full);

@@ -167,7 +167,7 @@ START_TEST(test_evict_lru)
 	for (int i = 0; i < 3; i++) {
 		char pid[16];
 		snprintf(pid, sizeof pid, "c%d", i);
-		p[i] = kvcache_path(pid);
+		p[i] = kvcache_path(NULL, pid);
 		ck_assert_ptr_nonnull(p[i]);
 		FILE *f = fopen(p[i], "wb");
 		char block[1000] = { 0 };

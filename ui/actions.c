@@ -111,6 +111,28 @@ action_regenerate(struct ui *u)
 }
 
 void
+action_alternative(struct ui *u, int step)
+{
+	if (!ui_not_busy(u))
+		return;
+	int k = u->vm.n - 1;
+	while (k >= 0 && u->vm.msgs[k].n_siblings <= 1)
+		k--;
+	if (k < 0) {
+		ui_notice(u, 0, "no alternatives in this branch (Ctrl-R makes one)");
+		return;
+	}
+	int r = session_select(u->s, u->vm.msgs[k].id, step);
+	if (r < 0) {
+		ui_session_notice(u);
+		return;
+	}
+	if (r == 0)
+		ui_notice(u, 0, step < 0 ? "this is the first alternative" : "this is the last alternative");
+	action_drain(u);
+}
+
+void
 action_edit_last(struct ui *u)
 {
 	if (!need_model(u, "no model is loaded") || !ui_not_busy(u))

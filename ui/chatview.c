@@ -32,7 +32,14 @@ draw_line(struct ui *u, const struct vm_line *l, int y, int x, int w)
 		enum theme_item it = m->role == ROLE_USER ? TH_USER : m->role == ROLE_ASSISTANT ? TH_ASSISTANT : TH_SYSTEM;
 		int n = screen_put_clean(y, x, w, l->text, l->len, theme_attr(it));
 		const char *note = finish_note(m);
-		screen_put_clean(y, x + n, w - n, note, strlen(note), theme_attr(TH_NOTE));
+		n += screen_put_clean(y, x + n, w - n, note, strlen(note), theme_attr(TH_NOTE));
+		if (m->n_siblings > 1) {
+			/* "‹ 2/3 ›": Alt-, and Alt-. move between the alternatives. */
+			char alt[48];
+			int len = snprintf(alt, sizeof alt, "  \xe2\x80\xb9 %d/%d \xe2\x80\xba", m->sibling + 1,
+			    m->n_siblings);
+			screen_put_clean(y, x + n, w - n, alt, (size_t)len, theme_attr(TH_MARK));
+		}
 		return;
 	}
 	if (l->kind != VM_L_TEXT)

@@ -93,6 +93,8 @@ keys_main(struct ui *u, const struct key *k)
 		switch (k->code) {
 		case 'c': action_copy_last(u); return;
 		case 'e': action_edit_last(u); return;
+		case ',': action_alternative(u, -1); return;
+		case '.': action_alternative(u, 1); return;
 		case 'r': dialogs_open_rename(u); return;
 		case 'D': dialogs_open_delete(u); return;
 		case 'x': dialogs_open_export(u); return;

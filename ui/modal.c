@@ -24,6 +24,8 @@ static const char *const help_lines[] = {
 	"  Ctrl-Q           quit (a reply in flight is stopped and kept)",
 	"  Ctrl-R, F5       regenerate the last reply",
 	"  Alt-E, F6        edit the last message and resend",
+	"  Alt-, / Alt-.    previous / next alternative (\xe2\x80\xb9 2/3 \xe2\x80\xba: regenerated and",
+	"                   edited messages keep the old ones as other branches)",
 	"  Alt-C            copy the last reply (OSC 52 clipboard)",
 	"",
 	"Chats",

@@ -193,8 +193,6 @@ void status_draw(struct ui *u, int y, int w);
 
 /* ---- ui.c ---------------------------------------------------------------- */
 
-/* Monotonic milliseconds. */
-double ui_now_ms(void);
 /* A one-line notice in the status bar for a few seconds (err: in red). */
 void ui_notice(struct ui *u, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The session's last error as a notice (and forget it). */
@@ -215,6 +213,9 @@ void action_send(struct ui *u);
 void action_regenerate(struct ui *u);
 /* Put the last user message into the input box for editing. */
 void action_edit_last(struct ui *u);
+/* Move the last message with alternatives to the one step (-1, 1) away;
+ * the chat, the context meter and the worker follow the branch. */
+void action_alternative(struct ui *u, int step);
 /* The last reply to the clipboard. */
 void action_copy_last(struct ui *u);
 /* Apply every waiting update of the session. */

@@ -204,6 +204,8 @@ viewmodel_apply(struct viewmodel *vm, const struct session_update *u)
 		k = viewmodel_add(vm, u->id, u->role, u->text, u->finish);
 		if (k < 0)
 			return -1;
+		vm->msgs[k].sibling = u->sibling;
+		vm->msgs[k].n_siblings = u->n_siblings;
 		if (u->streaming) {
 			vm->msgs[k].streaming = 1;
 			vm->state = VM_WAITING;

@@ -10,8 +10,9 @@
 # never mix.  Every warning is an error when CI=true or WERROR=1.
 
 CC      ?= cc
-PKGS    := ncursesw sqlite3 jansson check libpcre2-8
-DEBS    := build-essential pkg-config libncursesw5-dev libsqlite3-dev libjansson-dev check tmux libpcre2-dev
+PKGS    := ncursesw sqlite3 jansson check libpcre2-8 libcurl
+DEBS    := build-essential pkg-config libncursesw5-dev libsqlite3-dev libjansson-dev check tmux libpcre2-dev \
+           libcurl4-openssl-dev
 
 VARIANT := release
 OPT     := -O3
@@ -39,7 +40,7 @@ endif
 B := build/$(VARIANT)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs ncursesw sqlite3 jansson libpcre2-8 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs ncursesw sqlite3 jansson libpcre2-8 libcurl 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 CFLAGS  ?=
@@ -56,7 +57,7 @@ APP_SRC     := $(filter-out app/main.c,$(wildcard app/*.c))
 TEST_SRC    := $(wildcard tests/check_*.c)
 
 LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(COMMON_SRC) $(ENGINE_SRC) $(STORAGE_SRC) $(UI_SRC) $(APP_SRC))
-TEST_OBJ := $(patsubst %.c,$(B)/%.o,$(TEST_SRC) tests/testutil.c)
+TEST_OBJ := $(patsubst %.c,$(B)/%.o,$(TEST_SRC) tests/testutil.c tests/remote_peer.c)
 
 .PHONY: all deps check bench clean fuzz
 .DEFAULT_GOAL := all

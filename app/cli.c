@@ -24,7 +24,7 @@ enum {
 	OPT_TOKENIZER = 1000, OPT_CONFIG, OPT_DB, OPT_PRESET, OPT_PROMPT_IDS, OPT_RESUME, OPT_CTX,
 	OPT_IDS, OPT_NO_BOS,
 	OPT_KV_F32, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
-	OPT_VERBOSE, OPT_IGNORE_EOS,
+	OPT_VERBOSE, OPT_IGNORE_EOS, OPT_REMOTE, OPT_REMOTE_MODEL, OPT_REMOTE_TIMEOUT,
 	OPT_CHAT_TEMPLATE,
 	OPT_SETTING = 2000,       /* + enum setting_id: the settings table's flags */
 };
@@ -58,6 +58,9 @@ static const struct option long_opts[] = {
 	{ "repetitions", required_argument, NULL, 'r' },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
+	{ "remote", required_argument, NULL, OPT_REMOTE },
+	{ "remote-model", required_argument, NULL, OPT_REMOTE_MODEL },
+	{ "remote-timeout", required_argument, NULL, OPT_REMOTE_TIMEOUT },
 	{ "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
 	{ "help", no_argument, NULL, 'h' },
 };
@@ -140,8 +143,8 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 	optind = 1;
 	while (!bad && (c = getopt_long(argc, argv, ":m:s:p:cn:t:o:r:h", cli_options(), NULL)) != -1) {
 		switch (c) {
-		case 'm': o->model = optarg; break;
-		case OPT_TOKENIZER: o->tokenizer = optarg; break;
+		case 'm': o->model = optarg; o->local_flags |= LOCAL_MODEL; break;
+		case OPT_TOKENIZER: o->tokenizer = optarg; o->local_flags |= LOCAL_TOKENIZER; break;
 		case OPT_CONFIG: o->config = optarg; break;
 		case OPT_DB: o->db = optarg; break;
 		case 's': o->system = optarg; break;
@@ -162,12 +165,21 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 			else
 				bad = cli_setting(o, SET_N_PREDICT, "-n", optarg);
 			break;
-		case OPT_CTX: bad = parse_int("--ctx-size", optarg, 16, 1 << 20, &o->ctx_size); break;
-		case 't': bad = parse_int("-t", optarg, 1, 512, &o->threads); break;
-		case OPT_BATCH: bad = parse_int("--batch-size", optarg, 1, 4096, &o->batch); break;
+		case OPT_CTX:
+			bad = parse_int("--ctx-size", optarg, 16, 1 << 20, &o->ctx_size);
+			o->local_flags |= LOCAL_CTX;
+			break;
+		case 't':
+			bad = parse_int("-t", optarg, 1, 512, &o->threads);
+			o->local_flags |= LOCAL_THREADS;
+			break;
+		case OPT_BATCH:
+			bad = parse_int("--batch-size", optarg, 1, 4096, &o->batch);
+			o->local_flags |= LOCAL_BATCH;
+			break;
 		case OPT_IDS: o->ids = 1; break;
 		case OPT_NO_BOS: o->no_bos = 1; break;
-		case OPT_KV_F32: o->kv_f32 = 1; break;
+		case OPT_KV_F32: o->kv_f32 = 1; o->local_flags |= LOCAL_KV_F32; break;
 		case OPT_JSON: o->json = 1; break;
 		case OPT_STATS: o->stats = 1; break;
 		case OPT_NO_SAVE: o->no_save = 1; break;
@@ -178,7 +190,13 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		case 'r': case OPT_REPS: bad = parse_int("-r", optarg, 1, 1000, &o->reps); break;
 		case OPT_VERBOSE: o->verbose = 1; break;
 		case OPT_IGNORE_EOS: o->gen.samp.ignore_eos = 1; break;
-		case OPT_CHAT_TEMPLATE: o->chat_template = optarg; break;
+		case OPT_REMOTE: o->remote = optarg; o->remote_cli = 1; break;
+		case OPT_REMOTE_MODEL: o->remote_model = optarg; o->remote_flag = "--remote-model"; break;
+		case OPT_REMOTE_TIMEOUT:
+			bad = parse_int("--remote-timeout", optarg, 1, 86400, &o->remote_timeout);
+			o->remote_flag = "--remote-timeout";
+			break;
+		case OPT_CHAT_TEMPLATE: o->chat_template = optarg; o->local_flags |= LOCAL_TEMPLATE; break;
 		case 'h': cli_help(stdout); exit(0);
 		case ':':
 			bad = cli_usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -199,6 +217,15 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 	}
 	if (bad)
 		return EXIT_USAGE;
+	/* Engines by precedence: -m on the command line beats a remote from
+	 * the config file; both on the command line is a mistake. */
+	if (o->remote_cli && (o->local_flags & LOCAL_MODEL))
+		return cli_usage_error("-m and --remote both given: choose the local model or the server");
+	if (o->local_flags & LOCAL_MODEL)
+		o->remote = NULL;
+	if (o->remote_cli && cmd && (!strcmp(cmd, "complete") || !strcmp(cmd, "tokenize") ||
+	    !strcmp(cmd, "render") || !strcmp(cmd, "bench")))
+		return cli_usage_error("%s needs a local model (-m); --remote serves chat and info", cmd);
 	o->args = argv + optind;
 	o->nargs = argc - optind;
 	return 0;
@@ -214,7 +241,7 @@ cli_help(FILE *f)
 "       " PROG " complete -m MODEL [--ids] TEXT  continue TEXT, no chat template\n"
 "       " PROG " tokenize (-m MODEL | --tokenizer FILE) [--no-bos] TEXT\n"
 "       " PROG " render (-m MODEL | --tokenizer FILE) [--ids] < dialog.json\n"
-"       " PROG " info -m MODEL\n"
+"       " PROG " info (-m MODEL | --remote URL)\n"
 "       " PROG " bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]\n"
 "       " PROG " list | show ID | export ID | import FILE | search QUERY | rename ID TITLE | rm ID...\n"
 "       " PROG " presets [list | show NAME | add NAME --system TEXT | edit NAME ... | rm NAME]\n"
@@ -229,6 +256,10 @@ cli_help(FILE *f)
 "      --ctx-size N        context window in tokens (default: the model's, at most 4096)\n"
 "      --batch-size N      prompt tokens per forward pass (default 64)\n"
 "      --kv-f32            keep the KV cache in float32 (default float16)\n"
+"      --remote URL        run the model on an OpenAI-compatible server instead\n"
+"                          (http://host:8000/v1; key from $LLAMA2_CHAT_API_KEY)\n"
+"      --remote-model NAME the server's model (default: its first)\n"
+"      --remote-timeout S  give up when the server sends nothing for S seconds (60)\n"
 "generation:\n"
 "  -n, --n-predict N       most tokens in one reply (default: until EOS)\n"
 "      --temp T            temperature, 0 = greedy (0.8)\n"
@@ -293,6 +324,40 @@ cli_open_model(const struct opts *o, int *status)
 		return NULL;
 	}
 	return m;
+}
+
+int
+cli_chat_engine(const struct opts *o, struct engine_model **m)
+{
+	*m = NULL;
+	if (o->remote == NULL || o->remote[0] == '\0') {
+		if (o->remote_flag)
+			return cli_usage_error("%s needs --remote URL (or remote = URL in the config)", o->remote_flag);
+		int status = 0;
+		*m = cli_open_model(o, &status);
+		return *m ? 0 : status;
+	}
+	/* The server runs the model: flags that tune ours would do nothing,
+	 * and silently ignoring a flag misleads. */
+	static const struct { unsigned bit; const char *flag; } local[] = {
+		{ LOCAL_TOKENIZER, "--tokenizer" }, { LOCAL_THREADS, "--threads" }, { LOCAL_CTX, "--ctx-size" },
+		{ LOCAL_BATCH, "--batch-size" }, { LOCAL_KV_F32, "--kv-f32" },
+		{ LOCAL_TEMPLATE, "--chat-template (the server applies its model's own)" },
+	};
+	for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+		if (o->local_flags & local[i].bit)
+			return cli_usage_error("%s is for the local engine; with --remote the server runs the model",
+			    local[i].flag);
+	return 0;
+}
+
+const char *
+cli_api_key(void)
+{
+	const char *k = getenv("LLAMA2_CHAT_API_KEY");
+	if (k == NULL || k[0] == '\0')
+		k = getenv("OPENAI_API_KEY");
+	return k && k[0] ? k : NULL;
 }
 
 struct engine_ctx *

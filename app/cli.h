@@ -15,6 +15,10 @@
 #define PROG "llama2-chat"
 #define EXIT_USAGE 2
 
+/* Flags of the local engine, refused beside --remote. */
+enum { LOCAL_MODEL = 1, LOCAL_TOKENIZER = 2, LOCAL_THREADS = 4, LOCAL_CTX = 8, LOCAL_BATCH = 16, LOCAL_KV_F32 = 32,
+       LOCAL_TEMPLATE = 64 };
+
 struct opts {
 	const char *model;        /* -m, $LLAMA2_CHAT_MODEL, config "model" */
 	const char *tokenizer;
@@ -33,6 +37,12 @@ struct opts {
 	int batch;
 	int kv_f32;
 	long long kv_cache_max;   /* KV snapshot folder cap in bytes */
+	const char *remote;       /* --remote URL, config "remote": the remote engine */
+	const char *remote_model; /* --remote-model, config "remote_model"; NULL: the server's first */
+	int remote_timeout;       /* --remote-timeout, config "remote_timeout" (s); 0: 60 */
+	unsigned local_flags;     /* LOCAL_*: local-engine flags given on the command line */
+	int remote_cli;           /* --remote given on the command line */
+	const char *remote_flag;  /* --remote-model/--remote-timeout as given on the command line */
 	int ids, no_bos, verbose, json, stats, no_save, cont, force, yes;
 	int n_prompt_bench, n_gen_bench, reps;   /* bench -p -n -r */
 	struct gen_settings gen;  /* sampling and -n (settings.h) */
@@ -40,11 +50,11 @@ struct opts {
 	unsigned gen_set;         /* bits 1 << SET_*: given on the command line (beat a preset) */
 	char **args;              /* what is left after the options */
 	int nargs;
-	char *owned[8];           /* strings from the config file (opts_free) */
+	char *owned[12];          /* strings from the config file (opts_free) */
 	int n_owned;
 };
 
-#define OPTS_OWNED_MAX 8
+#define OPTS_OWNED_MAX 12
 void opts_free(struct opts *o);
 
 /* Parse argv (argv[0] is the subcommand or program name).  `allowed` is a
@@ -64,6 +74,14 @@ void cli_help(FILE *f);
 struct engine_model *cli_open_model(const struct opts *o, int *status);
 /* -m MODEL, or --tokenizer FILE alone when no model is given. */
 struct engine_model *cli_open_model_or_tokenizer(const struct opts *o, int *status);
+/* The chat engine: with o->remote none is opened here (*m = NULL; the
+ * session starts the remote worker) after refusing the local engine's
+ * flags; otherwise the model, as cli_open_model.  0 or an exit status
+ * after printing one line. */
+int cli_chat_engine(const struct opts *o, struct engine_model **m);
+/* The API key for the remote engine: $LLAMA2_CHAT_API_KEY, else
+ * $OPENAI_API_KEY, else NULL (never a flag, never the database). */
+const char *cli_api_key(void);
 struct engine_ctx *cli_new_ctx(struct engine_model *m, const struct opts *o, int *status);
 
 #endif

@@ -143,9 +143,9 @@ cmd_oneshot(struct opts *o)
 		free(msg);
 		return cli_usage_error("-p: the message is empty");
 	}
-	int status = 0;
-	struct engine_model *m = cli_open_model(o, &status);
-	if (m == NULL) {
+	struct engine_model *m = NULL;
+	int status = cli_chat_engine(o, &m);   /* none with --remote */
+	if (status != 0) {
 		free(msg);
 		return status;
 	}
@@ -177,9 +177,9 @@ cmd_regenerate(struct opts *o)
 		o->resume = o->args[0];
 	else
 		o->cont = 1;
-	int status = 0;
-	struct engine_model *m = cli_open_model(o, &status);
-	if (m == NULL)
+	struct engine_model *m = NULL;
+	int status = cli_chat_engine(o, &m);   /* none with --remote */
+	if (status != 0)
 		return status;
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {
@@ -203,9 +203,9 @@ cmd_chat_pipe(struct opts *o)
 {
 	if (isatty(STDIN_FILENO) && !o->prompt)
 		return cli_usage_error("chat reads messages from a pipe; on a terminal run '" PROG "' for the interface");
-	int status = 0;
-	struct engine_model *m = cli_open_model(o, &status);
-	if (m == NULL)
+	struct engine_model *m = NULL;
+	int status = cli_chat_engine(o, &m);   /* none with --remote */
+	if (status != 0)
 		return status;
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {
@@ -239,7 +239,8 @@ cmd_chat_ui(struct opts *o)
 {
 	int status = 0;
 	struct engine_model *m = NULL;
-	if (o->model && *o->model && (m = cli_open_model(o, &status)) == NULL)
+	/* A model or a server to chat with, or neither: history only. */
+	if (((o->remote && *o->remote) || (o->model && *o->model)) && (status = cli_chat_engine(o, &m)) != 0)
 		return status;
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {

@@ -4,7 +4,10 @@
  */
 #include "app/cmd_engine.h"
 #include "engine/chat.h"
+#include "engine/remote.h"
 #include "engine/tokenizer.h"
+
+#include <jansson.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -158,9 +161,44 @@ out:
 	return status;
 }
 
+/* info --remote URL: the server's models (GET URL/models). */
+static int
+info_remote(const struct opts *o)
+{
+	struct remote_conf c = { .url = o->remote, .api_key = cli_api_key(), .timeout_s = o->remote_timeout };
+	char **ids = NULL, *err = NULL;
+	int n = 0;
+	if (remote_models(&c, &ids, &n, &err) != 0) {
+		cli_error("%s", err ? err : "cannot list the server's models");
+		free(err);
+		return 1;
+	}
+	if (o->json) {
+		json_t *j = json_pack("{s:s,s:[]}", "server", o->remote, "models");
+		for (int i = 0; j && i < n; i++)
+			json_array_append_new(json_object_get(j, "models"), json_string(ids[i]));
+		char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		if (s)
+			puts(s);
+		free(s);
+		json_decref(j);
+	} else {
+		printf("server:       %s\n", o->remote);
+		printf("models:       %d\n", n);
+		for (int i = 0; i < n; i++)
+			printf("  %s%s\n", ids[i], i == 0 ? "   (the default)" : "");
+	}
+	for (int i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	return 0;
+}
+
 int
 cmd_info(struct opts *o)
 {
+	if (o->remote && o->remote[0])
+		return info_remote(o);
 	int status = 0;
 	struct engine_model *m = cli_open_model(o, &status);
 	if (m == NULL)

@@ -95,8 +95,14 @@ cmd_store_list(const char *db, int argc, char **argv)
 			char when[32];
 			cmd_store_time(a[i].updated, when, sizeof when);
 			printf("%-*s  %-16s  %*d  ", DB_PID_LEN, a[i].pid, when, msgw, a[i].n_messages);
-			cmd_store_put(stdout, a[i].title != NULL ? a[i].title : "(untitled)", 0,
-			    cols > fixed + 10 ? cols - fixed : 0, NULL, NULL);
+			/* Chats with a remote server name its model after the title. */
+			char *title = NULL;
+			const char *t = a[i].title != NULL ? a[i].title : "(untitled)";
+			if (a[i].model_fingerprint && strcmp(a[i].model_fingerprint, "remote") == 0 && a[i].model_name &&
+			    asprintf(&title, "%s  [remote: %s]", t, a[i].model_name) < 0)
+				title = NULL;
+			cmd_store_put(stdout, title ? title : t, 0, cols > fixed + 10 ? cols - fixed : 0, NULL, NULL);
+			free(title);
 			fputc('\n', stdout);
 		}
 		if ((int64_t)n < total)

@@ -94,8 +94,10 @@ command_run(int argc, char **argv)
 		return rc;
 	}
 	const char *env = getenv("LLAMA2_CHAT_MODEL");
-	if (env && *env)
+	if (env && *env) {
 		o.model = env;
+		o.remote = NULL;   /* the environment beats the config file's remote */
+	}
 	env = getenv("LLAMA2_CHAT_DB");
 	if (env && *env)
 		o.db = env;

@@ -126,7 +126,8 @@ config_load(struct opts *o, const char *explicit_path)
 		int bad = 0;
 		const char **str = !strcmp(k, "model") ? &o->model : !strcmp(k, "tokenizer") ? &o->tokenizer :
 		    !strcmp(k, "db") ? &o->db : !strcmp(k, "preset") ? &o->preset :
-		    !strcmp(k, "system") ? &o->system : !strcmp(k, "chat_template") ? &o->chat_template : NULL;
+		    !strcmp(k, "system") ? &o->system : !strcmp(k, "chat_template") ? &o->chat_template :
+		    !strcmp(k, "remote") ? &o->remote : !strcmp(k, "remote_model") ? &o->remote_model : NULL;
 		if (str != NULL) {
 			/* o points at the copy; o owns it (opts_free). */
 			char *val = strdup(v);
@@ -137,6 +138,7 @@ config_load(struct opts *o, const char *explicit_path)
 				*str = o->owned[o->n_owned++] = val;
 			}
 		} else if (!strcmp(k, "threads")) bad = to_int(v, 1, 512, &o->threads);
+		else if (!strcmp(k, "remote_timeout")) bad = to_int(v, 1, 86400, &o->remote_timeout);
 		else if (!strcmp(k, "ctx_size")) bad = to_int(v, 16, 1 << 20, &o->ctx_size);
 		else if (!strcmp(k, "batch_size")) bad = to_int(v, 1, 4096, &o->batch);
 		else if (settings_by_key(k) >= 0) {

@@ -41,7 +41,8 @@ char *
 replay_record_json(const struct engine_model *m, const struct engine_sampling *s,
     int n_predict, int n_ctx, int n_batch, int kv_f32, const char *system)
 {
-	const struct engine_info *in = engine_info(m);
+	/* m is NULL for the remote engine: no model file here to name. */
+	const struct engine_info *in = m != NULL ? engine_info(m) : NULL;
 	json_t *o = json_object();
 	int bad = o == NULL;
 	bad |= json_object_set_new(o, "temperature", replay_real(s->temp));
@@ -55,8 +56,8 @@ replay_record_json(const struct engine_model *m, const struct engine_sampling *s
 	bad |= json_object_set_new(o, "ctx_size", json_integer(n_ctx));
 	bad |= json_object_set_new(o, "batch_size", json_integer(n_batch > 0 ? n_batch : 64));
 	bad |= json_object_set_new(o, "kv_f32", json_boolean(kv_f32));
-	bad |= json_object_set_new(o, "model", replay_str(in->name));
-	bad |= json_object_set_new(o, "model_fingerprint", replay_str(in->fingerprint));
+	bad |= json_object_set_new(o, "model", replay_str(in ? in->name : NULL));
+	bad |= json_object_set_new(o, "model_fingerprint", replay_str(in ? in->fingerprint : NULL));
 	bad |= json_object_set_new(o, "template", json_string(REPLAY_TEMPLATE));
 	bad |= json_object_set_new(o, "engine", json_string(ENGINE_VERSION));
 	bad |= json_object_set_new(o, "system_prompt", replay_str(system));

@@ -17,6 +17,7 @@
 #include "app/paths.h"
 #include "app/replay.h"
 #include "engine/chat.h"
+#include "engine/remote.h"
 #include "storage/db.h"
 #include "storage/export.h"
 
@@ -260,6 +261,20 @@ session_preset_at_open(struct session *s, const char *name)
 	return 0;
 }
 
+/* The remote engine's worker (no model here): the server at o->remote. */
+static struct worker *
+session_open_remote(const struct opts *o, char **err)
+{
+	static int warned;
+	if (remote_url_insecure(o->remote) && !warned) {
+		warned = 1;   /* once per run */
+		fprintf(stderr, PROG ": warning: %s is plain http:// to another machine: the conversation%s crosses "
+		    "the network unencrypted\n", o->remote, cli_api_key() ? " and the API key" : "");
+	}
+	struct remote_conf c = { .url = o->remote, .model = o->remote_model, .api_key = cli_api_key(),
+		.timeout_s = o->remote_timeout };
+	return worker_open_remote(&c, err);
+}
 static int session_save_meta(struct session *s);
 
 struct session *
@@ -308,6 +323,12 @@ session_open(const struct opts *o, struct engine_model *m, int *status)
 		s->w = worker_new(m, &p, &err);
 		if (s->w == NULL) {
 			cli_error("%s", err ? err : "cannot start the engine");
+			free(err);
+			goto fail;
+		}
+	} else if (o->remote && o->remote[0]) {
+		if ((s->w = session_open_remote(o, &err)) == NULL) {
+			cli_error("%s", err ? err : "cannot reach the server");
 			free(err);
 			goto fail;
 		}
@@ -385,6 +406,7 @@ session_close(struct session *s)
 int session_busy(const struct session *s) { return s->busy; }
 int session_has_model(const struct session *s) { return s->w != NULL; }
 const struct engine_info *session_model(const struct session *s) { return s->m ? engine_info(s->m) : NULL; }
+const char *session_remote_model(const struct session *s) { return s->w ? worker_model(s->w) : NULL; }
 int session_saves(const struct session *s) { return s->db != NULL; }
 int64_t session_conv(const struct session *s) { return s->conv_id; }
 const char *session_pid(const struct session *s) { return s->pid; }
@@ -435,8 +457,11 @@ session_ensure_conv(struct session *s)
 	const struct engine_info *in = s->m ? engine_info(s->m) : NULL;
 	char *params = settings_json_text(&s->gen);
 	struct db_conv c = { 0 };
-	c.model_name = in ? (char *)in->name : NULL;
-	c.model_fingerprint = in ? (char *)in->fingerprint : NULL;
+	/* Remote: the server's model name, and "remote" for the fingerprint
+	 * (there is no file here to tell apart; list marks these chats). */
+	const char *remote = s->w ? worker_model(s->w) : NULL;
+	c.model_name = in ? (char *)in->name : (char *)remote;
+	c.model_fingerprint = in ? (char *)in->fingerprint : remote ? "remote" : NULL;
 	c.system_prompt = s->system;
 	c.preset = s->preset;
 	c.params = params;

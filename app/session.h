@@ -58,6 +58,8 @@ void session_close(struct session *s);
 int session_busy(const struct session *s);         /* a reply is in flight */
 int session_has_model(const struct session *s);
 const struct engine_info *session_model(const struct session *s);   /* NULL: none */
+/* The remote engine's model (--remote), NULL for the local engine or none. */
+const char *session_remote_model(const struct session *s);
 int session_saves(const struct session *s);        /* the database is on */
 int64_t session_conv(const struct session *s);     /* 0: not stored yet */
 const char *session_pid(const struct session *s);  /* "" when not stored */
@@ -116,7 +118,8 @@ struct session_update {
 int session_poll(struct session *s, struct session_update *u);
 void session_update_free(struct session_update *u);
 /* Block until the reply in flight ends; on_token (may be NULL) gets its
- * text as it streams.  Updates stay queued for session_poll.  0, or -1
+ * text as it streams, and empty text when nothing came for 100 ms or a
+ * signal arrived (so a stop flag set by a signal handler is seen at once).  Updates stay queued for session_poll.  0, or -1
  * when the request failed (session_error says why). */
 int session_wait(struct session *s, void (*on_token)(void *, const char *, size_t), void *ud);
 

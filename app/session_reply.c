@@ -373,17 +373,24 @@ session_finish_of(enum engine_stop_reason r)
 	switch (r) {
 	case ENGINE_STOP_EOS: return FINISH_EOS;
 	case ENGINE_STOP_USER: return FINISH_STOPPED;
+	case ENGINE_STOP_ERROR: return FINISH_INTERRUPTED;   /* a remote fault */
 	default: return FINISH_LENGTH;
 	}
 }
 
+/* The reply's stats: counts, timing, and which engine and model wrote it
+ * (show and list print them). */
 static char *
-session_stats_json(const struct engine_gen_stats *st, int ctx_size)
+session_stats_json(const struct session *s, const struct engine_gen_stats *st, int ctx_size)
 {
-	json_t *j = json_pack("{s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i}", "prompt_tokens", st->n_prompt,
+	const char *remote = worker_model(s->w);
+	const char *model = remote ? remote : s->m ? engine_info(s->m)->name : NULL;
+	json_t *j = json_pack("{s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i, s:s}", "prompt_tokens", st->n_prompt,
 	    "reused_tokens", st->n_reused, "generated", st->n_gen, "ttft_ms", st->ttft_ms, "prefill_ms",
 	    st->prefill_ms, "tg_tps", st->tg_tps, "pp_tps", st->pp_tps, "ctx_used", st->ctx_used, "ctx_size",
-	    ctx_size);
+	    ctx_size, "engine", remote ? "remote" : "local");
+	if (j && model)
+		json_object_set_new(j, "model", json_string(model));
 	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
 	json_decref(j);
 	return text;
@@ -412,7 +419,7 @@ session_done(struct session *s, const struct worker_event *ev)
 	const char *text = ev->text ? ev->text : s->rtext ? s->rtext : "";
 	if (s->db) {
 		char *err = NULL;
-		char *stats = session_stats_json(st, worker_ctx_size(s->w));
+		char *stats = session_stats_json(s, st, worker_ctx_size(s->w));
 		int64_t uid = s->user_id > 0 && s->n_user_ids > 0 ? s->user_id : 0;
 		if (stats == NULL || db_turn_finish(s->db, s->reply_id, text, ev->ids, (size_t)ev->n_ids,
 		    session_finish_of(st->reason), stats, uid, s->user_ids, (size_t)s->n_user_ids, &err) != 0) {
@@ -426,6 +433,13 @@ session_done(struct session *s, const struct worker_event *ev)
 	if (u != NULL) {
 		u->finish = session_finish_of(st->reason);
 		u->stats = *st;
+	}
+	if (st->reason == ENGINE_STOP_ERROR) {
+		/* A remote fault: the turn stays, its reply marked interrupted;
+		 * the request still failed, and says why. */
+		session_fail(s, ev->error ? ev->error : "the server failed");
+		s->failed = 1;
+		session_notice(s, 1, s->error);
 	}
 	s->req = SR_NONE;
 }
@@ -572,8 +586,13 @@ session_wait(struct session *s, void (*on_token)(void *, const char *, size_t), 
 {
 	struct worker_event ev;
 	while (s->busy) {
-		if (!worker_wait(s->w, &ev, -1))
+		if (!worker_wait(s->w, &ev, 100)) {
+			/* Nothing yet (a server thinking, a long prompt, a signal):
+			 * the caller gets to look at its stop flag now. */
+			if (on_token)
+				on_token(ud, "", 0);
 			continue;
+		}
 		if (ev.type == WEV_TOKEN && ev.seq == s->seq && on_token)
 			on_token(ud, ev.text, ev.len);
 		session_event(s, &ev);

@@ -130,7 +130,9 @@ const struct engine_sampling *engine_sampler_params(const struct engine_sampler 
 int32_t engine_sample(struct engine_sampler *s, const float *logits, int n_vocab,
     const int32_t *recent, int n_recent);
 
-enum engine_stop_reason { ENGINE_STOP_EOS, ENGINE_STOP_LENGTH, ENGINE_STOP_USER, ENGINE_STOP_CTX };
+/* ERROR: the remote engine's fault after the request went out (the reply
+ * so far is kept, marked interrupted; see engine/remote.h). */
+enum engine_stop_reason { ENGINE_STOP_EOS, ENGINE_STOP_LENGTH, ENGINE_STOP_USER, ENGINE_STOP_CTX, ENGINE_STOP_ERROR };
 
 struct engine_gen_stats {
 	int n_prompt;             /* prompt tokens prefilled now */

@@ -10,9 +10,15 @@
  * request, lowers the flag and raises it again at once if that request is
  * covered by stop_upto.  Either order of the two threads' stores ends with
  * the flag up for a stopped request (see begin_request).
+ *
+ * The same thread and queues drive the remote engine (engine/remote.c):
+ * with w->rem set there is no model and no cache (m and ctx are NULL),
+ * generate_remote streams the reply from the server, and worker_stop also
+ * wakes the transfer so that it ends at once.
  */
 #include "engine/worker.h"
 #include "engine/chat.h"
+#include "engine/remote.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -41,8 +47,9 @@ struct ev_node {
 };
 
 struct worker {
-	struct engine_model *m;
-	struct engine_ctx *ctx;
+	struct engine_model *m;    /* NULL for the remote engine */
+	struct engine_ctx *ctx;    /* NULL for the remote engine */
+	struct remote *rem;        /* the remote engine, or NULL */
 	struct chat chat;
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -136,11 +143,49 @@ on_progress(void *ud, int done, int total)
 	post(w, &ev);
 }
 
+/*
+ * The remote engine's reply.  Unlike a local error, a remote fault (the
+ * server died, answered an HTTP error, sent garbage) keeps the user's
+ * message and the partial reply in the conversation, as the session keeps
+ * them in the database (marked interrupted): WEV_DONE with reason ERROR.
+ */
+static void
+generate_remote(struct worker *w, const struct req *r)
+{
+	/* No local token ids: the session still counts the user turn. */
+	struct worker_event ue = { .type = WEV_USER_IDS, .seq = w->cur_seq };
+	post(w, &ue);
+	struct remote_reply rep;
+	char *err = NULL;
+	int rc = remote_chat(w->rem, &w->chat, &r->samp, r->max_tokens, on_token, w, &w->stop, &rep, &err);
+	const char *text = rep.text ? rep.text : "";
+	if (chat_push(&w->chat, CHAT_ASSISTANT, text, NULL, 0) != 0 && rc == 0) {
+		rc = -1;
+		free(err);
+		err = NULL;
+	}
+	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .stats = rep.st, .seed = r->samp.seed,
+		.text = rep.text, .len = rep.len };
+	rep.text = NULL;
+	if (rc != 0) {
+		done.stats.reason = ENGINE_STOP_ERROR;
+		done.error = err ? err : strdup("out of memory");
+		err = NULL;
+	}
+	free(err);
+	remote_reply_free(&rep);
+	post(w, &done);
+}
+
 /* Generate a reply to the conversation as it stands (ending with a user
  * message).  On error the caller's user message is removed again. */
 static void
 generate(struct worker *w, const struct req *r, int user_added)
 {
+	if (w->rem) {
+		generate_remote(w, r);
+		return;
+	}
 	int n_ctx = engine_ctx_size(w->ctx);
 	/* Room kept for the reply: what was asked, within a quarter window. */
 	int reserve = r->max_tokens > 0 ? r->max_tokens : 256;
@@ -217,7 +262,7 @@ load(struct worker *w, struct req *r)
 	w->chat = r->load;
 	chat_init(&r->load);
 	struct worker_event ev = { .type = WEV_LOADED, .seq = w->cur_seq };
-	if (r->prefill && w->chat.n > 0 && w->chat.msgs[w->chat.n - 1].role == CHAT_ASSISTANT) {
+	if (r->prefill && w->ctx && w->chat.n > 0 && w->chat.msgs[w->chat.n - 1].role == CHAT_ASSISTANT) {
 		/* Bring the finished conversation into the cache, so the next
 		 * message prefills only itself.  chat_build wants a trailing user
 		 * turn: build with an empty one and leave its tokens out. */
@@ -275,6 +320,8 @@ static void
 save(struct worker *w, const char *path)
 {
 	char *err = NULL;
+	if (w->ctx == NULL)
+		return;   /* remote: the server keeps its own cache */
 	if (engine_ctx_save(w->ctx, path, &err) != 0) {
 		post_error(w, err ? err : "cannot save the cache");
 		free(err);
@@ -370,6 +417,29 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* The eventfd, the locks and the thread of a worker whose engine (ctx or
+ * rem) is set; on failure frees w and its engine. */
+static struct worker *
+worker_start(struct worker *w, char **err)
+{
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (w->efd < 0 || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		if (err)
+			*err = strdup("cannot start the inference thread");
+		if (w->efd >= 0)
+			close(w->efd);
+		engine_ctx_free(w->ctx);
+		remote_close(w->rem);
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->cv);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
 struct worker *
 worker_new(struct engine_model *m, const struct engine_ctx_params *p, char **err)
 {
@@ -386,19 +456,37 @@ worker_new(struct engine_model *m, const struct engine_ctx_params *p, char **err
 		free(w);
 		return NULL;
 	}
-	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	if (w->efd < 0 || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+	return worker_start(w, err);
+}
+
+struct worker *
+worker_open_remote(const struct remote_conf *c, char **err)
+{
+	struct worker *w = calloc(1, sizeof *w);
+	if (w == NULL) {
 		if (err)
-			*err = strdup("cannot start the inference thread");
-		if (w->efd >= 0)
-			close(w->efd);
-		engine_ctx_free(w->ctx);
+			*err = strdup("out of memory");
+		return NULL;
+	}
+	chat_init(&w->chat);
+	w->rem = remote_open(c, err);
+	if (w->rem == NULL) {
 		free(w);
 		return NULL;
 	}
-	return w;
+	return worker_start(w, err);
+}
+
+const char *
+worker_model(const struct worker *w)
+{
+	return w->rem ? remote_model(w->rem) : NULL;
+}
+
+const char *
+worker_url(const struct worker *w)
+{
+	return w->rem ? remote_url(w->rem) : NULL;
 }
 
 static int
@@ -441,6 +529,8 @@ worker_stop(struct worker *w)
 	pthread_mutex_unlock(&w->mu);
 	atomic_store(&w->stop_upto, upto);
 	atomic_store(&w->stop, 1);
+	if (w->rem)
+		remote_wake(w->rem);
 }
 
 void
@@ -471,6 +561,7 @@ worker_free(struct worker *w)
 	}
 	chat_free(&w->chat);
 	engine_ctx_free(w->ctx);
+	remote_close(w->rem);
 	close(w->efd);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
@@ -495,7 +586,7 @@ worker_busy(struct worker *w)
 int
 worker_ctx_size(const struct worker *w)
 {
-	return engine_ctx_size(w->ctx);
+	return w->ctx ? engine_ctx_size(w->ctx) : 0;
 }
 
 int
@@ -627,10 +718,8 @@ worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms)
 			return 1;
 		struct pollfd p = { .fd = w->efd, .events = POLLIN };
 		int r = poll(&p, 1, timeout_ms);
-		if (r == 0)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return 0;
+		if (r <= 0)
+			return 0;   /* timeout, or a signal: the caller may want to stop */
 	}
 }
 
@@ -639,6 +728,8 @@ worker_event_free(struct worker_event *ev)
 {
 	free(ev->text);
 	free(ev->ids);
+	free(ev->error);
 	ev->text = NULL;
 	ev->ids = NULL;
+	ev->error = NULL;
 }

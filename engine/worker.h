@@ -18,7 +18,8 @@ enum worker_ev_type {
 	WEV_TOKEN,                /* text (valid UTF-8, maybe empty) of token id */
 	WEV_USER_IDS,             /* ids of the user turn just added */
 	WEV_OVERFLOW,             /* dropped: messages moved out of the window */
-	WEV_DONE,                 /* the reply: ids (closed by EOS), stats, seed */
+	WEV_DONE,                 /* the reply: ids (closed by EOS), stats, seed;
+	                           * stats.reason ERROR: error says why (remote) */
 	WEV_ERROR,                /* text: one line; the request had no effect */
 	WEV_LOADED,               /* a conversation was loaded (and prefilled) */
 };
@@ -35,11 +36,20 @@ struct worker_event {
 	int restored;             /* WEV_LOADED: positions read from a snapshot */
 	struct engine_gen_stats stats;
 	uint64_t seed;
+	char *error;              /* WEV_DONE with ENGINE_STOP_ERROR: one line */
 };
 
 struct worker;
 /* Starts the thread; the model must outlive the worker. */
 struct worker *worker_new(struct engine_model *m, const struct engine_ctx_params *p, char **err);
+/* The remote engine (engine/remote.h): a worker whose requests go to an
+ * OpenAI-compatible server.  NULL with *err (bad URL, server unreachable
+ * when the model has to be asked for). */
+struct remote_conf;
+struct worker *worker_open_remote(const struct remote_conf *c, char **err);
+/* The remote model's name / base URL, or NULL for the local engine. */
+const char *worker_model(const struct worker *w);
+const char *worker_url(const struct worker *w);
 /* Stops any generation, joins the thread, frees everything. */
 void worker_free(struct worker *w);
 int worker_fd(const struct worker *w);
@@ -70,7 +80,8 @@ void worker_stop(struct worker *w);
  * worker_event_free. */
 int worker_poll(struct worker *w, struct worker_event *ev);
 void worker_event_free(struct worker_event *ev);
-/* Block until an event arrives or timeout_ms passes (-1: forever). */
+/* Block until an event arrives (1), or timeout_ms passes (-1: forever) or
+ * a signal interrupts the wait (0). */
 int worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms);
 
 #endif

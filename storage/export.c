@@ -378,6 +378,22 @@ export_finish_note(enum finish f)
 	}
 }
 
+/* "remote engine, model NAME" for a reply a remote server wrote (its
+ * stats say "engine": "remote"), else "" (local replies need no note). */
+static void
+export_engine_note(const struct db_message *m, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	if (m->role != ROLE_ASSISTANT || m->stats == NULL || strstr(m->stats, "\"remote\"") == NULL)
+		return;
+	json_t *j = json_loads(m->stats, 0, NULL);
+	const char *engine = json_string_value(json_object_get(j, "engine"));
+	const char *model = json_string_value(json_object_get(j, "model"));
+	if (engine && strcmp(engine, "remote") == 0)
+		snprintf(buf, n, "remote engine%s%s", model ? ", model " : "", model ? model : "");
+	json_decref(j);
+}
+
 /* The one-line summary under the title: id, model, preset, date, count
  * (of the messages on the current branch). */
 static void
@@ -448,6 +464,10 @@ export_txt(const struct db_conv *c, FILE *out)
 		const char *note = export_finish_note(m->finish);
 		if (note != NULL)
 			fprintf(out, "[%s]\n", note);
+		char eng[300];
+		export_engine_note(m, eng, sizeof eng);
+		if (eng[0])
+			fprintf(out, "[%s]\n", eng);
 	}
 	free(idx);
 }

@@ -230,6 +230,9 @@ ui_run(struct session *s, const char *history_path)
 		u.model_name = in->name;
 		u.model_type = in->main_type;
 		u.ctx_size = session_ctx_size(s);
+	} else if (session_remote_model(s)) {
+		u.model_name = session_remote_model(s);   /* the server's; its window is its business */
+		u.model_type = "remote";
 	}
 	viewmodel_init(&u.vm);
 	input_init(&u.in);

@@ -240,7 +240,8 @@ viewmodel_apply(struct viewmodel *vm, const struct session_update *u)
 			m->streaming = 0;
 			m->finish = u->finish != FINISH_NONE ? u->finish : finish_of(u->stats.reason);
 		}
-		vm->state = u->finish == FINISH_STOPPED ? VM_STOPPED : VM_IDLE;
+		/* INTERRUPTED: a remote fault (its notice says why). */
+		vm->state = u->finish == FINISH_STOPPED ? VM_STOPPED : u->finish == FINISH_INTERRUPTED ? VM_FAILED : VM_IDLE;
 		vm->tps = u->stats.tg_tps;
 		vm->ttft_ms = u->stats.ttft_ms;
 		vm->ctx_used = u->stats.ctx_used;

@@ -123,9 +123,11 @@ $(B)/bench_chat: bench/bench_chat.c $(BENCH_ENGINE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/bench_db: bench/bench_db.c $(BENCH_ENGINE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/bwprobe: bench/bwprobe.c
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps
-	@$(MAKE) --no-print-directory llama2-chat $(B)/mkmodel $(B)/bench_chat $(B)/bench_db
+	@$(MAKE) --no-print-directory llama2-chat $(B)/mkmodel $(B)/bench_chat $(B)/bench_db $(B)/bwprobe
 	B=$(B) bench/run.sh
 
 # Build and run one suite against chosen sources, apart from the rest of the

@@ -7,6 +7,7 @@
  * speed does not depend on which tokens they are.
  */
 #include "app/cmd_engine.h"
+#include "engine/cpu.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -104,9 +105,10 @@ cmd_bench(struct opts *o)
 	if (o->json) {
 		printf("{\"model\": \"%s\", \"type\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"threads\": %d, "
 		    "\"pp\": %d, \"tg\": %d, \"reps\": %d, \"pp_tps\": %.3f, \"pp_tps_sd\": %.3f, \"tg_tps\": %.3f, "
-		    "\"tg_tps_sd\": %.3f, \"bytes_per_token\": %llu, \"tg_gbps\": %.2f, \"max_rss_kb\": %ld}\n",
+		    "\"tg_tps_sd\": %.3f, \"bytes_per_token\": %llu, \"tg_gbps\": %.2f, \"max_rss_kb\": %ld, \"isa\": \"%s\"}\n",
 		    o->model, in->main_type, (unsigned long long)in->file_size, (unsigned long long)in->n_params, threads,
-		    P, N, R, pp_m, pp_sd, tg_m, tg_sd, (unsigned long long)in->token_bytes, gbs, ru.ru_maxrss);
+		    P, N, R, pp_m, pp_sd, tg_m, tg_sd, (unsigned long long)in->token_bytes, gbs, ru.ru_maxrss,
+		    cpu_isa_name(cpu_isa()));
 	} else {
 		printf("| model | type | size | threads | test | t/s | read/token | GB/s |\n");
 		printf("|---|---|---|---|---|---|---|---|\n");

@@ -5,6 +5,8 @@
 #   time to first token over a 20-turn chat, resume with a KV snapshot,
 #   stop latency, and the conversation store at 10,000 chats / 1M messages.
 # BENCH_QUICK=1 keeps to the 1.1B shape; BENCH_THREADS sets -t (default 2).
+# Side by side with the peers in $fx/peers (bench/side.py): BENCH_REPS
+# (default 2) runs per figure, BENCH_ROUNDS (default 2) alternating rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build/release}
@@ -24,6 +26,18 @@ for s in $shapes; do
     fi
   done
 done
+
+# Side by side with the peer engines on the same files, one table per shape
+# (issue 16), then ours forced to AVX2 against llama.cpp's AVX2 build.
+if [ -d "$fx/peers" ]; then
+  for s in $shapes; do
+    files=$(for q in q4_0 q4_k_m q8_0; do echo bench/models/$s-$q.gguf; done)
+    python3 bench/side.py --threads "$T" "$s" $files
+    python3 bench/side.py --threads "$T" --isa avx2 "$s" $files
+  done
+else
+  echo "(no $fx/peers: side-by-side tables skipped)"
+fi
 
 # llama.cpp, llama-bench -t 2 -p 64 -n 32 -r 2, same shapes (issue 3).
 declare -A ref_pp=( [7b-q4_0]=43.3 [7b-q8_0]=20.7 [7b-q4_k_m]=28.5 [1b-q4_0]=263.6 [1b-q8_0]=139.9 [1b-q4_k_m]=193.2 )

@@ -12,6 +12,7 @@
  * AVX-512 ones are the same arithmetic, faster.
  */
 #include "engine/attn.h"
+#include "engine/cpu.h"
 
 #include <math.h>
 #include <string.h>
@@ -131,31 +132,12 @@ scale_avx512(fp16_t *y, float s, int n)
 		y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
 }
 
-static int
-has_avx512dq(void)
-{
-	static int v = -1;
-	if (v < 0) {
-		__builtin_cpu_init();
-		v = __builtin_cpu_supports("avx512dq");
-	}
-	return v;
-}
-
+/* The AVX-512 family (cpu.c) includes DQ and F16C/FMA; probed once, before
+ * any thread runs, so the kernels only read it. */
 static int
 has_avx512(void)
 {
-	static int v = -1;
-	if (v < 0) {
-		__builtin_cpu_init();
-#if defined(__clang__)
-		/* clang has no "f16c" here; every AVX-512 CPU has F16C. */
-		v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-#else
-		v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
-#endif
-	}
-	return v;
+	return cpu_isa() == CPU_AVX512;
 }
 #endif
 
@@ -275,101 +257,38 @@ multi_avx512(int nq, float *const *o, const float *const *q, const int *n, const
 	}
 }
 
-/*
- * Long contexts: past ATTN_EXACT_MAX positions the per-position chain of
- * the exact order (dot, running max, libm expf, f16 accumulate) costs more
- * than everything else in a resumed or long prefill, so a query that sees
- * more positions is computed in two passes instead: all scores, their
- * maximum, the exponentials sixteen at a time (ggml's vector expf, the one
- * its softmax uses), and the V sum in float.  The result agrees with the
- * exact order to f16 rounding; prefill and decode take the same branch for
- * the same length, so they stay consistent with each other.
- */
-__attribute__((target("avx512f,avx512dq,f16c,fma"))) static inline __m512
-vexpf(__m512 x)
-{
-	/* ggml_v_expf (Arm optimized-routines), the same steps as forward.c's
-	 * expf_ggml; inputs here are <= 0, so only underflow needs care. */
-	const __m512 r = _mm512_set1_ps(0x1.8p23f);
-	__m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
-	__m512 n = _mm512_sub_ps(z, r);
-	__m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
-	    _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
-	__m512 u = _mm512_mul_ps(b, b);
-	__m512 j = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b,
-	    _mm512_set1_ps(0x1.573e2ep-5f)), u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b,
-	    _mm512_set1_ps(0x1.fffdb6p-2f))), u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
-	__m512 res = _mm512_scalef_ps(j, n);
-	/* Far below the maximum: exactly 0 (and no NaN from -inf inputs). */
-	__mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
-	return _mm512_mask_mov_ps(res, tiny, _mm512_setzero_ps());
-}
-
-__attribute__((target("avx512f,avx512dq,f16c,fma"))) static void
-long_avx512(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd, float scale,
-    float *sc)
-{
-	const int nv = hd / LANES;
-	__m512 qv[ATTN_MAX_HD / LANES], acc[ATTN_MAX_HD / LANES];
-	for (int i = 0; i < nv; i++) {
-		qv[i] = R16(_mm512_loadu_ps(q + i * LANES));
-		acc[i] = _mm512_setzero_ps();
-	}
-	float M = -INFINITY;
-	for (int j = 0; j < n; j++) {
-		const fp16_t *kj = k + (size_t)j * stride;
-		__m512 a[4] = { _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps() };
-		for (int i = 0; i < nv; i++)
-			a[i & 3] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kj + i * LANES))),
-			    qv[i], a[i & 3]);
-		a[0] = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
-		sc[j] = reduce16(a[0]) * scale;
-		M = sc[j] > M ? sc[j] : M;
-	}
-	int j = 0;
-	__m512 vm = _mm512_set1_ps(M), vs = _mm512_setzero_ps();
-	for (; j + LANES <= n; j += LANES) {
-		__m512 p = vexpf(_mm512_sub_ps(_mm512_loadu_ps(sc + j), vm));
-		_mm512_storeu_ps(sc + j, p);
-		vs = _mm512_add_ps(vs, p);
-	}
-	float S = _mm512_reduce_add_ps(vs);
-	for (; j < n; j++)
-		S += sc[j] = expf(sc[j] - M);
-	for (j = 0; j < n; j++) {
-		const fp16_t *vj = v + (size_t)j * stride;
-		__m512 w = _mm512_set1_ps(sc[j]);
-		for (int i = 0; i < nv; i++)
-			acc[i] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vj + i * LANES))), w,
-			    acc[i]);
-	}
-	__m512 inv = _mm512_set1_ps(1.0f / S);
-	for (int i = 0; i < nv; i++)
-		_mm512_storeu_ps(o + i * LANES, _mm512_mul_ps(acc[i], inv));
-}
 #endif
 
 void
 attn_multi_f16(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
-    size_t stride, int hd, float scale, float *scratch)
+    size_t stride, int hd, float scale, int exact)
 {
+	/* Long queries through the tiled kernel (attn_flash.c), all at once so
+	 * that they share its K/V blocks; the rest in the exact order. */
+	float *oo[ATTN_MULTI * 64];
+	const float *qq[ATTN_MULTI * 64];
+	int nn[ATTN_MULTI * 64], nl = 0;
+	if (!exact && hd % 16 == 0 && hd <= ATTN_MAX_HD) {
+		for (int i = 0; i < nq && nl < ATTN_MULTI * 64; i++)
+			if (n[i] > ATTN_EXACT_MAX) {
+				oo[nl] = o[i];
+				qq[nl] = q[i];
+				nn[nl++] = n[i];
+			}
+		if (nl > 0)
+			attn_flash_f16(nl, oo, qq, nn, k, v, stride, hd, scale);
+	}
+	int skip_long = nl > 0;
 #ifdef ATTN_X86
 	if (hd % STEP == 0 && hd <= ATTN_MAX_HD && has_avx512()) {
 		int h = 0;
-		/* Long ones alone (two passes); the rest side by side, exact. */
-		for (int i = 0; i < nq; i++)
-			if (n[i] > ATTN_EXACT_MAX && scratch && has_avx512dq())
-				long_avx512(o[i], q[i], k, v, stride, n[i], hd, scale, scratch);
-		float *oo[ATTN_MULTI];
-		const float *qq[ATTN_MULTI];
-		int nn[ATTN_MULTI];
 		for (int i = 0; i < nq; i++) {
-			if (n[i] > ATTN_EXACT_MAX && scratch && has_avx512dq())
+			if (skip_long && n[i] > ATTN_EXACT_MAX)
 				continue;
 			oo[h] = o[i];
 			qq[h] = q[i];
 			nn[h++] = n[i];
-			if (h == ATTN_MULTI || i == nq - 1) {
+			if (h == ATTN_MULTI) {
 				multi_avx512(h, oo, qq, nn, k, v, stride, hd, scale);
 				h = 0;
 			}
@@ -380,7 +299,8 @@ attn_multi_f16(int nq, float *const *o, const float *const *q, const int *n, con
 	}
 #endif
 	for (int h = 0; h < nq; h++)
-		head_scalar(o[h], q[h], k, v, stride, n[h], hd, scale);
+		if (!(skip_long && n[h] > ATTN_EXACT_MAX))
+			head_scalar(o[h], q[h], k, v, stride, n[h], hd, scale);
 }
 
 void

@@ -22,23 +22,36 @@ void attn_scale_f16(fp16_t *y, float s, int n);
 #define ATTN_MAX_HD 256
 #define ATTN_MULTI 4
 /* Up to this many positions a query is computed in llama.cpp's exact order;
- * beyond, in two passes (see attn.c). */
+ * beyond, tiled (attn_flash.c). */
 #define ATTN_EXACT_MAX 256
 
 /*
  * nq attention queries over the same K/V rows (k, v: the KV head's slice of
  * position 0, positions `stride` values apart); query i sees positions
- * 0..n[i]-1 and o[i] gets hd floats.  Computed as llama.cpp's CPU flash
- * attention does over an f16 cache up to ATTN_EXACT_MAX positions; longer
- * queries in two passes using scratch (max n[i] floats; NULL: exact order
- * always).  attn_head_f16_ref is the scalar
- * version of one query, bit-identical by construction (tests hold them to
- * it).
+ * 0..n[i]-1 and o[i] gets hd floats.  Up to ATTN_EXACT_MAX positions (or
+ * always, when `exact`), computed as llama.cpp's CPU flash attention does
+ * over an f16 cache; longer queries (hd a multiple of 16) by
+ * attn_flash_f16.  attn_head_f16_ref is the scalar version of one
+ * exact-order query, bit-identical by construction (tests hold them to it).
  */
 void attn_multi_f16(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k,
-    const fp16_t *v, size_t stride, int hd, float scale, float *scratch);
+    const fp16_t *v, size_t stride, int hd, float scale, int exact);
 void attn_head_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
     float scale);
+
+/*
+ * attn_flash.c: the same queries, tiled over blocks of 16 positions with an
+ * online softmax (see that file for the exact arithmetic).  hd must be a
+ * multiple of 16, at most ATTN_MAX_HD.  A query's result depends on its own
+ * q, n and the cache only, not on the other queries of the call; the
+ * vector kernels give attn_flash_f16_ref's bits.  The result agrees with
+ * the exact order to f16 rounding (the accumulator here is float).
+ */
+void attn_flash_f16(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k,
+    const fp16_t *v, size_t stride, int hd, float scale);
+void attn_flash_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
+    float scale);
+
 /* Convert n floats to f16 (round to nearest even). */
 void attn_to_f16(fp16_t *y, const float *x, int n);
 

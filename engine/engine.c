@@ -8,6 +8,7 @@
  */
 #include "engine/engine.h"
 #include "common/clock.h"
+#include "engine/cpu.h"
 #include "engine/model.h"
 #include "engine/engine_int.h"
 
@@ -80,6 +81,9 @@ static struct engine_model *engine_wrap(struct model *m, char **err);
 struct engine_model *
 engine_open(const char *path, const char *tokenizer, char **err)
 {
+	/* The kernel family (LLAMA2_CHAT_ISA), fixed before any thread runs. */
+	if (cpu_init(err) != 0)
+		return NULL;
 	struct model *m = model_open(path, tokenizer, err);
 	if (m == NULL)
 		return NULL;
@@ -366,7 +370,13 @@ decode_progress(struct engine_ctx *c, const int32_t *ids, int n, int all_logits,
 	for (int done = 0; done < n;) {
 		int b = n - done < c->rs.n_batch ? n - done : c->rs.n_batch;
 		int last = done + b == n;
-		if (model_forward(c->em->m, &c->kv, &c->rs, ids + done, b, c->n_past, all_logits || last, stop))
+		int rc = model_forward(c->em->m, &c->kv, &c->rs, ids + done, b, c->n_past, all_logits || last, stop);
+		if (rc < 0) {
+			if (err)
+				*err = strdup("out of memory for the activations of a batch");
+			return -1;
+		}
+		if (rc)
 			return 1;
 		memcpy(c->tokens + c->n_past, ids + done, (size_t)b * sizeof *ids);
 		c->n_past += b;

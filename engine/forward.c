@@ -189,7 +189,9 @@ qbuf_at(struct run_state *s, size_t used, size_t need)
 	return (uint8_t *)s->qbuf + used;
 }
 
-static void
+/* Returns 0, or -1 when the activation buffer cannot grow (outputs then
+ * untouched: the caller must fail the pass, not use them). */
+static int
 matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_state *s)
 {
 	const uint8_t *act[MM_MAX];
@@ -231,7 +233,7 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 		macs += W->ne[0] * W->ne[1] * B;
 	}
 	if (qbuf_at(s, 0, used) == NULL)
-		return;   /* out of memory: leave the outputs as they are */
+		return -1;
 	for (int j = 0; j < nj; j++) {
 		const struct tensor *W = jobs[j].W;
 		int64_t n = W->ne[0];
@@ -278,22 +280,23 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 				dot_n((int)n, &jobs[j].out[r], (size_t)rows, w + r * W->row_bytes, act[j], stride[j], B);
 		}
 	}
+	return 0;
 }
 
-void
+int
 matmul(float *out, const struct tensor *W, const float *x, int B, struct run_state *s)
 {
 	if (W->type == QT_Q8_G) {
 		matmul_q8g(out, W, x, B, s);
-		return;
+		return 0;
 	}
 	struct mm job = { out, W };
-	matmul_group(&job, 1, x, B, s);
+	return matmul_group(&job, 1, x, B, s);
 }
 
 /* Q, K, V (or gate, up) from one input: grouped unless an int8 llama2.c
  * matrix is among them (its own path). */
-static void
+static int
 matmul2or3(struct run_state *s, const float *x, int B, float *o1, const struct tensor *w1, float *o2,
     const struct tensor *w2, float *o3, const struct tensor *w3)
 {
@@ -302,10 +305,10 @@ matmul2or3(struct run_state *s, const float *x, int B, float *o1, const struct t
 		matmul(o2, w2, x, B, s);
 		if (o3)
 			matmul(o3, w3, x, B, s);
-		return;
+		return 0;
 	}
 	struct mm jobs[3] = { { o1, w1 }, { o2, w2 }, { o3, w3 } };
-	matmul_group(jobs, o3 ? 3 : 2, x, B, s);
+	return matmul_group(jobs, o3 ? 3 : 2, x, B, s);
 }
 
 /*
@@ -451,7 +454,8 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 		/* Attention. */
 		for (int t = 0; t < n; t++)
 			rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm.data, dim, c->norm_eps);
-		matmul2or3(s, s->xb, n, s->q, &L->wq, s->k, &L->wk, s->v, &L->wv);
+		if (matmul2or3(s, s->xb, n, s->q, &L->wq, s->k, &L->wk, s->v, &L->wv) != 0)
+			return -1;
 		size_t layer_off = (size_t)l * kv->n_ctx * kv_dim;
 		for (int t = 0; t < n; t++) {
 			rope(s->q + (size_t)t * dim, c->n_heads, hd, c->rope_dim, pos + t, s->rope_scale, m->rope_freqs.data);
@@ -465,7 +469,9 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 		 * same K/V rows, so they run side by side (attn_multi_f16). */
 		const int tb = group >= ATTN_MULTI ? 1 : ATTN_MULTI / group;
 		const int n_items = (n + tb - 1) / tb * c->n_kv_heads;
-		#pragma omp parallel for schedule(static) \
+		/* Items one by one in turn to each thread: a causal prompt's
+		 * later tokens cost more, so contiguous runs would not balance. */
+		#pragma omp parallel for schedule(static, 1) \
 		    if (PARALLEL_WORTH((int64_t)n * c->n_heads * (pos + n) * hd))
 		for (int it = 0; it < n_items; it++) {
 			int g = it % c->n_kv_heads, t0 = it / c->n_kv_heads * tb;
@@ -483,7 +489,7 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 			float *att = s->att + (size_t)(tid < s->att_threads ? tid : 0) * kv->n_ctx;
 			if (kv->type == KV_F16) {
 				attn_multi_f16(nq, o, q, nn, (const fp16_t *)kv->k + koff, (const fp16_t *)kv->v + koff, kv_dim,
-				    hd, att_scale, att);
+				    hd, att_scale, 0);
 			} else {
 				for (int i = 0; i < nq; i++)
 					attend_f32(o[i], q[i], (const float *)kv->k + koff, (const float *)kv->v + koff, kv_dim,
@@ -492,17 +498,20 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 		}
 		if (STOPPED(stop))
 			return 1;
-		matmul(s->xb2, &L->wo, s->xb, n, s);
+		if (matmul(s->xb2, &L->wo, s->xb, n, s) != 0)
+			return -1;
 		for (size_t i = 0; i < (size_t)n * dim; i++)
 			s->x[i] += s->xb2[i];
 
 		/* Feed-forward. */
 		for (int t = 0; t < n; t++)
 			rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm.data, dim, c->norm_eps);
-		matmul2or3(s, s->xb, n, s->hb, &L->w_gate, s->hb2, &L->w_up, NULL, NULL);
+		if (matmul2or3(s, s->xb, n, s->hb, &L->w_gate, s->hb2, &L->w_up, NULL, NULL) != 0)
+			return -1;
 		for (size_t i = 0; i < (size_t)n * hidden; i++)
 			s->hb[i] = silu(s->hb[i]) * s->hb2[i];
-		matmul(s->xb2, &L->w_down, s->hb, n, s);
+		if (matmul(s->xb2, &L->w_down, s->hb, n, s) != 0)
+			return -1;
 		for (size_t i = 0; i < (size_t)n * dim; i++)
 			s->x[i] += s->xb2[i];
 	}
@@ -511,6 +520,5 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 	int rows = n - first;
 	for (int t = 0; t < rows; t++)
 		rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)(first + t) * dim, m->out_norm.data, dim, c->norm_eps);
-	matmul(s->logits, &m->output, s->xb, rows, s);
-	return 0;
+	return matmul(s->logits, &m->output, s->xb, rows, s);
 }

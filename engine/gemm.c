@@ -2,7 +2,7 @@
  * gemm.c: quantized weights times a batch of quantized activations, for
  * prompt processing (see gemm.h for the contract).
  *
- * Two levels, chosen at run time by CPUID:
+ * Two levels, following the family cpu.c chose (LLAMA2_CHAT_ISA or CPUID):
  *   "avx512-vnni"  tiled kernels below (AVX-512 F/BW/VL/DQ + VNNI);
  *   "generic"      activations as plain vec_dot_type rows and a loop of
  *                  quant_vec_dot_n over weight rows (any CPU).
@@ -47,6 +47,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "engine/cpu.h"
 #include "engine/quant.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -97,24 +98,11 @@ is_k(int type)
 }
 
 static int
-cpu_has_avx512(void)
-{
-#ifdef GEMM_X86
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-	    __builtin_cpu_supports("avx512vnni");
-#else
-	return 0;
-#endif
-}
-
-static int
 level(void)
 {
 	if (forced_level >= 0)
 		return forced_level;
-	return cpu_has_avx512() ? LV_AVX512 : LV_GENERIC;
+	return cpu_isa() == CPU_AVX512 ? LV_AVX512 : LV_GENERIC;
 }
 
 /* The level for one matrix (all types and sizes go the same way today;
@@ -144,7 +132,7 @@ gemm_force_level(const char *name)
 		forced_level = LV_GENERIC;
 		return 0;
 	}
-	if (strcmp(name, "avx512-vnni") == 0 && cpu_has_avx512()) {
+	if (strcmp(name, "avx512-vnni") == 0 && cpu_has(CPU_AVX512)) {
 		forced_level = LV_AVX512;
 		return 0;
 	}

@@ -122,13 +122,15 @@ void run_state_free(struct run_state *s);
  * Run n tokens (n <= s->n_batch) at positions pos..pos+n-1, writing their K/V
  * into the cache.  With all_logits the logits of every token are computed
  * (s->logits row i), otherwise only the last one's (row 0).  Returns 0, or
- * 1 when *stop became nonzero between layers (the cache beyond pos is then
- * meaningless and the caller must not count these tokens).
+ * 1 when *stop became nonzero between layers, -1 when a scratch buffer could
+ * not grow (out of memory); after 1 or -1 the cache beyond pos is
+ * meaningless and the caller must not count these tokens.
  */
 int model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
     const int32_t *tokens, int n, int pos, int all_logits, atomic_int *stop);
 
-/* out (B, W->ne[1]) = x (B, W->ne[0]) times W's rows; scratch from s. */
-void matmul(float *out, const struct tensor *W, const float *x, int B, struct run_state *s);
+/* out (B, W->ne[1]) = x (B, W->ne[0]) times W's rows; scratch from s.
+ * Returns 0, or -1 on out of memory (out then unwritten). */
+int matmul(float *out, const struct tensor *W, const float *x, int B, struct run_state *s);
 
 #endif

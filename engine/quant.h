@@ -82,6 +82,9 @@ typedef struct {
 	fp16_t d;
 } block_q3_K;
 _Static_assert(sizeof(block_q3_K) == 110, "block_q3_K");
+/* Q3_K's 16 signed scales from its 12 packed bytes (quant.c; one copy for
+ * the reference and the SIMD kernels). */
+void quant_q3_K_scales(const uint8_t *p, int8_t *sc);
 typedef struct {
 	fp16_t d, dmin;
 	uint8_t scales[K_SCALE_SIZE]; /* 8 six-bit scales and 8 six-bit mins */

@@ -93,8 +93,8 @@ scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 
 /* The 16 signed scales of Q3_K: 4 low bits in bytes 0..7 (low nibble for
  * 0..7, high for 8..15), 2 high bits in bytes 8..11; stored with +32. */
-static inline void
-q3_K_scales(const uint8_t *p, int8_t *sc)
+void
+quant_q3_K_scales(const uint8_t *p, int8_t *sc)
 {
 	for (int j = 0; j < 16; j++) {
 		int lo = j < 8 ? p[j] & 0x0f : p[j - 8] >> 4;
@@ -179,7 +179,7 @@ quant_k_q3_K_to_float(const void *vx, float *y, int64_t n)
 		const uint8_t *q = x[i].qs, *hm = x[i].hmask;
 		uint8_t m = 1;
 		int is = 0;
-		q3_K_scales(x[i].scales, sc);
+		quant_q3_K_scales(x[i].scales, sc);
 		for (int k = 0; k < QK_K; k += 128, q += 32) {
 			for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
 				for (int half = 0; half < 2; half++) {
@@ -209,7 +209,7 @@ quant_k_q3_K_vec_dot_ref(int n, float *s, const void *vx, const void *vy)
 			for (int shift = 0; shift < 8; shift += 2, m <<= 1, a += 32)
 				for (int l = 0; l < 32; l++)
 					a[l] = (int8_t)(((q3[l] >> shift) & 3) - (hm[l] & m ? 0 : 4));
-		q3_K_scales(x[i].scales, sc);
+		quant_q3_K_scales(x[i].scales, sc);
 		int32_t aux32[8] = {0};
 		for (int j = 0; j < QK_K; j++)
 			aux32[j % 8] += sc[j / 16] * (y[i].qs[j] * aux8[j]);

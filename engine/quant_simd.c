@@ -4,8 +4,9 @@
  *
  * Every kernel is compiled with a target attribute rather than with the
  * build's -march, so a PORTABLE build carries them too; quant.c asks once
- * (through quant_simd_vec_dot etc.) for the best level this CPU runs, by
- * CPUID, and puts those kernels in its table.  Two levels:
+ * (through quant_simd_vec_dot etc.) for the level of the family cpu.c
+ * chose (the best this CPU runs, or LLAMA2_CHAT_ISA's; "scalar" leaves the
+ * reference in place), and puts those kernels in its table.  Two levels:
  *   "avx2"         AVX2 + FMA + F16C (Haswell, Zen 1 and later);
  *   "avx512-vnni"  AVX-512 F/BW/VL/DQ + VNNI (Ice Lake, Zen 4): the same
  *                  algorithms, with vpdpbusd for the int8 sums and 512-bit
@@ -29,6 +30,7 @@
  * wins for Q6_K, loses badly for Q4_K).
  */
 #include "engine/quant.h"
+#include "engine/cpu.h"
 
 #include <math.h>
 #include <string.h>
@@ -152,16 +154,6 @@ k4_scales(const uint8_t *q, uint8_t *sc, uint8_t *mn)
 	v[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
 	memcpy(sc, v, 8);
 	memcpy(mn, v + 2, 8);
-}
-
-static inline void
-q3_K_scales(const uint8_t *p, int8_t *sc)
-{
-	for (int j = 0; j < 16; j++) {
-		int lo = j < 8 ? p[j] & 0x0f : p[j - 8] >> 4;
-		int hi = (p[8 + j % 4] >> (2 * (j / 4))) & 3;
-		sc[j] = (int8_t)((lo | (hi << 4)) - 32);
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -328,7 +320,7 @@ q3_K_dot_avx2(int n, float *s, const void *vx, const void *vy)
 	__m256 acc = _mm256_setzero_ps();
 	int8_t sc[16];
 	for (int i = 0; i < n / QK_K; i++) {
-		q3_K_scales(x[i].scales, sc);
+		quant_q3_K_scales(x[i].scales, sc);
 		const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
 		const __m256i corr = bsums_dot(y[i].bsums, sc16);
 		const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
@@ -1146,23 +1138,13 @@ struct level {
 static int
 have_avx2(void)
 {
-	__builtin_cpu_init();
-#if defined(__clang__)
-	/* clang has no "f16c" here; every AVX2 CPU has F16C. */
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	    __builtin_cpu_supports("f16c");
-#endif
+	return cpu_has(CPU_AVX2);
 }
 
 static int
 have_avx512(void)
 {
-	__builtin_cpu_init();
-	return have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-	    __builtin_cpu_supports("avx512vnni");
+	return cpu_has(CPU_AVX512);
 }
 
 /* Best first. */
@@ -1220,13 +1202,15 @@ level_named(const char *name)
 	return NULL;
 }
 
+/* The family cpu.c chose (LLAMA2_CHAT_ISA or the best the CPU has). */
 static const struct level *
 level_best(void)
 {
-	for (int i = 0; i < NLEVELS; i++)
-		if (levels[i].supported())
-			return &levels[i];
-	return NULL;
+	switch (cpu_isa()) {
+	case CPU_AVX512: return &levels[0];
+	case CPU_AVX2: return &levels[1];
+	default: return NULL;
+	}
 }
 
 static int

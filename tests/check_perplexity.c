@@ -238,6 +238,32 @@ START_TEST(test_perplexity_bad_input)
 }
 END_TEST
 
+/* The batch size changes how the chunk is cut into forward passes, not the
+ * numbers; --chunks caps the count. */
+START_TEST(test_perplexity_batches)
+{
+	char *model = fixture_path("models/fixture-f32.gguf");
+	char *dir = tmpdir_new();
+	char *text = pp_write_text(dir, "text.txt", 99, 1500);
+	char *out = NULL, *err = NULL;
+	const char *a[] = { "-m", model, "-f", text, "-c", "128", "--chunks", "3", NULL };
+	ck_assert_int_eq(pp_ours(a, &out, &err), 0);
+	const double one = pp_final(out, "-b 128");
+	ck_assert_msg(strstr(out, "[3]") != NULL && strstr(out, "[4]") == NULL, "%s", out);
+	free(out);
+	free(err);
+	const char *b[] = { "-m", model, "-f", text, "-c", "128", "--chunks", "3", "-b", "20", "-t", "1", NULL };
+	ck_assert_int_eq(pp_ours(b, &out, &err), 0);
+	const double many = pp_final(out, "-b 20");
+	ck_assert_msg(fabs(one - many) <= 1e-4 * one, "-b 128: %.4f, -b 20: %.4f", one, many);
+	free(out);
+	free(err);
+	free(text);
+	tmpdir_remove(dir);
+	free(model);
+}
+END_TEST
+
 /* extern: the Makefile finds suites by a line starting "Suite *". */
 Suite *perplexity_suite(void);
 
@@ -249,6 +275,7 @@ perplexity_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_fixture_test(tc, test_perplexity_bad_input);
 	tcase_add_fixture_test(tc, test_perplexity_kl_divergence);
+	tcase_add_fixture_test(tc, test_perplexity_batches);
 	char *peer = fixtures_present() ? peer_program("llama-perplexity") : NULL;
 	if (peer != NULL)
 		tcase_add_test(tc, test_perplexity_matches_peer);

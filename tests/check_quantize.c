@@ -122,6 +122,21 @@ START_TEST(test_quantize_matches_peer)
 		free(ours);
 		free(theirs);
 	}
+	/* F16 and BF16 inputs, converted to float as llama-quantize does. */
+	static const char *const halves[] = { "models/fixture-f16.gguf", "models/fixture-bf16.gguf" };
+	for (int h = 0; h < 2; h++) {
+		char *hin = fixture_path(halves[h]);
+		ck_assert_ptr_nonnull(hin);
+		char *ours = qz_join(dir, "ours.gguf"), *theirs = qz_join(dir, "theirs.gguf");
+		const char *pargv[] = { peer, hin, theirs, "Q4_K_M", "2", NULL };
+		ck_assert_int_eq(run_program(pargv, NULL, NULL), 0);
+		ck_assert_int_eq(qz_run_ours(hin, ours, "Q4_K_M", NULL), 0);
+		double share = qz_compare(ours, theirs, 10);
+		ck_assert_msg(share >= 0.99, "[%s] only %.4f of the blocks are identical", halves[h], share);
+		free(ours);
+		free(theirs);
+		free(hin);
+	}
 	tmpdir_remove(dir);
 	free(in);
 	free(peer);

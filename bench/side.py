@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""side.py: llama2-chat side by side with the peer engines, one table per shape.
+
+    bench/side.py [--isa avx2] [--reps R] [--rounds K] [--threads T] SHAPE FILE...
+
+For each GGUF file: the file is read once (cat > /dev/null) so that every
+engine starts from the page cache, then K rounds, each running ours and then
+every peer on that file (ours, peers, ours, peers, ...), so that a busy
+machine slows every engine alike; each figure is the best round's mean.
+Peers (from $LLAMA2_CHAT_FIXTURES/peers, default ../shared):
+  llama.cpp b4748 `llama-bench`, best of -fa 0 and -fa 1;
+  ik_llama.cpp `llama-bench -fa 1 -rtr 1`.
+With --isa avx2: ours under LLAMA2_CHAT_ISA=avx2 against llama.cpp's
+`llama-bench-avx2` alone.  The ratio is ours over the fastest peer.
+Decode bound: bytes one token reads (our bench's bytes_per_token) over the
+read bandwidth that bwprobe measures in the same round, with a buffer of
+that size and the same thread count.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(cmd, env=None):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if p.returncode != 0:
+        sys.stderr.write(f"side.py: {' '.join(cmd)}: exit {p.returncode}\n{p.stderr[-2000:]}\n")
+        return None
+    return p.stdout
+
+
+def warm(path):
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def ours(binary, path, tests, reps, threads, isa):
+    """{test: t/s} and bytes per token, from `llama2-chat bench --json`."""
+    env = dict(os.environ)
+    if isa:
+        env["LLAMA2_CHAT_ISA"] = isa
+    res, bpt, used = {}, 0, None
+    pps = [t for t in tests if t.startswith("pp")]
+    tg = [t for t in tests if t.startswith("tg")]
+    # pp512 together with tg128, the longer prompts on their own (-n 0).
+    jobs = []
+    for i, pp in enumerate(pps):
+        jobs.append((int(pp[2:]), int(tg[0][2:]) if (i == 0 and tg) else 0))
+    if not pps and tg:
+        jobs.append((0, int(tg[0][2:])))
+    for p, n in jobs:
+        cmd = [binary, "bench", "-m", path, "-t", str(threads), "-r", str(reps), "--json"]
+        cmd += ["-p", str(p), "-n", str(n)] if p > 0 else ["-p", "0", "-n", str(n)]
+        out = run(cmd, env)
+        if out is None:
+            continue
+        j = json.loads(out)
+        used = j.get("isa", used)
+        bpt = j.get("bytes_per_token", bpt)
+        if p > 0:
+            res[f"pp{p}"] = j["pp_tps"]
+        if n > 0:
+            res[f"tg{n}"] = j["tg_tps"]
+    return res, bpt, used
+
+
+def peer(binary, path, tests, reps, threads, extra):
+    """{test: t/s}, best over the flag sets in `extra` (a list of lists)."""
+    pps = sorted({int(t[2:]) for t in tests if t.startswith("pp")})
+    tgs = sorted({int(t[2:]) for t in tests if t.startswith("tg")})
+    res = {}
+    for flags in extra:
+        cmd = [binary, "-m", path, "-t", str(threads), "-r", str(reps), "-o", "json"]
+        cmd += ["-p", ",".join(map(str, pps)) if pps else "0", "-n", ",".join(map(str, tgs)) if tgs else "0"]
+        cmd += flags
+        out = run(cmd)
+        if out is None:
+            continue
+        try:
+            rows = json.loads(out[out.index("["):])
+        except ValueError:
+            sys.stderr.write(f"side.py: {' '.join(cmd)}: no JSON in its output\n")
+            continue
+        for r in rows:
+            key = f"pp{r['n_prompt']}" if r["n_gen"] == 0 else f"tg{r['n_gen']}"
+            res[key] = max(res.get(key, 0.0), r["avg_ts"])
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("shape")
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--isa", default="")
+    ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "2")))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "2")))
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")))
+    ap.add_argument("--bin", default=os.path.join(ROOT, "llama2-chat"))
+    ap.add_argument("--probe", default=os.path.join(ROOT, os.environ.get("B", "build/release"), "bwprobe"))
+    a = ap.parse_args()
+    fx = os.environ.get("LLAMA2_CHAT_FIXTURES", os.path.join(ROOT, "..", "shared"))
+    pd = os.path.join(fx, "peers")
+    if a.isa == "avx2":
+        tests = ["pp512", "tg128"]
+        peers = [("llama.cpp b4748 AVX2", os.path.join(pd, "llama.cpp-b4748", "llama-bench-avx2"),
+                  [["-fa", "0"], ["-fa", "1"]])]
+    else:
+        tests = ["pp512", "pp2048", "tg128"]
+        peers = [("llama.cpp b4748", os.path.join(pd, "llama.cpp-b4748", "llama-bench"), [["-fa", "0"], ["-fa", "1"]]),
+                 ("ik_llama.cpp", os.path.join(pd, "ik_llama.cpp", "llama-bench"), [["-fa", "1", "-rtr", "1"]])]
+    peers = [p for p in peers if os.access(p[1], os.X_OK)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+
+    rows = []
+    for path in a.files:
+        best_o, best_p, bpt, bw, isa = {}, [{} for _ in peers], 0, 0.0, a.isa or "best"
+        for _ in range(a.rounds):
+            warm(path)
+            o, b, used = ours(a.bin, path, tests, a.reps, a.threads, a.isa)
+            bpt, isa = b or bpt, used or isa
+            for k, v in o.items():
+                best_o[k] = max(best_o.get(k, 0.0), v)
+            if bpt:
+                out = subprocess.run([a.probe, str(bpt), "5"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env=env).stdout.strip()
+                bw = max(bw, float(out or 0))
+            for i, (_, binary, flags) in enumerate(peers):
+                warm(path)
+                for k, v in peer(binary, path, tests, a.reps, a.threads, flags).items():
+                    best_p[i][k] = max(best_p[i].get(k, 0.0), v)
+        rows.append((path, isa, best_o, best_p, bpt, bw))
+
+    title = "AVX2 only (LLAMA2_CHAT_ISA=avx2)" if a.isa == "avx2" else "side by side"
+    print(f"\n## {a.shape} shape, {title}: -t {a.threads}, best of {a.rounds} alternating rounds of -r {a.reps}, t/s\n")
+    head = ["file", "isa"]
+    for t in tests:
+        head += [f"ours {t}"] + [f"{p[0]}" for p in peers] + ["ratio"]
+    head += ["read/token", "read GB/s", "tg bound t/s", "ours % of bound"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for path, isa, o, p, bpt, bw in rows:
+        cells = [os.path.basename(path), isa]
+        for t in tests:
+            cells.append(f"{o[t]:.2f}" if t in o else "-")
+            vals = [pp.get(t) for pp in p]
+            cells += [f"{v:.2f}" if v else "-" for v in vals]
+            fast = max([v for v in vals if v] or [0])
+            cells.append(f"{o[t] / fast:.2f}" if fast and t in o else "-")
+        tg = next((t for t in tests if t.startswith("tg")), None)
+        bound = bw * 1e9 / bpt if bpt and bw else 0
+        cells += [f"{bpt / 1e9:.3f} GB" if bpt else "-", f"{bw:.1f}" if bw else "-",
+                  f"{bound:.1f}" if bound else "-",
+                  f"{100 * o[tg] / bound:.0f}%" if bound and tg in o else "-"]
+        print("| " + " | ".join(cells) + " |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

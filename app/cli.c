@@ -246,6 +246,7 @@ cli_help(FILE *f)
 "       " PROG " list | show ID | export ID | import FILE | search QUERY | rename ID TITLE | rm ID...\n"
 "       " PROG " presets [list | show NAME | add NAME --system TEXT | edit NAME ... | rm NAME]\n"
 "       " PROG " cache [list | clear]                KV snapshots kept for instant resume\n"
+"       " PROG " regenerate [ID] | show ID --tree | branch ID [N] | replay ID   branches, exact replay\n"
 "       " PROG " perplexity -m MODEL -f TEXT [-c N]  the model's loss on a text (see --help)\n"
 "       " PROG " quantize IN.gguf OUT.gguf TYPE  a smaller model file (see --help)\n"
 "\n"

@@ -12,6 +12,10 @@
 
 #define PROG "llama2-chat"
 #define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+#ifndef VERSION
+#define VERSION "0.1.0"
+#endif
 
 enum { SAMP_TEMP = 1, SAMP_TOP_K = 2, SAMP_TOP_P = 4, SAMP_MIN_P = 8, SAMP_REPEAT = 16 };
 
@@ -22,7 +26,8 @@ struct opts {
 	const char *db;
 	const char *system;       /* -s */
 	const char *preset;
-	const char *prompt;       /* -p */
+	const char *prompt;       /* -p, or run's words */
+	const char *prompt_file;  /* -f FILE: its contents as one message */
 	const char *prompt_ids;   /* --prompt-ids 1,2,3 */
 	const char *resume;       /* --resume ID */
 	const char *format;
@@ -56,6 +61,12 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Usage error: the line plus a hint; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_help(FILE *f);
+/* The usage of one subcommand (cmd NULL or without one of its own: the
+ * global usage). */
+void cli_help_command(FILE *f, const char *cmd);
+/* Does the option word arg (as typed: "-m", "--model", "--model=x")
+ * take the next word as its value?  For scanning argv before getopt. */
+int cli_option_takes_value(const char *arg);
 
 /* Open opts->model (usage error if none or missing, exit 1 if unreadable).
  * Returns NULL and sets *status on failure. */

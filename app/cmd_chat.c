@@ -7,6 +7,7 @@
 #include "app/session.h"
 #include "engine/tokenizer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,8 +29,10 @@ static void
 print_text(void *ud, const char *text, size_t len)
 {
 	struct session *s = ud;
-	fwrite(text, 1, len, stdout);
-	fflush(stdout);
+	if (!s->o->json) {
+		fwrite(text, 1, len, stdout);
+		fflush(stdout);
+	}
 	if (g_interrupted)
 		session_stop(s);
 }
@@ -87,10 +90,59 @@ print_stats(const struct session *s)
 	    st->n_reused, st->ttft_ms, st->tg_tps, st->ctx_used, worker_ctx_size(s->w));
 }
 
+static const char *
+finish_name(enum engine_stop_reason r)
+{
+	switch (r) {
+	case ENGINE_STOP_EOS: return "eos";
+	case ENGINE_STOP_USER: return "stopped";
+	case ENGINE_STOP_LENGTH: case ENGINE_STOP_CTX: return "length";
+	}
+	return "length";
+}
+
+/* --json: the reply as one JSON object on one line (jansson escapes the
+ * text, so any reply is one line a script can read with a JSON parser). */
 static int
-one_turn(struct session *s, const char *text)
+print_json(const struct session *s, int line)
+{
+	const struct engine_gen_stats *st = &s->last_stats;
+	json_t *j = json_pack("{s:s%, s:s, s:{s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i}}",
+	    "text", s->rtext != NULL ? s->rtext : "", s->rtext != NULL ? s->rlen : 0,
+	    "finish", finish_name(st->reason),
+	    "stats", "prompt_tokens", st->n_prompt, "reused_tokens", st->n_reused, "gen_tokens", st->n_gen,
+	    "ttft_ms", st->ttft_ms, "prefill_ms", st->prefill_ms, "tg_tps", st->tg_tps, "pp_tps", st->pp_tps,
+	    "ctx_used", st->ctx_used, "ctx_size", worker_ctx_size(s->w));
+	if (j == NULL)
+		return -1;
+	if (s->pid[0] != '\0')
+		json_object_set_new(j, "conversation", json_string(s->pid));
+	if (line > 0)
+		json_object_set_new(j, "line", json_integer(line));
+	if (s->o->ids) {
+		json_t *a = json_array();
+		for (int i = 0; a != NULL && i < s->rn; i++)
+			json_array_append_new(a, json_integer(s->rids[i]));
+		json_object_set_new(j, "ids", a);
+	}
+	int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
+	json_decref(j);
+	fputc('\n', stdout);
+	fflush(stdout);
+	return rc;
+}
+
+/* One message and its reply.  line > 0: the message is stdin's line
+ * `line` (chat), named in messages about it.  Returns 0, 1 (failed),
+ * 3 (this message was refused, the session goes on) or EXIT_INTERRUPTED. */
+static int
+one_turn(struct session *s, const char *text, int line)
 {
 	if (!utf8_valid(text)) {
+		if (line > 0) {
+			cli_error("line %d: not valid UTF-8 (skipped)", line);
+			return 3;
+		}
 		cli_error("the message is not valid UTF-8");
 		return 1;
 	}
@@ -99,12 +151,20 @@ one_turn(struct session *s, const char *text)
 		return 1;
 	}
 	if (session_wait(s, print_text, s) != 0) {
-		fputc('\n', stdout);
+		if (!s->o->json)
+			fputc('\n', stdout);
 		cli_error("%s", s->error ? s->error : "generation failed");
 		return 1;
 	}
-	fputc('\n', stdout);
-	fflush(stdout);
+	if (s->o->json) {
+		if (print_json(s, line) != 0) {
+			cli_error("cannot write to standard output");
+			return 1;
+		}
+	} else {
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
 	if (s->error) {      /* e.g. the disk filled while saving: say so */
 		cli_error("%s", s->error);
 		free(s->error);
@@ -123,6 +183,15 @@ one_turn(struct session *s, const char *text)
 		free(s->notice);
 		s->notice = NULL;
 	}
+	if (s->o->verbose && s->dropped > 0) {
+		fprintf(stderr, "llama2-chat: %d earlier message%s did not fit the %d-token window and "
+		    "%s left out of the model's view\n", s->dropped, s->dropped == 1 ? "" : "s",
+		    worker_ctx_size(s->w), s->dropped == 1 ? "was" : "were");
+		s->dropped = 0;
+	}
+	/* Stopped by Ctrl-C: the reply is saved as stopped; scripts see 130. */
+	if (g_interrupted)
+		return EXIT_INTERRUPTED;
 	return 0;
 }
 
@@ -137,19 +206,46 @@ install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* The whole of a file (or stdin for "-") as one message; NULL after
+ * printing why not. */
+static char *
+read_message(const char *path, const char *flag)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	if (f == NULL) {
+		cli_error("%s %s: %s", flag, path, strerror(errno));
+		return NULL;
+	}
+	size_t len = 0;
+	char *msg = read_all(f, &len);
+	int bad = ferror(f);
+	if (f != stdin)
+		fclose(f);
+	if (msg == NULL || bad) {
+		cli_error("%s %s: cannot read it", flag, f == stdin ? "(standard input)" : path);
+		free(msg);
+		return NULL;
+	}
+	if (strlen(msg) != len) {
+		cli_error("%s %s: holds a NUL byte; a message is text", flag, path);
+		free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
 int
 cmd_oneshot(struct opts *o)
 {
 	char *msg = NULL;
-	if (strcmp(o->prompt, "-") == 0) {
-		msg = read_all(stdin, NULL);
-		if (msg == NULL) {
-			cli_error("cannot read the message from standard input");
-			return 1;
-		}
-	} else {
+	if (o->prompt_file != NULL)
+		msg = read_message(o->prompt_file, "-f");
+	else if (strcmp(o->prompt, "-") == 0)
+		msg = read_message("-", "-p");
+	else
 		msg = strdup(o->prompt);
-	}
+	if (msg == NULL)
+		return 1;
 	int status = 0;
 	struct engine_model *m = cli_open_model(o, &status);
 	if (m == NULL) {
@@ -163,7 +259,7 @@ cmd_oneshot(struct opts *o)
 		return status;
 	}
 	install_signals();
-	status = one_turn(&s, msg);
+	status = one_turn(&s, msg, 0);
 	session_close(&s);
 	engine_close(m);
 	free(msg);
@@ -188,21 +284,37 @@ cmd_chat_pipe(struct opts *o)
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
+	int ln = 0, skipped = 0;
 	while (!g_interrupted && (n = getline(&line, &cap, stdin)) > 0) {
+		ln++;
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = '\0';
 		if (n == 0)
 			continue;
-		status = one_turn(&s, line);
+		if ((ssize_t)strlen(line) != n) {
+			cli_error("line %d: holds a NUL byte (skipped)", ln);
+			skipped = 1;
+			continue;
+		}
+		status = one_turn(&s, line, ln);
+		if (status == 3) {     /* a bad line: said so, go on with the next */
+			skipped = 1;
+			status = 0;
+			continue;
+		}
 		if (status != 0)
 			break;
-		fputc('\n', stdout);   /* a blank line after each reply */
+		if (!o->json)
+			fputc('\n', stdout);   /* a blank line after each reply */
 		fflush(stdout);
 	}
 	free(line);
 	session_close(&s);
 	engine_close(m);
-	return status;
+	if (status == 0 && g_interrupted)
+		status = EXIT_INTERRUPTED;
+	/* Lines were skipped: the run as a whole did not do everything asked. */
+	return status != 0 ? status : skipped ? 1 : 0;
 }
 
 int

@@ -130,6 +130,15 @@ struct db_preset {
  * newer llama2-chat.
  */
 struct db *db_open(const char *path, char **err);
+/*
+ * For the commands that only read (list, show, search, export): as
+ * db_open, but when the file or its folder cannot be written (permissions,
+ * a read-only mount, an immutable file) it is opened read-only instead,
+ * with no migration and no journal change; a schema older than this
+ * program's is then an error that says so.  Writes through such a handle
+ * fail with "the database is read-only".
+ */
+struct db *db_open_read(const char *path, char **err);
 /* Close the handle (NULL is fine).  Every result it returned stays valid. */
 void db_close(struct db *d);
 /* The path given to db_open (owned by d). */

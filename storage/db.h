@@ -243,13 +243,18 @@ int db_message_delete_after(struct db *d, int64_t conv, int position, char **err
 /* ---- search ------------------------------------------------------------- */
 
 /*
- * Full-text search (FTS5 query syntax: words, "phrases", AND/OR/NOT,
- * prefix*) over all message text, newest first, at most limit hits (<= 0:
- * 20).  Each snippet has its matches between mark_open and mark_close
- * (either may be ""; NULL means "").  0 with *out (db_hits_free) and *n, or
- * -1 with *err, which for a malformed query says so and quotes it.
+ * Search all message text, newest first, at most limit hits (<= 0: 20).
+ * db_search takes plain text: words (all must occur, any punctuation in
+ * them is fine), "phrases", prefix*, AND/OR/NOT between words; CJK terms
+ * match as substrings (東 finds 東京).  db_search_fts takes FTS5's query
+ * syntax as it is.  Each snippet has its matches between mark_open and
+ * mark_close (either may be ""; NULL means "").  0 with *out
+ * (db_hits_free) and *n, or -1 with *err, which for a malformed FTS5 query
+ * says so and quotes it.
  */
 int db_search(struct db *d, const char *query, int limit, const char *mark_open,
+    const char *mark_close, struct db_hit **out, size_t *n, char **err);
+int db_search_fts(struct db *d, const char *query, int limit, const char *mark_open,
     const char *mark_close, struct db_hit **out, size_t *n, char **err);
 void db_hits_free(struct db_hit *h, size_t n);
 

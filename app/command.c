@@ -231,7 +231,8 @@ command_run(int argc, char **argv)
 	rc = sub ? cli_parse(&o, argc - 1, argv + 1, sub) : cli_parse(&o, argc, argv, NULL);
 	if (rc == 0) {
 		if (sub != NULL && c == NULL)
-			rc = cli_usage_error("unknown command '%s'", sub);
+			rc = cli_usage_error("unknown command '%s' (to ask a question, use -p TEXT or "
+			    PROG " run TEXT)", sub);
 		else
 			rc = c != NULL ? c->run(&o) : command_chat(&o);
 	}

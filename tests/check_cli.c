@@ -40,7 +40,7 @@ START_TEST(test_usage_errors)
 		{ { "x", "complete", "-n", NULL }, 2, "-n" },
 		{ { "x", "complete", "-n", "many", "-m", "x", NULL }, 2, "many" },
 		{ { "x", "complete", "--temp", "-3", NULL }, 2, "--temp" },
-		{ { "x", "info", "-m", "/nonexistent/model.gguf", NULL }, 2, "/nonexistent/model.gguf" },
+		{ { "x", "info", "-m", "/nonexistent/model.gguf", NULL }, 1, "/nonexistent/model.gguf" },
 		{ { "x", "info", NULL }, 2, "no model" },
 		{ { "x", "frobnicate", NULL }, 2, "frobnicate" },
 		{ { "x", "list", "--bogus", NULL }, 2, "--bogus" },

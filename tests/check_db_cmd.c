@@ -252,7 +252,7 @@ START_TEST(test_runtime_errors)
 		{ { "presets", "edit", "coder", "--temp", "1" }, "built-in" },
 		{ { "presets", "show", "nope" }, "no preset named 'nope'" },
 		{ { "presets", "add", "dup", "--from", "nope" }, "no preset named 'nope'" },
-		{ { "search", "\"unterminated" }, "bad search query" },
+		{ { "search", "--fts", "\"unterminated" }, "bad search query" },
 		{ { "export", a, "-o", "@exists" }, "already exists (--force overwrites it)" },
 		{ { "import", "/nonexistent/x.json" }, "/nonexistent/x.json" },
 	};

@@ -562,6 +562,106 @@ START_TEST(test_interrupt_exit_130)
 }
 END_TEST
 
+/* export: the format from -o's extension, any case, conflicts refused;
+ * --all as one JSON array; import: the plain and OpenAI shapes, and the
+ * same conversation twice skipped with a message. */
+START_TEST(test_export_import_formats)
+{
+	struct conv c;
+	conv_init(&c);
+	say(&c, "export me");
+	char *out, *err, *path;
+	const char *l[] = { "x", "list", "--db", c.db, "--json", NULL };
+	ck_assert_int_eq(conv_run(&c, l, NULL, &out, &err), 0);
+	json_t *j = json_loads(out, 0, NULL);
+	char *pid = strdup(json_string_value(json_object_get(json_array_get(j, 0), "id")));
+	json_decref(j);
+	free(out);
+	free(err);
+	struct { const char *file; const char *format; int status; const char *head; } cases[] = {
+		{ "a.htm", NULL, 0, "<!DOCTYPE html>" }, { "b.HTML", NULL, 0, "<!DOCTYPE html>" },
+		{ "c.json", NULL, 0, "{" }, { "d.txt", "TXT", 0, "" }, { "e.html", "json", 2, NULL },
+		{ "f.pdf", NULL, 2, NULL }, { "g.pdf", "md", 0, "# " }, { "h", "Html", 0, "<!DOCTYPE html>" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ck_assert_int_ge(asprintf(&path, "%s/%s", c.dir, cases[i].file), 0);
+		const char *a[] = { "x", "export", pid, "--db", c.db, "-o", path, cases[i].format ? "--format" : NULL,
+			cases[i].format, NULL };
+		int st = conv_run(&c, a, NULL, &out, &err);
+		ck_assert_msg(st == cases[i].status, "case %zu (%s): %d %s", i, cases[i].file, st, err);
+		if (st == 0) {
+			FILE *f = fopen(path, "r");
+			char buf[64] = "";
+			ck_assert_ptr_nonnull(f);
+			ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+			fclose(f);
+			ck_assert_msg(strncmp(buf, cases[i].head, strlen(cases[i].head)) == 0, "case %zu: %s", i, buf);
+		} else {
+			ck_assert_msg(access(path, F_OK) != 0, "case %zu: %s written anyway", i, path);
+			ck_assert_int_eq(lines(err), 1);
+		}
+		free(out);
+		free(err);
+		free(path);
+	}
+	/* The same export imported again is skipped, and says which it is. */
+	ck_assert_int_ge(asprintf(&path, "%s/c.json", c.dir), 0);
+	const char *imp[] = { "x", "import", path, "--db", c.db, NULL };
+	ck_assert_int_eq(conv_run(&c, imp, NULL, &out, &err), 0);
+	ck_assert_msg(strstr(err, "already stored as") && strstr(err, pid), "%s", err);
+	ck_assert_str_eq(out, "");
+	free(out);
+	free(err);
+	free(path);
+	/* A plain array and an OpenAI-style object; the plain one twice. */
+	ck_assert_int_ge(asprintf(&path, "%s/plain.json", c.dir), 0);
+	FILE *f = fopen(path, "w");
+	fputs("[{\"role\": \"user\", \"content\": \"plain question\"},"
+	    " {\"role\": \"assistant\", \"content\": \"plain answer\"}]", f);
+	fclose(f);
+	const char *p1[] = { "x", "import", path, "--db", c.db, NULL };
+	ck_assert_msg(conv_run(&c, p1, NULL, &out, &err) == 0, "%s", err);
+	ck_assert_msg(strncmp(out, "imported as ", 12) == 0, "%s", out);
+	free(out);
+	free(err);
+	ck_assert_int_eq(conv_run(&c, p1, NULL, &out, &err), 0);
+	ck_assert_msg(strstr(err, "already stored as") != NULL, "%s", err);
+	free(out);
+	free(err);
+	free(path);
+	const char *oa = "{\"messages\": [{\"role\": \"system\", \"content\": \"be kind\"},"
+	    " {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"openai question\"}]}]}";
+	const char *p2[] = { "x", "import", "-", "--db", c.db, NULL };
+	ck_assert_msg(conv_run(&c, p2, oa, &out, &err) == 0, "%s", err);
+	free(out);
+	free(err);
+	/* export --all: one array of the three, which imports into a new file. */
+	const char *all[] = { "x", "export", "--all", "--db", c.db, NULL };
+	ck_assert_int_eq(conv_run(&c, all, NULL, &out, &err), 0);
+	j = json_loads(out, 0, NULL);
+	ck_assert_msg(json_array_size(j) == 3, "%s", out);
+	json_decref(j);
+	char *db2;
+	ck_assert_int_ge(asprintf(&db2, "%s/other.db", c.dir), 0);
+	const char *p3[] = { "x", "import", "-", "--db", db2, NULL };
+	char *o2, *e2;
+	ck_assert_msg(conv_run(&c, p3, out, &o2, &e2) == 0, "%s", e2);
+	ck_assert_int_eq(lines(o2), 3);
+	free(o2);
+	free(e2);
+	const char *s2[] = { "x", "search", "openai", "--db", db2, NULL };
+	ck_assert_int_eq(conv_run(&c, s2, NULL, &o2, &e2), 0);
+	ck_assert_msg(strstr(o2, "openai question") != NULL, "%s", o2);
+	free(o2);
+	free(e2);
+	free(out);
+	free(err);
+	free(db2);
+	free(pid);
+	conv_done(&c);
+}
+END_TEST
+
 Suite *conventions_suite(void);
 
 Suite *
@@ -582,6 +682,7 @@ conventions_suite(void)
 	tcase_add_fixture_test(tc, test_run_and_json);
 	tcase_add_fixture_test(tc, test_chat_bad_line);
 	tcase_add_fixture_test(tc, test_interrupt_exit_130);
+	tcase_add_fixture_test(tc, test_export_import_formats);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -20,9 +20,10 @@
 
 enum {
 	OPT_TOKENIZER = 1000, OPT_CONFIG, OPT_DB, OPT_PRESET, OPT_PROMPT_IDS, OPT_RESUME, OPT_CTX,
-	OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT, OPT_REPEAT_N, OPT_SEED, OPT_IDS, OPT_NO_BOS,
+	OPT_IDS, OPT_NO_BOS,
 	OPT_KV_F32, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
 	OPT_VERBOSE, OPT_IGNORE_EOS, OPT_VERSION,
+	OPT_SETTING = 2000,       /* + enum setting_id: the settings table's flags */
 };
 
 static const struct option long_opts[] = {
@@ -40,13 +41,6 @@ static const struct option long_opts[] = {
 	{ "ctx-size", required_argument, NULL, OPT_CTX },
 	{ "threads", required_argument, NULL, 't' },
 	{ "batch-size", required_argument, NULL, OPT_BATCH },
-	{ "temp", required_argument, NULL, OPT_TEMP },
-	{ "top-k", required_argument, NULL, OPT_TOPK },
-	{ "top-p", required_argument, NULL, OPT_TOPP },
-	{ "min-p", required_argument, NULL, OPT_MINP },
-	{ "repeat-penalty", required_argument, NULL, OPT_REPEAT },
-	{ "repeat-last-n", required_argument, NULL, OPT_REPEAT_N },
-	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "ids", no_argument, NULL, OPT_IDS },
 	{ "no-bos", no_argument, NULL, OPT_NO_BOS },
 	{ "kv-f32", no_argument, NULL, OPT_KV_F32 },
@@ -64,8 +58,37 @@ static const struct option long_opts[] = {
 	{ "file", required_argument, NULL, 'f' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
 };
+#define N_FIXED (sizeof long_opts / sizeof long_opts[0])
+
+/* long_opts and one option per setting of the table (settings.h). */
+static const struct option *
+cli_options(void)
+{
+	static struct option all[N_FIXED + SET_COUNT + 1];
+	if (all[0].name == NULL) {
+		memcpy(all, long_opts, sizeof long_opts);
+		for (int i = 0; i < SET_COUNT; i++)
+			all[N_FIXED + i] = (struct option){ settings_table[i].flag, required_argument, NULL, OPT_SETTING + i };
+	}
+	return all;
+}
+
+/* A setting's value from the command line ("--temp", "-n"): 0 or a usage error. */
+static int
+cli_setting(struct opts *o, int id, const char *shown, const char *text)
+{
+	char *why = NULL;
+	if (settings_parse(id, text, &o->gen, &why) != 0) {
+		cli_usage_error("%s: %s", shown, why ? why : "bad value");
+		free(why);
+		return EXIT_USAGE;
+	}
+	o->gen_set |= 1u << id;
+	if (id == SET_SEED)
+		o->seed_set = 1;
+	return 0;
+}
 
 void
 cli_error(const char *fmt, ...)
@@ -102,27 +125,13 @@ parse_int(const char *flag, const char *s, long lo, long hi, int *out)
 	return 0;
 }
 
-static int
-parse_float(const char *flag, const char *s, double lo, double hi, float *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi)
-		return cli_usage_error("%s: '%s' is not a number from %g to %g", flag, s, lo, hi);
-	*out = (float)v;
-	return 0;
-}
-
 int
 cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 {
 	int c, bad = 0;
-	unsigned long long seed;
-	char *end;
 	opterr = 0;
 	optind = 1;
-	while (!bad && (c = getopt_long(argc, argv, ":m:s:p:f:cn:t:o:r:hV", long_opts, NULL)) != -1) {
+	while (!bad && (c = getopt_long(argc, argv, ":m:s:p:f:cn:t:o:r:hV", cli_options(), NULL)) != -1) {
 		switch (c) {
 		case 'm': o->model = optarg; break;
 		case OPT_TOKENIZER: o->tokenizer = optarg; break;
@@ -144,40 +153,11 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 			if (cmd && strcmp(cmd, "bench") == 0)
 				bad = parse_int("-n", optarg, 0, 1 << 20, &o->n_gen_bench);
 			else
-				bad = parse_int("-n", optarg, -1, INT_MAX, &o->n_predict);
+				bad = cli_setting(o, SET_N_PREDICT, "-n", optarg);
 			break;
 		case OPT_CTX: bad = parse_int("--ctx-size", optarg, 16, 1 << 20, &o->ctx_size); break;
 		case 't': bad = parse_int("-t", optarg, 1, 512, &o->threads); break;
 		case OPT_BATCH: bad = parse_int("--batch-size", optarg, 1, 4096, &o->batch); break;
-		case OPT_TEMP:
-			bad = parse_float("--temp", optarg, 0, 100, &o->samp.temp);
-			o->samp_flags |= SAMP_TEMP;
-			break;
-		case OPT_TOPK:
-			bad = parse_int("--top-k", optarg, 0, 1 << 24, &o->samp.top_k);
-			o->samp_flags |= SAMP_TOP_K;
-			break;
-		case OPT_TOPP:
-			bad = parse_float("--top-p", optarg, 0, 1, &o->samp.top_p);
-			o->samp_flags |= SAMP_TOP_P;
-			break;
-		case OPT_MINP:
-			bad = parse_float("--min-p", optarg, 0, 1, &o->samp.min_p);
-			o->samp_flags |= SAMP_MIN_P;
-			break;
-		case OPT_REPEAT:
-			bad = parse_float("--repeat-penalty", optarg, 0.01, 100, &o->samp.repeat_penalty);
-			o->samp_flags |= SAMP_REPEAT;
-			break;
-		case OPT_REPEAT_N: bad = parse_int("--repeat-last-n", optarg, 0, 1 << 20, &o->samp.repeat_last_n); break;
-		case OPT_SEED:
-			errno = 0;
-			seed = strtoull(optarg, &end, 10);
-			if (errno || end == optarg || *end || optarg[0] == '-')
-				bad = cli_usage_error("--seed: '%s' is not a whole number", optarg);
-			o->samp.seed = seed;
-			o->seed_set = 1;
-			break;
 		case OPT_IDS: o->ids = 1; break;
 		case OPT_NO_BOS: o->no_bos = 1; break;
 		case OPT_KV_F32: o->kv_f32 = 1; break;
@@ -190,7 +170,7 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		case 'o': o->output = optarg; break;
 		case 'r': case OPT_REPS: bad = parse_int("-r", optarg, 1, 1000, &o->reps); break;
 		case OPT_VERBOSE: o->verbose = 1; break;
-		case OPT_IGNORE_EOS: o->samp.ignore_eos = 1; break;
+		case OPT_IGNORE_EOS: o->gen.samp.ignore_eos = 1; break;
 		case 'f': o->prompt_file = optarg; break;
 		case 'h': cli_help_command(stdout, cmd); exit(0);
 		case 'V': case OPT_VERSION: puts(PROG " " VERSION); exit(0);
@@ -198,6 +178,12 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 			bad = cli_usage_error("option '%s' needs a value", argv[optind - 1]);
 			break;
 		default:
+			if (c >= OPT_SETTING && c < OPT_SETTING + SET_COUNT) {
+				char shown[64];
+				snprintf(shown, sizeof shown, "--%s", settings_table[c - OPT_SETTING].flag);
+				bad = cli_setting(o, c - OPT_SETTING, shown, optarg);
+				break;
+			}
 			if (optopt)
 				bad = cli_usage_error("unknown option '-%c'", optopt);
 			else
@@ -317,14 +303,15 @@ cli_option_takes_value(const char *arg)
 	/* getopt_long takes unambiguous prefixes: match the same way. */
 	size_t len = strlen(name);
 	int found = -1;
-	for (int i = 0; long_opts[i].name != NULL; i++) {
-		if (strncmp(long_opts[i].name, name, len) != 0)
+	const struct option *all = cli_options();
+	for (int i = 0; all[i].name != NULL; i++) {
+		if (strncmp(all[i].name, name, len) != 0)
 			continue;
-		if (strlen(long_opts[i].name) == len)
-			return long_opts[i].has_arg == required_argument;
+		if (strlen(all[i].name) == len)
+			return all[i].has_arg == required_argument;
 		found = found == -1 ? i : -2;
 	}
-	return found >= 0 && long_opts[found].has_arg == required_argument;
+	return found >= 0 && all[found].has_arg == required_argument;
 }
 
 struct engine_model *

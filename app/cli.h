@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 
+#include "app/settings.h"
 #include "engine/engine.h"
 
 #define PROG "llama2-chat"
@@ -16,8 +17,6 @@
 #ifndef VERSION
 #define VERSION "0.1.0"
 #endif
-
-enum { SAMP_TEMP = 1, SAMP_TOP_K = 2, SAMP_TOP_P = 4, SAMP_MIN_P = 8, SAMP_REPEAT = 16 };
 
 struct opts {
 	const char *model;        /* -m, $LLAMA2_CHAT_MODEL, config "model" */
@@ -32,7 +31,6 @@ struct opts {
 	const char *resume;       /* --resume ID */
 	const char *format;
 	const char *output;
-	int n_predict;            /* -n: <= 0 until EOS / context full */
 	int ctx_size;
 	int threads;
 	int batch;
@@ -40,9 +38,9 @@ struct opts {
 	long long kv_cache_max;   /* KV snapshot folder cap in bytes */
 	int ids, no_bos, verbose, json, stats, no_save, cont, force, yes;
 	int n_prompt_bench, n_gen_bench, reps;   /* bench -p -n -r */
-	struct engine_sampling samp;
+	struct gen_settings gen;  /* sampling and -n (settings.h) */
 	int seed_set;
-	unsigned samp_flags;      /* SAMP_*: set on the command line (beat a preset) */
+	unsigned gen_set;         /* bits 1 << SET_*: given on the command line (beat a preset) */
 	char **args;              /* what is left after the options */
 	int nargs;
 	char *owned[8];           /* strings from the config file (opts_free) */

@@ -4,7 +4,10 @@
  */
 #include "app/cmd_chat.h"
 #include "app/dialog.h"
+#include "app/paths.h"
 #include "app/session.h"
+#include "ui/ui.h"
+#include "engine/chat.h"
 #include "engine/tokenizer.h"
 
 #include <errno.h>
@@ -25,16 +28,23 @@ on_signal(int sig)
 	g_interrupted = 1;
 }
 
+/* What the token callback needs: the session to stop, and whether the
+ * text goes out now (plain) or in one JSON object at the end. */
+struct turn_out {
+	struct session *s;
+	int json;
+};
+
 static void
 print_text(void *ud, const char *text, size_t len)
 {
-	struct session *s = ud;
-	if (!s->o->json) {
+	struct turn_out *t = ud;
+	if (!t->json) {
 		fwrite(text, 1, len, stdout);
 		fflush(stdout);
 	}
 	if (g_interrupted)
-		session_stop(s);
+		session_stop(t->s);
 }
 
 static char *
@@ -85,9 +95,9 @@ utf8_valid(const char *s)
 static void
 print_stats(const struct session *s)
 {
-	const struct engine_gen_stats *st = &s->last_stats;
-	fprintf(stderr, "turn %d: prefill %d reused %d ttft_ms %.1f tg_tps %.2f ctx %d/%d\n", s->turn, st->n_prompt,
-	    st->n_reused, st->ttft_ms, st->tg_tps, st->ctx_used, worker_ctx_size(s->w));
+	const struct engine_gen_stats *st = session_stats(s);
+	fprintf(stderr, "turn %d: prefill %d reused %d ttft_ms %.1f tg_tps %.2f ctx %d/%d\n", session_turn(s),
+	    st->n_prompt, st->n_reused, st->ttft_ms, st->tg_tps, st->ctx_used, session_ctx_size(s));
 }
 
 static const char *
@@ -104,25 +114,29 @@ finish_name(enum engine_stop_reason r)
 /* --json: the reply as one JSON object on one line (jansson escapes the
  * text, so any reply is one line a script can read with a JSON parser). */
 static int
-print_json(const struct session *s, int line)
+print_json(const struct opts *o, const struct session *s, int line)
 {
-	const struct engine_gen_stats *st = &s->last_stats;
+	const struct engine_gen_stats *st = session_stats(s);
+	size_t tlen = 0;
+	const char *text = session_reply_text(s, &tlen);
 	json_t *j = json_pack("{s:s%, s:s, s:{s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i}}",
-	    "text", s->rtext != NULL ? s->rtext : "", s->rtext != NULL ? s->rlen : 0,
+	    "text", text != NULL ? text : "", text != NULL ? tlen : 0,
 	    "finish", finish_name(st->reason),
 	    "stats", "prompt_tokens", st->n_prompt, "reused_tokens", st->n_reused, "gen_tokens", st->n_gen,
 	    "ttft_ms", st->ttft_ms, "prefill_ms", st->prefill_ms, "tg_tps", st->tg_tps, "pp_tps", st->pp_tps,
-	    "ctx_used", st->ctx_used, "ctx_size", worker_ctx_size(s->w));
+	    "ctx_used", st->ctx_used, "ctx_size", session_ctx_size(s));
 	if (j == NULL)
 		return -1;
-	if (s->pid[0] != '\0')
-		json_object_set_new(j, "conversation", json_string(s->pid));
+	if (session_pid(s)[0] != '\0')
+		json_object_set_new(j, "conversation", json_string(session_pid(s)));
 	if (line > 0)
 		json_object_set_new(j, "line", json_integer(line));
-	if (s->o->ids) {
+	if (o->ids) {
+		int n = 0;
+		const int32_t *ids = session_reply_ids(s, &n);
 		json_t *a = json_array();
-		for (int i = 0; a != NULL && i < s->rn; i++)
-			json_array_append_new(a, json_integer(s->rids[i]));
+		for (int i = 0; a != NULL && i < n; i++)
+			json_array_append_new(a, json_integer(ids[i]));
 		json_object_set_new(j, "ids", a);
 	}
 	int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
@@ -134,30 +148,33 @@ print_json(const struct session *s, int line)
 
 /* One message and its reply.  line > 0: the message is stdin's line
  * `line` (chat), named in messages about it.  Returns 0, 1 (failed),
- * 3 (this message was refused, the session goes on) or EXIT_INTERRUPTED. */
+ * TURN_SKIPPED (this line was refused, the session goes on) or
+ * EXIT_INTERRUPTED. */
+#define TURN_SKIPPED 3
 static int
-one_turn(struct session *s, const char *text, int line)
+one_turn(const struct opts *o, struct session *s, const char *text, int line)
 {
 	if (!utf8_valid(text)) {
 		if (line > 0) {
 			cli_error("line %d: not valid UTF-8 (skipped)", line);
-			return 3;
+			return TURN_SKIPPED;
 		}
 		cli_error("the message is not valid UTF-8");
 		return 1;
 	}
-	if (session_submit(s, text) != 0) {
-		cli_error("%s", s->error);
+	if (session_send(s, text) != 0) {
+		cli_error("%s", session_error(s));
 		return 1;
 	}
-	if (session_wait(s, print_text, s) != 0) {
-		if (!s->o->json)
+	struct turn_out t = { s, o->json };
+	if (session_wait(s, print_text, &t) != 0) {
+		if (!o->json)
 			fputc('\n', stdout);
-		cli_error("%s", s->error ? s->error : "generation failed");
+		cli_error("%s", session_error(s) ? session_error(s) : "generation failed");
 		return 1;
 	}
-	if (s->o->json) {
-		if (print_json(s, line) != 0) {
+	if (o->json) {
+		if (print_json(o, s, line) != 0) {
 			cli_error("cannot write to standard output");
 			return 1;
 		}
@@ -165,29 +182,32 @@ one_turn(struct session *s, const char *text, int line)
 		fputc('\n', stdout);
 		fflush(stdout);
 	}
-	if (s->error) {      /* e.g. the disk filled while saving: say so */
-		cli_error("%s", s->error);
-		free(s->error);
-		s->error = NULL;
+	char *err = session_take_error(s);
+	if (err) {      /* e.g. the disk filled while saving: say so */
+		cli_error("%s", err);
+		free(err);
 		return 1;
 	}
-	if (s->o->stats)
+	if (o->stats)
 		print_stats(s);
-	if (s->o->verbose && (s->restored || s->notice)) {
-		if (s->restored)
-			fprintf(stderr, "llama2-chat: resumed %d positions from %s, computed %d\n", s->restored, s->kv_path,
-			    s->prefilled);
+	int restored = session_kv_restored(s), prefilled = session_kv_prefilled(s);
+	const char *kv = session_kv_path(s);
+	char *notice = session_take_kv_notice(s);
+	if (o->verbose && (restored || notice)) {
+		if (restored)
+			fprintf(stderr, "llama2-chat: resumed %d positions from %s, computed %d\n", restored, kv, prefilled);
 		else
-			fprintf(stderr, "llama2-chat: %s not used: %s\n", s->kv_path ? s->kv_path : "snapshot", s->notice);
-		s->restored = 0;
-		free(s->notice);
-		s->notice = NULL;
+			fprintf(stderr, "llama2-chat: %s not used: %s\n", kv ? kv : "snapshot", notice);
 	}
-	if (s->o->verbose && s->dropped > 0) {
+	free(notice);
+	/* A resume whose history did not fit: say what the model no longer sees. */
+	int dropped = session_dropped(s);
+	static int told;
+	if (o->verbose && dropped > told) {
 		fprintf(stderr, "llama2-chat: %d earlier message%s did not fit the %d-token window and "
-		    "%s left out of the model's view\n", s->dropped, s->dropped == 1 ? "" : "s",
-		    worker_ctx_size(s->w), s->dropped == 1 ? "was" : "were");
-		s->dropped = 0;
+		    "%s left out of the model's view\n", dropped, dropped == 1 ? "" : "s",
+		    session_ctx_size(s), dropped == 1 ? "was" : "were");
+		told = dropped;
 	}
 	/* Stopped by Ctrl-C: the reply is saved as stopped; scripts see 130. */
 	if (g_interrupted)
@@ -219,10 +239,11 @@ read_message(const char *path, const char *flag)
 	size_t len = 0;
 	char *msg = read_all(f, &len);
 	int bad = ferror(f);
-	if (f != stdin)
+	int is_stdin = f == stdin;
+	if (!is_stdin)
 		fclose(f);
 	if (msg == NULL || bad) {
-		cli_error("%s %s: cannot read it", flag, f == stdin ? "(standard input)" : path);
+		cli_error("%s %s: cannot read it", flag, is_stdin ? "(standard input)" : path);
 		free(msg);
 		return NULL;
 	}
@@ -252,15 +273,15 @@ cmd_oneshot(struct opts *o)
 		free(msg);
 		return status;
 	}
-	struct session s;
-	if ((status = session_open(&s, o, m)) != 0) {
+	struct session *s = session_open(o, m, &status);
+	if (s == NULL) {
 		free(msg);
 		engine_close(m);
 		return status;
 	}
 	install_signals();
-	status = one_turn(&s, msg, 0);
-	session_close(&s);
+	status = one_turn(o, s, msg, 0);
+	session_close(s);
 	engine_close(m);
 	free(msg);
 	return status;
@@ -275,8 +296,8 @@ cmd_chat_pipe(struct opts *o)
 	struct engine_model *m = cli_open_model(o, &status);
 	if (m == NULL)
 		return status;
-	struct session s;
-	if ((status = session_open(&s, o, m)) != 0) {
+	struct session *s = session_open(o, m, &status);
+	if (s == NULL) {
 		engine_close(m);
 		return status;
 	}
@@ -296,8 +317,8 @@ cmd_chat_pipe(struct opts *o)
 			skipped = 1;
 			continue;
 		}
-		status = one_turn(&s, line, ln);
-		if (status == 3) {     /* a bad line: said so, go on with the next */
+		status = one_turn(o, s, line, ln);
+		if (status == TURN_SKIPPED) {     /* said so; go on with the next line */
 			skipped = 1;
 			status = 0;
 			continue;
@@ -309,12 +330,35 @@ cmd_chat_pipe(struct opts *o)
 		fflush(stdout);
 	}
 	free(line);
-	session_close(&s);
+	session_close(s);
 	engine_close(m);
 	if (status == 0 && g_interrupted)
 		status = EXIT_INTERRUPTED;
 	/* Lines were skipped: the run as a whole did not do everything asked. */
 	return status != 0 ? status : skipped ? 1 : 0;
+}
+
+int
+cmd_chat_ui(struct opts *o)
+{
+	int status = 0;
+	struct engine_model *m = NULL;
+	if (o->model && *o->model && (m = cli_open_model(o, &status)) == NULL)
+		return status;
+	struct session *s = session_open(o, m, &status);
+	if (s == NULL) {
+		engine_close(m);
+		return status;
+	}
+	char *err = NULL;
+	char *hist = path_for(PATH_STATE, "history", 1, &err);
+	free(err);   /* no home: the history lives for this run only */
+	status = ui_run(s, hist);
+	/* The terminal is back; now stop the reply in flight and keep it. */
+	session_close(s);
+	engine_close(m);
+	free(hist);
+	return status;
 }
 
 int

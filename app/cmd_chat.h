@@ -9,6 +9,8 @@
 
 int cmd_oneshot(struct opts *o);
 int cmd_chat_pipe(struct opts *o);
+/* The ncurses interface (with -m MODEL, or history only). */
+int cmd_chat_ui(struct opts *o);
 int cmd_render(struct opts *o);
 
 #endif

@@ -152,8 +152,8 @@ cmd_complete(struct opts *o)
 	}
 	if ((c = cli_new_ctx(m, o, &status)) == NULL)
 		goto out;
-	smp = engine_sampler_new(&o->samp);
-	struct engine_gen_params gp = { .max_tokens = o->n_predict, .on_token = print_token, .ud = o };
+	smp = engine_sampler_new(&o->gen.samp);
+	struct engine_gen_params gp = { .max_tokens = o->gen.n_predict, .on_token = print_token, .ud = o };
 	struct engine_gen_stats st;
 	int32_t *out = NULL;
 	int n_out = 0;

@@ -22,7 +22,6 @@
 #include "app/cmd_store.h"
 #include "app/config.h"
 #include "app/kvcache.h"
-#include "ui/ui.h"
 
 /* chat, and no subcommand: -p runs one turn to stdout, a pipe on stdin is
  * chatted line by line, and a terminal gets the ncurses interface. */
@@ -38,7 +37,7 @@ command_chat(struct opts *o)
 		return cmd_oneshot(o);
 	if (o->json && isatty(STDIN_FILENO))
 		return cli_usage_error("--json is for -p, run and chat (the interface has no JSON output)");
-	return isatty(STDIN_FILENO) ? ui_run(o) : cmd_chat_pipe(o);
+	return isatty(STDIN_FILENO) ? cmd_chat_ui(o) : cmd_chat_pipe(o);
 }
 
 /* run QUESTION...: the positional words are the message, as in ollama run
@@ -209,7 +208,7 @@ command_run(int argc, char **argv)
 
 	struct opts o;
 	memset(&o, 0, sizeof o);
-	engine_sampling_default(&o.samp);
+	engine_sampling_default(&o.gen.samp);
 	o.kv_cache_max = 2LL << 30;
 	int rc = config_load(&o, config_flag(argc, argv));
 	if (rc != 0) {

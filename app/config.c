@@ -84,18 +84,6 @@ to_int(const char *v, long lo, long hi, int *out)
 }
 
 static int
-to_float(const char *v, double lo, double hi, float *out)
-{
-	char *end;
-	errno = 0;
-	double x = strtod(v, &end);
-	if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi)
-		return -1;
-	*out = (float)x;
-	return 0;
-}
-
-static int
 to_bool(const char *v, int *out)
 {
 	if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
@@ -187,25 +175,20 @@ config_load(struct opts *o, const char *explicit_path)
 		} else if (!strcmp(k, "threads")) bad = to_int(v, 1, 512, &o->threads);
 		else if (!strcmp(k, "ctx_size")) bad = to_int(v, 16, 1 << 20, &o->ctx_size);
 		else if (!strcmp(k, "batch_size")) bad = to_int(v, 1, 4096, &o->batch);
-		else if (!strcmp(k, "n_predict")) bad = to_int(v, -1, INT_MAX, &o->n_predict);
-		else if (!strcmp(k, "temp")) bad = to_float(v, 0, 100, &o->samp.temp);
-		else if (!strcmp(k, "top_k")) bad = to_int(v, 0, 1 << 24, &o->samp.top_k);
-		else if (!strcmp(k, "top_p")) bad = to_float(v, 0, 1, &o->samp.top_p);
-		else if (!strcmp(k, "min_p")) bad = to_float(v, 0, 1, &o->samp.min_p);
-		else if (!strcmp(k, "repeat_penalty")) bad = to_float(v, 0.01, 100, &o->samp.repeat_penalty);
-		else if (!strcmp(k, "repeat_last_n")) bad = to_int(v, 0, 1 << 20, &o->samp.repeat_last_n);
-		else if (!strcmp(k, "kv_f32")) bad = to_bool(v, &o->kv_f32);
+		else if (settings_by_key(k) >= 0) {
+			char *why = NULL;
+			int id = settings_by_key(k);
+			if (settings_parse(id, v, &o->gen, &why) != 0) {
+				cli_error("%s:%d: %s: %s", path, ln, k, why ? why : "bad value");
+				free(why);
+				rc = EXIT_USAGE;
+				break;
+			}
+			if (id == SET_SEED)
+				o->seed_set = 1;
+		} else if (!strcmp(k, "kv_f32")) bad = to_bool(v, &o->kv_f32);
 		else if (!strcmp(k, "kv_cache_max")) {
 			bad = to_bytes(v, &o->kv_cache_max);
-		} else if (!strcmp(k, "seed")) {
-			char *end;
-			errno = 0;
-			unsigned long long sd = strtoull(v, &end, 10);
-			bad = errno || end == v || *end || v[0] == '-';
-			if (!bad) {
-				o->samp.seed = sd;
-				o->seed_set = 1;
-			}
 		} else {
 			cli_error("%s:%d: unknown key '%s'", path, ln, k);
 			rc = EXIT_USAGE;

@@ -1,758 +1,692 @@
 /*
- * session.c: a conversation between the worker thread and the database.
+ * session.c: a conversation between the worker thread and the database:
+ * opening (database, preset, resume), loading a stored conversation into
+ * the worker, the conversation's system prompt, preset and settings, and
+ * what the interface lists (conversations, search hits, presets) and
+ * exports.  The requests and the worker's events are session_reply.c's.
  *
- * Invariant: what the worker holds (messages 0..n_msgs-1, with token ids)
- * is what the database holds for the conversation, apart from the reply in
- * flight, whose row exists from the moment it was asked for (empty and
- * marked interrupted) and is rewritten as it streams.  If the worker fails a
- * request, the rows made for it are deleted again.
+ * Invariant: the worker holds messages win[0..nwin), rows of the stored
+ * conversation (or made-up ids with --no-save) in position order, apart
+ * from the request in flight.  Loading picks the rows the chat format can
+ * hold (no system rows; user and assistant alternating, starting with a
+ * user message and ending with a reply) and writes nothing; the rows it
+ * leaves out stay in the file and in the view.
  */
-#include "app/session.h"
+#include "app/session_int.h"
 #include "app/kvcache.h"
 #include "app/paths.h"
+#include "engine/chat.h"
 #include "storage/db.h"
-
-#include <jansson.h>
+#include "storage/export.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void
-set_error(struct session *s, const char *msg)
+int
+session_fail(struct session *s, const char *msg)
 {
 	free(s->error);
-	s->error = strdup(msg ? msg : "error");
+	s->error = strdup(msg != NULL ? msg : "error");
+	return -1;
 }
 
-/* The conversation's snapshot file (see kvcache.c), or NULL when nothing
- * is saved (--no-save, no conversation yet, no cache folder). */
-static void
-set_kv_path(struct session *s)
+int
+session_fail_take(struct session *s, char *err)
+{
+	session_fail(s, err != NULL ? err : "out of memory");
+	free(err);
+	return -1;
+}
+
+/* The snapshot file (see kvcache.c), or NULL when nothing is saved
+ * (--no-save, no conversation yet, no cache folder). */
+void
+session_set_kv_path(struct session *s)
 {
 	free(s->kv_path);
 	s->kv_path = s->db && s->m && s->pid[0] ? kvcache_path(s->pid) : NULL;
 }
 
+static int
+session_idle(struct session *s)
+{
+	if (s->busy)
+		return session_fail(s, "a reply is still being generated");
+	return 0;
+}
+
+static int
+session_need_db(struct session *s)
+{
+	if (s->db == NULL)
+		return session_fail(s, "nothing is saved in this session (--no-save)");
+	return 0;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
 /*
- * Take a preset's system prompt and sampling parameters, except what the
- * command line set itself (flags beat the preset, the preset beats the
- * config file and the defaults).
+ * Which rows of c the worker can hold, as indices into c->messages: no
+ * system rows; of a run of user messages the last (the one a reply
+ * answers), of a run of replies the first; no reply before the first user
+ * message, and no user message without a reply at the end.  Returns the
+ * count; keep is (n_messages) ints.
  */
-static void
-preset_apply(struct session *s, const struct db_preset *pr)
+static int
+session_pick(const struct db_conv *c, int *keep)
 {
-	const struct opts *o = s->o;
-	if (!o->system) {
-		free(s->system);
-		s->system = strdup(pr->system_prompt);
+	int k = 0;
+	for (int i = 0; i < c->n_messages; i++) {
+		enum role r = c->messages[i].role;
+		if (r == ROLE_SYSTEM)
+			continue;
+		int last = k > 0 ? (int)c->messages[keep[k - 1]].role : -1;
+		if (r == ROLE_USER && last == (int)ROLE_USER)
+			keep[k - 1] = i;             /* a later user message replaces it */
+		else if (r == ROLE_ASSISTANT && last != (int)ROLE_USER)
+			continue;                    /* no question before it */
+		else
+			keep[k++] = i;
 	}
-	free(s->preset);
-	s->preset = strdup(pr->name);
-	json_t *j = json_loads(pr->params ? pr->params : "{}", 0, NULL);
-	json_t *v;
-	if ((v = json_object_get(j, "temperature")) && json_is_number(v) && !(o->samp_flags & SAMP_TEMP))
-		s->samp.temp = (float)json_number_value(v);
-	if ((v = json_object_get(j, "top_k")) && json_is_integer(v) && !(o->samp_flags & SAMP_TOP_K))
-		s->samp.top_k = (int)json_integer_value(v);
-	if ((v = json_object_get(j, "top_p")) && json_is_number(v) && !(o->samp_flags & SAMP_TOP_P))
-		s->samp.top_p = (float)json_number_value(v);
-	if ((v = json_object_get(j, "min_p")) && json_is_number(v) && !(o->samp_flags & SAMP_MIN_P))
-		s->samp.min_p = (float)json_number_value(v);
-	if ((v = json_object_get(j, "repeat_penalty")) && json_is_number(v) && !(o->samp_flags & SAMP_REPEAT))
-		s->samp.repeat_penalty = (float)json_number_value(v);
-	json_decref(j);
+	if (k > 0 && c->messages[keep[k - 1]].role == ROLE_USER)
+		k--;
+	return k;
 }
 
-static char *
-sampler_json(const struct engine_sampling *p)
-{
-	char *s;
-	if (asprintf(&s, "{\"temperature\": %g, \"top_k\": %d, \"top_p\": %g, \"min_p\": %g, "
-	    "\"repeat_penalty\": %g, \"repeat_last_n\": %d}", p->temp, p->top_k, p->top_p, p->min_p,
-	    p->repeat_penalty, p->repeat_last_n) < 0)
-		return NULL;
-	return s;
-}
-
-/* Sampling keys of a stored params/preset JSON object over *p (a key
- * that is absent keeps its value; unreadable JSON changes nothing). */
+/* The view: every row of c, as it is stored. */
 static void
-params_apply(struct engine_sampling *p, const char *params)
+session_show(struct session *s, const struct db_conv *c, int loading)
 {
-	if (params == NULL)
-		return;
-	json_t *j = json_loads(params, 0, NULL);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return;
+	session_push(s, SU_CLEAR, 0, ROLE_USER, NULL, 0);
+	struct session_update *u = session_last_update(s);
+	if (u != NULL)
+		u->done = loading;
+	for (int i = 0; c != NULL && i < c->n_messages; i++) {
+		const struct db_message *m = &c->messages[i];
+		session_push(s, SU_MESSAGE, m->id, m->role, m->content, strlen(m->content));
+		if ((u = session_last_update(s)) != NULL)
+			u->finish = m->finish;
 	}
-	json_t *v;
-	if (json_is_number(v = json_object_get(j, "temperature")))
-		p->temp = (float)json_number_value(v);
-	if (json_is_integer(v = json_object_get(j, "top_k")))
-		p->top_k = (int)json_integer_value(v);
-	if (json_is_number(v = json_object_get(j, "top_p")))
-		p->top_p = (float)json_number_value(v);
-	if (json_is_number(v = json_object_get(j, "min_p")))
-		p->min_p = (float)json_number_value(v);
-	if (json_is_number(v = json_object_get(j, "repeat_penalty")))
-		p->repeat_penalty = (float)json_number_value(v);
-	if (json_is_integer(v = json_object_get(j, "repeat_last_n")))
-		p->repeat_last_n = (int)json_integer_value(v);
-	json_decref(j);
 }
 
 /*
- * Make c the session's conversation and hand the worker its finished
- * exchanges (prefilled).  Resuming at start-up keeps a -s given on the
- * command line; switching takes the conversation's own system prompt,
- * preset and sampling.
+ * Make c the session's conversation: the view gets its rows and the
+ * worker the ones it can hold (prefilled, from the snapshot when usable).
+ * Resuming at start-up keeps a -s given on the command line; switching
+ * takes the conversation's own system prompt, preset and settings.
  */
-static void
-load_conv(struct session *s, struct db_conv *c, int switching)
+static int
+session_load(struct session *s, const struct db_conv *c, int switching)
 {
+	int *keep = calloc((size_t)c->n_messages + 1, sizeof *keep);
+	int *roles = calloc((size_t)c->n_messages + 1, sizeof *roles);
+	const char **contents = calloc((size_t)c->n_messages + 1, sizeof *contents);
+	int32_t **ids = calloc((size_t)c->n_messages + 1, sizeof *ids);
+	int *n_ids = calloc((size_t)c->n_messages + 1, sizeof *n_ids);
+	int64_t *win = calloc((size_t)c->n_messages + 1, sizeof *win);
+	int rc = -1;
+	if (!keep || !roles || !contents || !ids || !n_ids || !win) {
+		session_fail(s, "out of memory");
+		goto out;
+	}
 	s->conv_id = c->id;
 	snprintf(s->pid, sizeof s->pid, "%s", c->pid);
-	set_kv_path(s);
+	session_set_kv_path(s);
 	if (switching) {
 		free(s->system);
 		s->system = c->system_prompt ? strdup(c->system_prompt) : NULL;
 		free(s->preset);
 		s->preset = c->preset ? strdup(c->preset) : NULL;
-		s->samp = s->o->samp;
-		params_apply(&s->samp, c->params);
-		s->n_msgs = 0;
+		s->gen = s->o->gen;
+		settings_from_json(&s->gen, c->params, 0);
 		s->turn = 0;
 		s->dropped = 0;
-		if (s->w == NULL)
-			return;
-	} else if (!s->o->system && c->system_prompt) {
-		free(s->system);
-		s->system = strdup(c->system_prompt);
+	} else {
+		if (!s->o->system && c->system_prompt) {
+			free(s->system);
+			s->system = strdup(c->system_prompt);
+		}
+		if (!s->preset && c->preset)
+			s->preset = strdup(c->preset);
 	}
-	/* Hand the worker the finished exchanges; a trailing user message
-	 * without a reply (the process died before asking) stays in the file
-	 * but not in the window. */
-	int n = c->n_messages;
-	int *roles = calloc((size_t)n + 1, sizeof *roles);
-	const char **contents = calloc((size_t)n + 1, sizeof *contents);
-	int32_t **ids = calloc((size_t)n + 1, sizeof *ids);
-	int *n_ids = calloc((size_t)n + 1, sizeof *n_ids);
-	int k = 0;
-	int eos = engine_info(s->m)->eos;
-	for (int i = 0; i < n && roles && contents && ids && n_ids; i++) {
-		struct db_message *msg = &c->messages[i];
-		if (msg->role == DB_ROLE_SYSTEM)
-			continue;
-		int role = msg->role == DB_ROLE_USER ? CHAT_USER : CHAT_ASSISTANT;
-		if (k > 0 && roles[k - 1] == role)
-			continue;   /* keep the alternation the format needs */
-		roles[k] = role;
-		contents[k] = msg->content;
-		if (msg->tokens && msg->n_tokens > 0) {
+	int k = session_pick(c, keep);
+	int eos = s->m ? engine_info(s->m)->eos : 2;
+	for (int j = 0; j < k; j++) {
+		const struct db_message *m = &c->messages[keep[j]];
+		roles[j] = m->role == ROLE_USER ? CHAT_USER : CHAT_ASSISTANT;
+		contents[j] = m->content;
+		win[j] = m->id;
+		if (m->tokens && m->n_tokens > 0) {
 			/* A partial reply was cut before its EOS: close it. */
-			int add = role == CHAT_ASSISTANT && msg->tokens[msg->n_tokens - 1] != eos;
-			ids[k] = malloc((msg->n_tokens + 1) * sizeof(int32_t));
-			if (ids[k]) {
-				memcpy(ids[k], msg->tokens, msg->n_tokens * sizeof(int32_t));
-				if (add)
-					ids[k][msg->n_tokens] = eos;
-				n_ids[k] = (int)msg->n_tokens + add;
+			int add = m->role == ROLE_ASSISTANT && m->tokens[m->n_tokens - 1] != eos;
+			if ((ids[j] = malloc((m->n_tokens + 1) * sizeof(int32_t))) == NULL) {
+				session_fail(s, "out of memory");
+				goto out;
 			}
-		}
-		k++;
-	}
-	if (k > 0 && roles[k - 1] == CHAT_USER && k == n) {
-		/* The process died between the user's message and its reply row:
-		 * give it an empty reply (marked interrupted) so the rows and the
-		 * window stay aligned. */
-		int64_t rid;
-		if (db_reply_begin(s->db, c->id, NULL, 0, 0, &rid, NULL) == 0) {
-			roles[k] = CHAT_ASSISTANT;
-			contents[k] = "";
-			ids[k] = malloc(sizeof(int32_t));
-			if (ids[k]) {
-				ids[k][0] = eos;
-				n_ids[k] = 1;
-			}
-			k++;
+			memcpy(ids[j], m->tokens, m->n_tokens * sizeof(int32_t));
+			if (add)
+				ids[j][m->n_tokens] = eos;
+			n_ids[j] = (int)m->n_tokens + add;
 		}
 	}
-	if (k > 0 && roles[k - 1] == CHAT_USER) {
-		free(ids[k - 1]);
-		k--;
+	free(s->win);
+	s->win = win;
+	s->nwin = s->capwin = k;
+	win = NULL;
+	session_show(s, c, s->w != NULL);
+	if (s->w != NULL) {
+		s->load_seq = worker_load(s->w, s->system, roles, contents, (const int32_t *const *)ids, n_ids, k, 1,
+		    s->kv_path);
+		if (s->load_seq < 0) {
+			session_fail(s, "out of memory");
+			goto out;
+		}
 	}
-	s->load_seq = worker_load(s->w, s->system, roles, contents, (const int32_t *const *)ids, n_ids, k, 1, s->kv_path);
-	s->n_msgs = k;
-	for (int i = 0; i < k; i++)
-		free(ids[i]);
-	free(ids);
-	free(n_ids);
+	rc = 0;
+out:
+	for (int j = 0; ids && j < c->n_messages; j++)
+		free(ids[j]);
+	free(keep);
 	free(roles);
 	free(contents);
+	free(ids);
+	free(n_ids);
+	free(win);
+	return rc;
 }
 
+/* -c / --resume: the one way a conversation is continued at start-up. */
 static int
-resume(struct session *s, const char *which, int *status)
+session_resume(struct session *s, const char *which)
 {
 	char *err = NULL;
 	int64_t id = 0;
 	if (which) {
-		if (db_conv_resolve(s->db, which, &id, &err) != 0) {
-			cli_error("%s", err);
-			free(err);
-			*status = 1;
-			return -1;
-		}
+		if (db_conv_resolve(s->db, which, &id, &err) != 0)
+			return session_fail_take(s, err);
 	} else {
 		int r = db_conv_latest(s->db, &id, &err);
-		if (r < 0) {
-			cli_error("%s", err);
-			free(err);
-			*status = 1;
-			return -1;
-		}
+		if (r < 0)
+			return session_fail_take(s, err);
 		if (r == 0)
 			return 0;   /* nothing to continue: start a new one */
 	}
 	struct db_conv *c = db_conv_load(s->db, id, &err);
-	if (c == NULL) {
-		cli_error("%s", err);
-		free(err);
-		*status = 1;
-		return -1;
-	}
-	load_conv(s, c, 0);
+	if (c == NULL)
+		return session_fail_take(s, err);
+	int rc = session_load(s, c, 0);
 	db_conv_free(c);
-	return 0;
+	return rc;
 }
 
-int
-session_open(struct session *s, const struct opts *o, struct engine_model *m)
+/* Take a preset's system prompt and settings, except what the command line
+ * set itself (flags beat the preset, the preset beats the config file and
+ * the defaults). */
+static int
+session_preset_at_open(struct session *s, const char *name)
 {
-	int status = session_open_store(s, o);
-	if (status != 0)
-		return status;
-	s->m = m;
-	struct engine_ctx_params p;
-	engine_ctx_params_default(&p);
-	p.n_ctx = o->ctx_size;
-	p.n_threads = o->threads;
-	p.n_batch = o->batch;
-	p.kv_f32 = o->kv_f32;
+	struct db_preset pr;
 	char *err = NULL;
-	s->w = worker_new(m, &p, &err);
-	if (s->w == NULL) {
-		cli_error("%s", err ? err : "cannot start the engine");
-		free(err);
-		session_close(s);
-		return 1;
+	if (db_preset_get(s->db, name, &pr, &err) != 0)
+		return session_fail_take(s, err);
+	if (!s->o->system) {
+		free(s->system);
+		s->system = strdup(pr.system_prompt);
 	}
-	if (s->db && (o->cont || o->resume) && resume(s, o->resume, &status) != 0) {
-		session_close(s);
-		return status;
-	}
-	if (s->n_msgs == 0 && s->system)
-		worker_set_system(s->w, s->system);
-	return 0;
-}
-
-void
-session_close(struct session *s)
-{
-	if (s->w)
-		worker_free(s->w);   /* stops a reply in flight first */
-	if (s->busy && s->db && s->reply_id) {
-		/* Keep what was streamed; it stays marked interrupted. */
-		db_reply_update(s->db, s->reply_id, s->rtext ? s->rtext : "", s->rids, (size_t)s->rn, NULL);
-	}
-	db_close(s->db);
-	free(s->kv_path);
-	free(s->notice);
-	free(s->system);
 	free(s->preset);
-	free(s->rtext);
-	free(s->rids);
-	free(s->error);
-	memset(s, 0, sizeof *s);
-}
-
-static int
-ensure_conv(struct session *s)
-{
-	if (s->db == NULL || s->conv_id)
-		return 0;
-	const struct engine_info *in = engine_info(s->m);
-	char *params = sampler_json(&s->samp);
-	struct db_conv c = { 0 };
-	c.model_name = (char *)in->name;
-	c.model_fingerprint = (char *)in->fingerprint;
-	c.system_prompt = s->system;
-	c.preset = s->preset;
-	c.params = params;
-	char *err = NULL;
-	int rc = db_conv_create(s->db, &c, &err);
-	free(params);
-	if (rc != 0) {
-		set_error(s, err);
-		free(err);
-		return -1;
-	}
-	s->conv_id = c.id;
-	snprintf(s->pid, sizeof s->pid, "%s", c.pid);
-	set_kv_path(s);
+	s->preset = strdup(pr.name);
+	settings_from_json(&s->gen, pr.params, s->o->gen_set);
+	db_preset_clear(&pr);
 	return 0;
 }
 
-static void
-reply_reset(struct session *s)
+struct session *
+session_open(const struct opts *o, struct engine_model *m, int *status)
 {
-	s->failed = 0;
-	s->user_counted = 0;
-	s->rlen = 0;
-	s->rn = 0;
-	if (s->rtext)
-		s->rtext[0] = '\0';
-	s->last_save = mono_ms();
-}
-
-/* Commit the user message (if any) and the empty reply row. */
-static int
-begin_rows(struct session *s, const char *text)
-{
-	if (s->db == NULL)
-		return 0;
-	if (ensure_conv(s) != 0)
-		return -1;
-	char *err = NULL;
-	if (text) {
-		struct db_message m = { .role = DB_ROLE_USER, .content = (char *)text };
-		if (db_message_append(s->db, s->conv_id, &m, &err) != 0)
-			goto fail;
-		s->user_msg_id = m.id;
+	struct session *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		cli_error("out of memory");
+		*status = 1;
+		return NULL;
 	}
-	char *sj = sampler_json(&s->samp);
-	int rc = db_reply_begin(s->db, s->conv_id, sj, 1, s->samp.seed, &s->reply_id, &err);
-	free(sj);
-	if (rc != 0) {
-		if (text)
-			db_message_delete_after(s->db, s->conv_id, s->n_msgs - 1, NULL);
-		goto fail;
-	}
-	return 0;
-fail:
-	set_error(s, err);
-	free(err);
-	return -1;
-}
-
-int
-session_submit(struct session *s, const char *text)
-{
-	if (s->w == NULL) {
-		set_error(s, "no model is loaded");
-		return -1;
-	}
-	if (s->busy) {
-		set_error(s, "a reply is still being generated");
-		return -1;
-	}
-	reply_reset(s);
-	if (begin_rows(s, text) != 0)
-		return -1;
-	s->seq = worker_send(s->w, text, &s->samp, s->o->n_predict);
-	s->busy = 1;
-	s->turn++;
-	return 0;
-}
-
-int
-session_regenerate(struct session *s)
-{
-	if (s->w == NULL) {
-		set_error(s, "no model is loaded");
-		return -1;
-	}
-	if (s->busy || s->n_msgs < 2) {
-		set_error(s, s->busy ? "a reply is still being generated" : "there is no reply to regenerate");
-		return -1;
-	}
-	reply_reset(s);
-	char *err = NULL;
-	if (s->db && db_message_delete_after(s->db, s->conv_id, s->n_msgs - 2, &err) != 0) {
-		set_error(s, err);
-		free(err);
-		return -1;
-	}
-	/* The reply goes; the user turn is counted again by WEV_USER_IDS. */
-	s->n_msgs -= 2;
-	if (s->db && begin_rows(s, NULL) != 0)
-		return -1;
-	s->samp.seed += 1;   /* a regenerated reply should differ */
-	s->seq = worker_regenerate(s->w, &s->samp, s->o->n_predict);
-	s->busy = 1;
-	return 0;
-}
-
-int
-session_edit(struct session *s, int k, const char *text)
-{
-	if (s->w == NULL) {
-		set_error(s, "no model is loaded");
-		return -1;
-	}
-	if (s->busy || k < 0 || k >= s->n_msgs) {
-		set_error(s, s->busy ? "a reply is still being generated" : "no such message");
-		return -1;
-	}
-	reply_reset(s);
-	char *err = NULL;
-	if (s->db && db_message_delete_after(s->db, s->conv_id, k - 1, &err) != 0) {
-		set_error(s, err);
-		free(err);
-		return -1;
-	}
-	s->n_msgs = k;
-	if (begin_rows(s, text) != 0)
-		return -1;
-	s->seq = worker_edit(s->w, k, text, &s->samp, s->o->n_predict);
-	s->busy = 1;
-	return 0;
-}
-
-void
-session_stop(struct session *s)
-{
-	if (s->w)
-		worker_stop(s->w);
-}
-
-static void
-reply_append(struct session *s, const struct worker_event *ev)
-{
-	if (s->rlen + ev->len + 1 > s->rcap) {
-		size_t cap = s->rcap ? s->rcap * 2 : 1024;
-		while (cap < s->rlen + ev->len + 1)
-			cap *= 2;
-		char *nt = realloc(s->rtext, cap);
-		if (nt == NULL)
-			return;
-		s->rtext = nt;
-		s->rcap = cap;
-	}
-	memcpy(s->rtext + s->rlen, ev->text, ev->len);
-	s->rlen += ev->len;
-	s->rtext[s->rlen] = '\0';
-	if (ev->id >= 0) {
-		if (s->rn == s->rcap_ids) {
-			int cap = s->rcap_ids ? s->rcap_ids * 2 : 256;
-			int32_t *ni = realloc(s->rids, (size_t)cap * sizeof *ni);
-			if (ni == NULL)
-				return;
-			s->rids = ni;
-			s->rcap_ids = cap;
-		}
-		s->rids[s->rn++] = ev->id;
-	}
-}
-
-static enum db_finish
-finish_of(enum engine_stop_reason r)
-{
-	switch (r) {
-	case ENGINE_STOP_EOS: return DB_FINISH_EOS;
-	case ENGINE_STOP_USER: return DB_FINISH_STOPPED;
-	default: return DB_FINISH_LENGTH;
-	}
-}
-
-int
-session_event(struct session *s, const struct worker_event *ev)
-{
-	char *err = NULL;
-	switch (ev->type) {
-	case WEV_TOKEN:
-		if (ev->seq != s->seq)
-			return 0;
-		reply_append(s, ev);
-		if (s->db && s->reply_id && mono_ms() - s->last_save >= 1000) {
-			if (db_reply_update(s->db, s->reply_id, s->rtext, s->rids, (size_t)s->rn, &err) != 0) {
-				set_error(s, err);   /* shown; the reply goes on */
-				free(err);
-			}
-			s->last_save = mono_ms();
-		}
-		return 0;
-	case WEV_USER_IDS:
-		if (s->db && s->user_msg_id && ev->n_ids > 0)
-			db_message_set_tokens(s->db, s->user_msg_id, ev->ids, (size_t)ev->n_ids, NULL);
-		if (ev->seq == s->seq) {
-			s->n_msgs++;
-			s->user_counted = 1;
-		}
-		return 0;
-	case WEV_LOADED:
-		/* A resumed conversation: say how much came from its snapshot. */
-		s->restored = ev->restored;
-		s->prefilled = ev->done;
-		free(s->notice);
-		s->notice = ev->text ? strdup(ev->text) : NULL;
-		if (ev->restored > 0)
-			kvcache_touch(s->kv_path);
-		return 0;
-	case WEV_OVERFLOW:
-		s->dropped += ev->dropped;
-		return 0;
-	case WEV_DONE: {
-		if (ev->seq != s->seq)
-			return 0;
-		s->last_stats = ev->stats;
-		s->last_reason = ev->stats.reason;
-		s->n_msgs++;
-		s->busy = 0;
-		/* Keep the cache for instant resume; the worker writes it once
-		 * idle, before the next request. */
-		if (s->kv_path) {
-			worker_save(s->w, s->kv_path);
-			kvcache_evict(s->o->kv_cache_max, s->kv_path);
-		}
-		if (s->db && s->reply_id) {
-			char *stats;
-			const struct engine_gen_stats *st = &ev->stats;
-			if (asprintf(&stats, "{\"prompt_tokens\": %d, \"reused_tokens\": %d, \"generated\": %d, "
-			    "\"ttft_ms\": %.1f, \"prefill_ms\": %.1f, \"tg_tps\": %.2f, \"pp_tps\": %.2f, "
-			    "\"ctx_used\": %d, \"ctx_size\": %d}", st->n_prompt, st->n_reused, st->n_gen, st->ttft_ms,
-			    st->prefill_ms, st->tg_tps, st->pp_tps, st->ctx_used, worker_ctx_size(s->w)) < 0)
-				stats = NULL;
-			if (db_reply_finish(s->db, s->reply_id, ev->text ? ev->text : "", ev->ids, (size_t)ev->n_ids,
-			    finish_of(st->reason), stats, &err) != 0) {
-				set_error(s, err);
-				free(err);
-			}
-			free(stats);
-		}
-		s->reply_id = 0;
-		s->user_msg_id = 0;
-		return 1;
-	}
-	case WEV_ERROR:
-		if (ev->seq != s->seq)
-			return 0;
-		set_error(s, ev->text);
-		s->busy = 0;
-		s->failed = 1;
-		if (s->user_counted)
-			s->n_msgs--;
-		/* The worker dropped the request: drop its rows too. */
-		if (s->db && s->conv_id)
-			db_message_delete_after(s->db, s->conv_id, s->n_msgs - 1, NULL);
-		s->reply_id = 0;
-		s->user_msg_id = 0;
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-int
-session_wait(struct session *s, void (*on_token)(void *, const char *, size_t), void *ud)
-{
-	struct worker_event ev;
-	while (s->busy) {
-		if (!worker_wait(s->w, &ev, -1))
-			continue;
-		if (ev.type == WEV_TOKEN && ev.seq == s->seq && on_token)
-			on_token(ud, ev.text, ev.len);
-		session_event(s, &ev);
-		worker_event_free(&ev);
-	}
-	return s->failed ? -1 : 0;
-}
-
-/* ---- the interface's extras: history-only mode, several chats, settings ---- */
-
-int
-session_open_store(struct session *s, const struct opts *o)
-{
-	memset(s, 0, sizeof *s);
 	s->o = o;
-	s->samp = o->samp;
+	s->m = m;
+	s->gen = o->gen;
+	s->next_local = -1;
 	if (o->system)
 		s->system = strdup(o->system);
 	char *err = NULL;
+	*status = 1;
+	if (o->preset && o->no_save) {
+		cli_error("--preset needs the database (it cannot be used with --no-save)");
+		*status = EXIT_USAGE;
+		goto fail;
+	}
 	if (!o->no_save) {
 		char *path = path_database(o->db, &err);
 		if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
 			cli_error("%s", err ? err : "cannot open the database");
 			free(err);
 			free(path);
-			return 1;
+			goto fail;
 		}
 		free(path);
 	}
-	if (o->preset) {
-		if (s->db == NULL) {
-			cli_error("--preset needs the database (it cannot be used with --no-save)");
-			session_close(s);
-			return EXIT_USAGE;
-		}
-		struct db_preset pr;
-		if (db_preset_get(s->db, o->preset, &pr, &err) != 0) {
-			cli_error("%s", err);
-			free(err);
-			session_close(s);
-			return 1;
-		}
-		preset_apply(s, &pr);
-		db_preset_clear(&pr);
+	if (o->preset && session_preset_at_open(s, o->preset) != 0) {
+		cli_error("%s", s->error);
+		goto fail;
 	}
+	if (m != NULL) {
+		struct engine_ctx_params p;
+		engine_ctx_params_default(&p);
+		p.n_ctx = o->ctx_size;
+		p.n_threads = o->threads;
+		p.n_batch = o->batch;
+		p.kv_f32 = o->kv_f32;
+		s->w = worker_new(m, &p, &err);
+		if (s->w == NULL) {
+			cli_error("%s", err ? err : "cannot start the engine");
+			free(err);
+			goto fail;
+		}
+	}
+	if (s->db && (o->cont || o->resume) && session_resume(s, o->resume) != 0) {
+		cli_error("%s", s->error);
+		goto fail;
+	}
+	if (s->w && s->nwin == 0 && s->system)
+		worker_set_system(s->w, s->system);
+	*status = 0;
+	return s;
+fail:
+	session_close(s);
+	return NULL;
+}
+
+void
+session_close(struct session *s)
+{
+	if (s == NULL)
+		return;
+	if (s->w)
+		worker_free(s->w);   /* stops a reply in flight first */
+	if (s->busy && s->db && s->reply_id > 0) {
+		/* Keep what was streamed; it stays marked interrupted. */
+		db_reply_update(s->db, s->reply_id, s->rtext ? s->rtext : "", s->rids, (size_t)s->rn, NULL);
+	}
+	db_close(s->db);
+	session_drop_updates(s);
+	free(s->q);
+	free(s->win);
+	free(s->kv_path);
+	free(s->notice);
+	free(s->system);
+	free(s->preset);
+	free(s->user_text);
+	free(s->user_ids);
+	free(s->rtext);
+	free(s->rids);
+	free(s->error);
+	free(s);
+}
+
+/* ---- state ---------------------------------------------------------------------- */
+
+int session_busy(const struct session *s) { return s->busy; }
+int session_has_model(const struct session *s) { return s->w != NULL; }
+const struct engine_info *session_model(const struct session *s) { return s->m ? engine_info(s->m) : NULL; }
+int session_saves(const struct session *s) { return s->db != NULL; }
+int64_t session_conv(const struct session *s) { return s->conv_id; }
+const char *session_pid(const struct session *s) { return s->pid; }
+const char *session_system(const struct session *s) { return s->system; }
+const char *session_preset(const struct session *s) { return s->preset; }
+const struct gen_settings *session_settings(const struct session *s) { return &s->gen; }
+int session_ctx_size(const struct session *s) { return s->w ? worker_ctx_size(s->w) : 0; }
+int session_fd(const struct session *s) { return s->w ? worker_fd(s->w) : -1; }
+int session_turn(const struct session *s) { return s->turn; }
+const struct engine_gen_stats *session_stats(const struct session *s) { return &s->last_stats; }
+const char *session_error(const struct session *s) { return s->error; }
+const char *session_kv_path(const struct session *s) { return s->kv_path; }
+int session_kv_restored(const struct session *s) { return s->restored; }
+int session_kv_prefilled(const struct session *s) { return s->prefilled; }
+int session_dropped(const struct session *s) { return s->dropped; }
+
+const char *
+session_reply_text(const struct session *s, size_t *len)
+{
+	*len = s->rlen;
+	return s->rtext;
+}
+
+const int32_t *
+session_reply_ids(const struct session *s, int *n)
+{
+	*n = s->rn;
+	return s->rids;
+}
+
+char *
+session_take_error(struct session *s)
+{
+	char *e = s->error;
+	s->error = NULL;
+	return e;
+}
+
+char *
+session_take_kv_notice(struct session *s)
+{
+	char *n = s->notice;
+	s->notice = NULL;
+	s->restored = 0;
+	return n;
+}
+
+int64_t
+session_last_user(const struct session *s)
+{
+	/* The window alternates user, reply: the last user message is the
+	 * one before the last reply. */
+	return s->nwin >= 2 ? s->win[s->nwin - 2] : 0;
+}
+
+/* ---- the conversation and its settings ----------------------------------------------- */
+
+int
+session_ensure_conv(struct session *s)
+{
+	if (s->db == NULL || s->conv_id)
+		return 0;
+	const struct engine_info *in = s->m ? engine_info(s->m) : NULL;
+	char *params = settings_json_text(&s->gen);
+	struct db_conv c = { 0 };
+	c.model_name = in ? (char *)in->name : NULL;
+	c.model_fingerprint = in ? (char *)in->fingerprint : NULL;
+	c.system_prompt = s->system;
+	c.preset = s->preset;
+	c.params = params;
+	char *err = NULL;
+	int rc = params ? db_conv_create(s->db, &c, &err) : -1;
+	free(params);
+	if (rc != 0)
+		return session_fail_take(s, err);
+	s->conv_id = c.id;
+	snprintf(s->pid, sizeof s->pid, "%s", c.pid);
+	session_set_kv_path(s);
 	return 0;
 }
 
 int
-session_switch(struct session *s, int64_t id, struct db_conv **out)
+session_switch(struct session *s, int64_t id)
 {
-	if (out)
-		*out = NULL;
-	if (s->busy) {
-		set_error(s, "a reply is still being generated");
+	if (session_idle(s) != 0 || session_need_db(s) != 0)
 		return -1;
-	}
-	if (s->db == NULL) {
-		set_error(s, "nothing is saved in this session (--no-save)");
-		return -1;
-	}
 	char *err = NULL;
 	struct db_conv *c = db_conv_load(s->db, id, &err);
-	if (c == NULL) {
-		set_error(s, err);
-		free(err);
-		return -1;
-	}
-	load_conv(s, c, 1);
-	if (out)
-		*out = c;
-	else
-		db_conv_free(c);
-	return 0;
+	if (c == NULL)
+		return session_fail_take(s, err);
+	int rc = session_load(s, c, 1);
+	db_conv_free(c);
+	return rc;
 }
 
 int
 session_new_chat(struct session *s)
 {
-	if (s->busy) {
-		set_error(s, "a reply is still being generated");
+	if (session_idle(s) != 0)
 		return -1;
-	}
 	s->conv_id = 0;
 	s->pid[0] = '\0';
-	set_kv_path(s);
-	s->n_msgs = 0;
+	session_set_kv_path(s);
+	s->nwin = 0;
 	s->turn = 0;
 	s->dropped = 0;
-	s->user_msg_id = s->reply_id = 0;
+	s->user_id = s->reply_id = 0;
+	session_push(s, SU_CLEAR, 0, ROLE_USER, NULL, 0);
 	if (s->w)
 		s->load_seq = worker_load(s->w, s->system, NULL, NULL, NULL, NULL, 0, 0, NULL);
 	return 0;
 }
 
-/* Write the session's system prompt, preset and sampling to its stored
- * conversation (if it has one yet). */
 static int
-save_meta(struct session *s)
+session_need_conv(struct session *s)
+{
+	if (session_need_db(s) != 0)
+		return -1;
+	if (s->conv_id == 0)
+		return session_fail(s, "this chat is not stored yet: send a message first");
+	return 0;
+}
+
+int
+session_rename(struct session *s, const char *title)
+{
+	if (session_need_conv(s) != 0)
+		return -1;
+	char *err = NULL;
+	if (db_conv_rename(s->db, s->conv_id, title, &err) != 0)
+		return session_fail_take(s, err);
+	return 0;
+}
+
+int
+session_delete(struct session *s)
+{
+	if (session_idle(s) != 0 || session_need_conv(s) != 0)
+		return -1;
+	char *err = NULL;
+	if (db_conv_delete(s->db, s->conv_id, &err) != 0)
+		return session_fail_take(s, err);
+	return session_new_chat(s);
+}
+
+/* Write the system prompt, preset and settings to the stored conversation
+ * (if it has one yet). */
+static int
+session_save_meta(struct session *s)
 {
 	if (s->db == NULL || s->conv_id == 0)
 		return 0;
 	char *err = NULL;
 	struct db_conv *c = db_conv_load(s->db, s->conv_id, &err);
-	if (c == NULL) {
-		set_error(s, err);
-		free(err);
-		return -1;
-	}
-	char *params = sampler_json(&s->samp);
+	if (c == NULL)
+		return session_fail_take(s, err);
+	char *params = settings_json_text(&s->gen);
 	free(c->system_prompt);
 	c->system_prompt = s->system ? strdup(s->system) : NULL;
 	free(c->preset);
 	c->preset = s->preset ? strdup(s->preset) : NULL;
 	free(c->params);
 	c->params = params;
-	int rc = db_conv_update(s->db, c, &err);
+	int rc = params ? db_conv_update(s->db, c, &err) : -1;
 	db_conv_free(c);
-	if (rc != 0) {
-		set_error(s, err);
-		free(err);
-		return -1;
-	}
-	return 0;
+	return rc != 0 ? session_fail_take(s, err) : 0;
+}
+
+/* The system prompt to the worker and the file. */
+static int
+session_system_store(struct session *s, const char *system)
+{
+	free(s->system);
+	s->system = system && *system ? strdup(system) : NULL;
+	if (s->w)
+		worker_set_system(s->w, s->system ? s->system : "");
+	return session_save_meta(s);
 }
 
 int
-session_set_system(struct session *s, const char *system, const char *preset)
+session_set_system(struct session *s, const char *system)
 {
-	if (s->busy) {
-		set_error(s, "a reply is still being generated");
+	if (session_idle(s) != 0)
 		return -1;
-	}
-	free(s->system);
-	s->system = system && *system ? strdup(system) : NULL;
-	if (preset != s->preset) {
-		free(s->preset);
-		s->preset = preset ? strdup(preset) : NULL;
-	}
-	if (s->w)
-		worker_set_system(s->w, s->system ? s->system : "");
-	return save_meta(s);
+	free(s->preset);             /* a prompt of one's own is no preset's */
+	s->preset = NULL;
+	return session_system_store(s, system);
 }
 
 int
 session_apply_preset(struct session *s, const char *name)
 {
-	if (s->db == NULL) {
-		set_error(s, "presets live in the database, which is off (--no-save)");
+	if (s->db == NULL)
+		return session_fail(s, "presets live in the database, which is off (--no-save)");
+	if (session_idle(s) != 0)
 		return -1;
-	}
-	if (s->busy) {
-		set_error(s, "a reply is still being generated");
-		return -1;
-	}
 	struct db_preset pr;
 	char *err = NULL;
-	if (db_preset_get(s->db, name, &pr, &err) != 0) {
-		set_error(s, err);
-		free(err);
-		return -1;
-	}
-	uint64_t seed = s->samp.seed;
-	s->samp = s->o->samp;
-	s->samp.seed = seed;
-	params_apply(&s->samp, pr.params);
+	if (db_preset_get(s->db, name, &pr, &err) != 0)
+		return session_fail_take(s, err);
 	char *pname = strdup(pr.name);
 	if (pname == NULL) {
 		db_preset_clear(&pr);
-		set_error(s, "out of memory");
-		return -1;
+		return session_fail(s, "out of memory");
 	}
+	uint64_t seed = s->gen.samp.seed;
+	s->gen = s->o->gen;
+	s->gen.samp.seed = seed;
+	settings_from_json(&s->gen, pr.params, 0);
 	free(s->preset);
 	s->preset = pname;
-	int rc = session_set_system(s, pr.system_prompt, s->preset);
+	int rc = session_system_store(s, pr.system_prompt);
 	db_preset_clear(&pr);
 	return rc;
 }
 
 int
-session_set_sampling(struct session *s, const struct engine_sampling *p)
+session_set_settings(struct session *s, const struct gen_settings *g)
 {
-	s->samp = *p;
-	return save_meta(s);
+	s->gen = *g;
+	return session_save_meta(s);
+}
+
+int
+session_export(struct session *s, const char *format, const char *path, int force)
+{
+	enum export_format f;
+	if (export_format_parse(format, &f) != 0)
+		return session_fail(s, "unknown export format");
+	if (session_need_conv(s) != 0)
+		return -1;
+	char *err = NULL;
+	struct db_conv *c = db_conv_load(s->db, s->conv_id, &err);
+	if (c == NULL || export_file(c, f, path, force, &err) != 0) {
+		db_conv_free(c);
+		return session_fail_take(s, err);
+	}
+	db_conv_free(c);
+	return 0;
+}
+
+/* ---- lists ------------------------------------------------------------------------ */
+
+int
+session_list(struct session *s, int limit, struct session_conv **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s->db == NULL)
+		return 0;
+	struct db_conv *a;
+	size_t cnt;
+	char *err = NULL;
+	if (db_conv_list(s->db, limit, &a, &cnt, &err) != 0)
+		return session_fail_take(s, err);
+	struct session_conv *r = calloc(cnt + 1, sizeof *r);
+	for (size_t i = 0; r != NULL && i < cnt; i++) {
+		r[i].id = a[i].id;
+		snprintf(r[i].pid, sizeof r[i].pid, "%s", a[i].pid);
+		r[i].title = a[i].title;
+		a[i].title = NULL;       /* moved */
+		r[i].updated = a[i].updated;
+		r[i].n_messages = a[i].n_messages;
+	}
+	db_conv_array_free(a, cnt);
+	if (r == NULL)
+		return session_fail(s, "out of memory");
+	*out = r;
+	*n = cnt;
+	return 0;
+}
+
+void
+session_convs_free(struct session_conv *a, size_t n)
+{
+	for (size_t i = 0; a != NULL && i < n; i++)
+		free(a[i].title);
+	free(a);
+}
+
+int
+session_search(struct session *s, const char *query, int limit, struct session_hit **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (session_need_db(s) != 0)
+		return -1;
+	struct db_hit *h;
+	size_t cnt;
+	char *err = NULL;
+	if (db_search(s->db, query, limit, "\x01", "\x02", &h, &cnt, &err) != 0)
+		return session_fail_take(s, err);
+	struct session_hit *r = calloc(cnt + 1, sizeof *r);
+	for (size_t i = 0; r != NULL && i < cnt; i++) {
+		r[i].conv_id = h[i].conv_id;
+		r[i].msg_id = h[i].msg_id;
+		r[i].role = h[i].role;
+		r[i].title = h[i].title;
+		r[i].snippet = h[i].snippet;
+		h[i].title = h[i].snippet = NULL;   /* moved */
+	}
+	db_hits_free(h, cnt);
+	if (r == NULL)
+		return session_fail(s, "out of memory");
+	*out = r;
+	*n = cnt;
+	return 0;
+}
+
+void
+session_hits_free(struct session_hit *a, size_t n)
+{
+	for (size_t i = 0; a != NULL && i < n; i++) {
+		free(a[i].title);
+		free(a[i].snippet);
+	}
+	free(a);
+}
+
+int
+session_presets(struct session *s, struct session_preset **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s->db == NULL)
+		return 0;
+	struct db_preset *p;
+	size_t cnt;
+	char *err = NULL;
+	if (db_preset_list(s->db, &p, &cnt, &err) != 0)
+		return session_fail_take(s, err);
+	struct session_preset *r = calloc(cnt + 1, sizeof *r);
+	for (size_t i = 0; r != NULL && i < cnt; i++) {
+		r[i].name = p[i].name;
+		r[i].system = p[i].system_prompt;
+		p[i].name = p[i].system_prompt = NULL;   /* moved */
+	}
+	db_preset_array_free(p, cnt);
+	if (r == NULL)
+		return session_fail(s, "out of memory");
+	*out = r;
+	*n = cnt;
+	return 0;
+}
+
+void
+session_presets_free(struct session_preset *a, size_t n)
+{
+	for (size_t i = 0; a != NULL && i < n; i++) {
+		free(a[i].name);
+		free(a[i].system);
+	}
+	free(a);
 }

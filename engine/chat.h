@@ -5,6 +5,7 @@
 #ifndef ENGINE_CHAT_H
 #define ENGINE_CHAT_H
 
+#include "common/msg.h"
 #include "engine/engine.h"
 
 /*
@@ -16,7 +17,8 @@
  * as Meta's chat_completion does: BOS + "[INST] {u} [/INST] {a} " + EOS per
  * finished exchange, contents stripped.
  */
-enum chat_role { CHAT_SYSTEM = 0, CHAT_USER = 1, CHAT_ASSISTANT = 2 };
+/* The engine's names for the roles of common/msg.h. */
+enum chat_role { CHAT_SYSTEM = ROLE_SYSTEM, CHAT_USER = ROLE_USER, CHAT_ASSISTANT = ROLE_ASSISTANT };
 
 /* "system", "user", "assistant"; -1 for another string. */
 int chat_role_parse(const char *s);

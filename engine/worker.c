@@ -22,7 +22,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-enum req_type { REQ_LOAD, REQ_SYSTEM, REQ_SEND, REQ_REGEN, REQ_EDIT, REQ_SAVE, REQ_QUIT };
+enum req_type { REQ_LOAD, REQ_SYSTEM, REQ_SEND, REQ_REGEN, REQ_EDIT, REQ_TRUNCATE, REQ_SAVE, REQ_QUIT };
 
 struct req {
 	enum req_type type;
@@ -302,6 +302,10 @@ worker_main(void *arg)
 			}
 			generate(w, r, 0);
 			break;
+		case REQ_TRUNCATE:
+			if (r->k < w->chat.n)
+				chat_truncate(&w->chat, r->k);
+			break;
 		case REQ_SAVE:
 			save(w, r->path);
 			break;
@@ -517,6 +521,16 @@ int
 worker_edit(struct worker *w, int k, const char *text, const struct engine_sampling *s, int max_tokens)
 {
 	return submit_gen(w, REQ_EDIT, k, text, s, max_tokens);
+}
+
+int
+worker_truncate(struct worker *w, int k)
+{
+	struct req *r = req_new(REQ_TRUNCATE, NULL);
+	if (r == NULL)
+		return -1;
+	r->k = k;
+	return submit(w, r);
 }
 
 int

@@ -62,6 +62,8 @@ int worker_send(struct worker *w, const char *text, const struct engine_sampling
 int worker_regenerate(struct worker *w, const struct engine_sampling *s, int max_tokens);
 /* Drop messages from index k (a user message) on, send text in its place. */
 int worker_edit(struct worker *w, int k, const char *text, const struct engine_sampling *s, int max_tokens);
+/* Drop messages from index k on (a request that failed half-way). */
+int worker_truncate(struct worker *w, int k);
 /* Stop whatever is queued or running, now. */
 void worker_stop(struct worker *w);
 /* 1 and *ev filled if an event was waiting, else 0.  Free with

@@ -358,38 +358,38 @@ static const char *const db_role_names[] = { "system", "user", "assistant" };
 static const char *const db_finish_names[] = { NULL, "eos", "length", "stopped", "interrupted" };
 
 const char *
-db_role_name(enum db_role r)
+db_role_name(enum role r)
 {
 	return (unsigned)r < 3 ? db_role_names[r] : "user";
 }
 
 int
-db_role_parse(const char *s, enum db_role *r)
+db_role_parse(const char *s, enum role *r)
 {
 	for (int i = 0; s != NULL && i < 3; i++)
 		if (strcmp(s, db_role_names[i]) == 0) {
-			*r = (enum db_role)i;
+			*r = (enum role)i;
 			return 0;
 		}
 	return -1;
 }
 
 const char *
-db_finish_name(enum db_finish f)
+db_finish_name(enum finish f)
 {
 	return (unsigned)f < 5 ? db_finish_names[f] : NULL;
 }
 
 int
-db_finish_parse(const char *s, enum db_finish *f)
+db_finish_parse(const char *s, enum finish *f)
 {
 	if (s == NULL) {
-		*f = DB_FINISH_NONE;
+		*f = FINISH_NONE;
 		return 0;
 	}
 	for (int i = 1; i < 5; i++)
 		if (strcmp(s, db_finish_names[i]) == 0) {
-			*f = (enum db_finish)i;
+			*f = (enum finish)i;
 			return 0;
 		}
 	return -1;

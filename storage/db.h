@@ -50,37 +50,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/msg.h"
+
 #define DB_PID_LEN 6
 #define DB_PID_ALPHABET "23456789abcdefghjkmnpqrstuvwxyz"
 
 struct db;
 
-enum db_role { DB_ROLE_SYSTEM, DB_ROLE_USER, DB_ROLE_ASSISTANT };
-
-/*
- * Why a reply ended.  NONE for messages that are not replies.  EOS: the
- * model emitted end-of-sequence.  LENGTH: the token limit or the context
- * ran out.  STOPPED: the user stopped it.  INTERRUPTED: it never finished;
- * every reply is INTERRUPTED from db_reply_begin until db_reply_finish, so
- * a process killed mid-reply leaves it marked that way.
- */
-enum db_finish {
-	DB_FINISH_NONE,
-	DB_FINISH_EOS,
-	DB_FINISH_LENGTH,
-	DB_FINISH_STOPPED,
-	DB_FINISH_INTERRUPTED,
-};
+/* Roles and finish reasons: common/msg.h (every reply is FINISH_INTERRUPTED
+ * from db_reply_begin until db_reply_finish). */
 
 struct db_message {
 	int64_t id;             /* rowid; output of append */
 	int position;           /* 0, 1, 2 ... within its conversation; output of append */
-	enum db_role role;
+	enum role role;
 	char *content;          /* UTF-8 text; "" while a reply has produced nothing */
 	int32_t *tokens;        /* (n_tokens) token ids, or NULL when not tokenized */
 	size_t n_tokens;
 	int64_t created;        /* Unix ms; output of append */
-	enum db_finish finish;
+	enum finish finish;
 	char *stats;            /* JSON object text (tokens/s, timings...) or NULL */
 	char *sampler;          /* replies: the exact sampler settings, JSON, or NULL */
 	int has_seed;           /* replies: seed is the RNG seed used */
@@ -105,8 +93,9 @@ struct db_hit {
 	int64_t conv_id;
 	char pid[DB_PID_LEN + 1];
 	char *title;                    /* may be NULL */
+	int64_t msg_id;                 /* the message that matched */
 	int position;
-	enum db_role role;
+	enum role role;
 	int64_t created;
 	char *snippet;                  /* text around the match, matches between the caller's marks */
 };
@@ -233,12 +222,22 @@ int db_reply_update(struct db *d, int64_t msg_id, const char *content, const int
     size_t n_tokens, char **err);
 /* The final update: content, token ids, why it ended and stats (JSON or NULL). */
 int db_reply_finish(struct db *d, int64_t msg_id, const char *content, const int32_t *tokens,
-    size_t n_tokens, enum db_finish finish, const char *stats, char **err);
+    size_t n_tokens, enum finish finish, const char *stats, char **err);
 /*
- * Delete the messages of conv after `position` (position -1 deletes all),
- * for regenerate and edit-and-resend.  -1 with *err.
+ * The final update of a turn in one transaction: the reply as
+ * db_reply_finish writes it and, when user_id is not 0, the token ids of
+ * the user message it answers (as db_message_set_tokens).  Either both are
+ * written or neither; -1 with *err.
  */
-int db_message_delete_after(struct db *d, int64_t conv, int position, char **err);
+int db_turn_finish(struct db *d, int64_t reply_id, const char *content, const int32_t *tokens,
+    size_t n_tokens, enum finish finish, const char *stats, int64_t user_id, const int32_t *user_tokens,
+    size_t n_user_tokens, char **err);
+/*
+ * Delete message msg_id of conv and every message after it (by position),
+ * for regenerate, edit-and-resend and a failed request.  -1 with *err when
+ * msg_id is not a message of conv.
+ */
+int db_message_delete_from(struct db *d, int64_t conv, int64_t msg_id, char **err);
 
 /* ---- search ------------------------------------------------------------- */
 
@@ -288,9 +287,9 @@ int db_setting_set(struct db *d, const char *key, const char *value, char **err)
 
 /* ---- names --------------------------------------------------------------- */
 
-const char *db_role_name(enum db_role r);             /* "system", "user", "assistant" */
-int db_role_parse(const char *s, enum db_role *r);     /* 0, or -1 when unknown */
-const char *db_finish_name(enum db_finish f);         /* NULL for NONE, else "eos"... */
-int db_finish_parse(const char *s, enum db_finish *f); /* NULL -> NONE; -1 when unknown */
+const char *db_role_name(enum role r);             /* "system", "user", "assistant" */
+int db_role_parse(const char *s, enum role *r);     /* 0, or -1 when unknown */
+const char *db_finish_name(enum finish f);         /* NULL for NONE, else "eos"... */
+int db_finish_parse(const char *s, enum finish *f); /* NULL -> NONE; -1 when unknown */
 
 #endif

@@ -351,7 +351,7 @@ db_conv_load(struct db *d, int64_t id, char **err)
 		m->id = sqlite3_column_int64(st, 0);
 		m->position = sqlite3_column_int(st, 1);
 		if (db_role_parse((const char *)sqlite3_column_text(st, 2), &m->role) != 0)
-			m->role = DB_ROLE_USER;
+			m->role = ROLE_USER;
 		m->content = db_col_text(st, 3, &oom);
 		if (m->content == NULL && !oom)
 			m->content = strdup("");
@@ -359,7 +359,7 @@ db_conv_load(struct db *d, int64_t id, char **err)
 			goto oom;
 		m->created = sqlite3_column_int64(st, 5);
 		if (db_finish_parse((const char *)sqlite3_column_text(st, 6), &m->finish) != 0)
-			m->finish = DB_FINISH_NONE;
+			m->finish = FINISH_NONE;
 		m->stats = db_col_text(st, 7, &oom);
 		m->sampler = db_col_text(st, 8, &oom);
 		if (sqlite3_column_type(st, 9) != SQLITE_NULL) {

@@ -23,7 +23,7 @@ db_message_insert(struct db *d, int64_t conv, struct db_message *m, int keep_cre
 {
 	if (!db_json_object_ok(d, m->stats) || !db_json_object_ok(d, m->sampler))
 		return db_errf(err, "%s: stats or sampler settings are not a JSON object", what);
-	if (db_role_name(m->role) == NULL || (unsigned)m->finish > DB_FINISH_INTERRUPTED)
+	if (db_role_name(m->role) == NULL || (unsigned)m->finish > FINISH_INTERRUPTED)
 		return db_errf(err, "%s: bad role or finish reason", what);
 
 	sqlite3_stmt *st = db_prep(d, "SELECT title IS NULL, (SELECT COALESCE(max(position) + 1, 0)"
@@ -76,7 +76,7 @@ db_message_insert(struct db *d, int64_t conv, struct db_message *m, int keep_cre
 		return 0;
 
 	char *title = NULL;
-	if (untitled && m->role == DB_ROLE_USER)
+	if (untitled && m->role == ROLE_USER)
 		title = db_title_from(m->content);
 	st = db_prep(d, "UPDATE conversations SET updated = ?, title = COALESCE(title, ?) WHERE id = ?",
 	    err, what);
@@ -139,9 +139,9 @@ db_reply_begin(struct db *d, int64_t conv, const char *sampler, int has_seed, ui
     int64_t *msg_id, char **err)
 {
 	struct db_message m = {
-		.role = DB_ROLE_ASSISTANT,
+		.role = ROLE_ASSISTANT,
 		.content = "",
-		.finish = DB_FINISH_INTERRUPTED,
+		.finish = FINISH_INTERRUPTED,
 		.sampler = (char *)sampler,
 		.has_seed = has_seed,
 		.seed = seed,
@@ -156,14 +156,32 @@ db_reply_begin(struct db *d, int64_t conv, const char *sampler, int has_seed, ui
  * conversation's updated time. */
 static int
 db_reply_write(struct db *d, int64_t msg_id, const char *content, const int32_t *tokens,
-    size_t n_tokens, int set_finish, enum db_finish finish, const char *stats, char **err)
+    size_t n_tokens, int set_finish, enum finish finish, const char *stats, int64_t user_id,
+    const int32_t *user_tokens, size_t n_user_tokens, char **err)
 {
 	static const char what[] = "cannot save the reply";
 	if (set_finish && !db_json_object_ok(d, stats))
 		return db_errf(err, "%s: stats are not a JSON object", what);
 	if (db_begin(d, err, what) != 0)
 		return -1;
-	sqlite3_stmt *st = db_prep(d, set_finish ?
+	sqlite3_stmt *st;
+	int rc;
+	if (user_id != 0) {
+		st = db_prep(d, "UPDATE messages SET tokens = ? WHERE id = ? AND role = 'user'", err, what);
+		if (st == NULL)
+			goto fail;
+		if (db_bind_tokens(st, 1, user_tokens, n_user_tokens) != SQLITE_OK) {
+			sqlite3_finalize(st);
+			db_errf(err, "%s: out of memory", what);
+			goto fail;
+		}
+		sqlite3_bind_int64(st, 2, user_id);
+		rc = db_step_one(d, st, err, what, "cannot save the token ids: no such user message");
+		sqlite3_finalize(st);
+		if (rc != 0)
+			goto fail;
+	}
+	st = db_prep(d, set_finish ?
 	    "UPDATE messages SET content = ?, tokens = ?, finish = ?, stats = ?"
 	    " WHERE id = ? AND role = 'assistant'" :
 	    "UPDATE messages SET content = ?, tokens = ? WHERE id = ? AND role = 'assistant'",
@@ -182,7 +200,7 @@ db_reply_write(struct db *d, int64_t msg_id, const char *content, const int32_t 
 		db_bind_text(st, i++, stats);
 	}
 	sqlite3_bind_int64(st, i, msg_id);
-	int rc = db_step_one(d, st, err, what, "cannot save the reply: no such reply");
+	rc = db_step_one(d, st, err, what, "cannot save the reply: no such reply");
 	sqlite3_finalize(st);
 	if (rc != 0)
 		goto fail;
@@ -208,20 +226,29 @@ int
 db_reply_update(struct db *d, int64_t msg_id, const char *content, const int32_t *tokens,
     size_t n_tokens, char **err)
 {
-	return db_reply_write(d, msg_id, content, tokens, n_tokens, 0, DB_FINISH_NONE, NULL, err);
+	return db_reply_write(d, msg_id, content, tokens, n_tokens, 0, FINISH_NONE, NULL, 0, NULL, 0, err);
 }
 
 int
 db_reply_finish(struct db *d, int64_t msg_id, const char *content, const int32_t *tokens,
-    size_t n_tokens, enum db_finish finish, const char *stats, char **err)
+    size_t n_tokens, enum finish finish, const char *stats, char **err)
 {
-	if ((unsigned)finish > DB_FINISH_INTERRUPTED)
-		return db_errf(err, "cannot save the reply: bad finish reason");
-	return db_reply_write(d, msg_id, content, tokens, n_tokens, 1, finish, stats, err);
+	return db_turn_finish(d, msg_id, content, tokens, n_tokens, finish, stats, 0, NULL, 0, err);
 }
 
 int
-db_message_delete_after(struct db *d, int64_t conv, int position, char **err)
+db_turn_finish(struct db *d, int64_t reply_id, const char *content, const int32_t *tokens,
+    size_t n_tokens, enum finish finish, const char *stats, int64_t user_id, const int32_t *user_tokens,
+    size_t n_user_tokens, char **err)
+{
+	if ((unsigned)finish > FINISH_INTERRUPTED)
+		return db_errf(err, "cannot save the reply: bad finish reason");
+	return db_reply_write(d, reply_id, content, tokens, n_tokens, 1, finish, stats, user_id, user_tokens,
+	    n_user_tokens, err);
+}
+
+int
+db_message_delete_from(struct db *d, int64_t conv, int64_t msg_id, char **err)
 {
 	static const char what[] = "cannot delete messages";
 	if (db_begin(d, err, what) != 0)
@@ -235,17 +262,23 @@ db_message_delete_after(struct db *d, int64_t conv, int position, char **err)
 	sqlite3_finalize(st);
 	if (rc != 0)
 		goto fail;
-	st = db_prep(d, "DELETE FROM messages WHERE conversation_id = ? AND position > ?", err, what);
+	/* The message must be one of conv's: a stale id deletes nothing. */
+	st = db_prep(d, "DELETE FROM messages WHERE conversation_id = ?1 AND position >="
+	    " (SELECT position FROM messages WHERE id = ?2 AND conversation_id = ?1)", err, what);
 	if (st == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, conv);
-	sqlite3_bind_int(st, 2, position);
+	sqlite3_bind_int64(st, 2, msg_id);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		db_fail(d, err, what);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		goto fail;
+	if (sqlite3_changes(d->h) == 0) {
+		db_errf(err, "%s: no such message", what);
+		goto fail;
+	}
 	return db_commit(d, err, what);
 fail:
 	db_rollback(d);

@@ -68,12 +68,13 @@ db_search_collect(struct db *d, sqlite3_stmt *st, const char *query, char **term
 		h->title = db_col_text(st, 2, &oom);
 		h->position = sqlite3_column_int(st, 3);
 		if (db_role_parse((const char *)sqlite3_column_text(st, 4), &h->role) != 0)
-			h->role = DB_ROLE_USER;
+			h->role = ROLE_USER;
 		h->created = sqlite3_column_int64(st, 5);
 		h->snippet = terms != NULL ?
 		    db_search_snippet((const char *)sqlite3_column_text(st, 6), terms, nterms,
 		    mark_open != NULL ? mark_open : "", mark_close != NULL ? mark_close : "") :
 		    db_col_text(st, 6, &oom);
+		h->msg_id = sqlite3_column_int64(st, 7);
 		if (h->snippet == NULL && !oom)
 			h->snippet = strdup("");
 		if (h->snippet == NULL)
@@ -318,7 +319,7 @@ db_search_match(struct db *d, const char *fts, const char *shown, int limit, con
 {
 	sqlite3_stmt *st = db_prep(d,
 	    "SELECT c.id, c.pid, c.title, m.position, m.role, m.created,"
-	    " snippet(messages_fts, 0, ?2, ?3, '\xe2\x80\xa6', 16)"
+	    " snippet(messages_fts, 0, ?2, ?3, '\xe2\x80\xa6', 16), m.id"
 	    " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
 	    " JOIN conversations c ON c.id = m.conversation_id"
 	    " WHERE messages_fts MATCH ?1 ORDER BY messages_fts.rowid DESC LIMIT ?4", err, "cannot search");
@@ -348,7 +349,7 @@ db_search_substrings(struct db *d, const char *query, char **t, int nt, int limi
     const char *mark_close, struct db_hit **out, size_t *n, char **err)
 {
 	size_t len = 0;
-	char *sql = strdup("SELECT c.id, c.pid, c.title, m.position, m.role, m.created, m.content"
+	char *sql = strdup("SELECT c.id, c.pid, c.title, m.position, m.role, m.created, m.content, m.id"
 	    " FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE 1");
 	if (sql != NULL)
 		len = strlen(sql);

@@ -335,24 +335,24 @@ export_json_dump(const json_t *v, FILE *out, int depth)
 /* ---- people's formats ------------------------------------------------------ */
 
 static const char *
-export_who(enum db_role r)
+export_who(enum role r)
 {
 	switch (r) {
-	case DB_ROLE_SYSTEM: return "System";
-	case DB_ROLE_USER: return "You";
-	case DB_ROLE_ASSISTANT: return "Assistant";
+	case ROLE_SYSTEM: return "System";
+	case ROLE_USER: return "You";
+	case ROLE_ASSISTANT: return "Assistant";
 	}
 	return "You";
 }
 
 /* A note after a reply that did not end by itself, or NULL. */
 static const char *
-export_finish_note(enum db_finish f)
+export_finish_note(enum finish f)
 {
 	switch (f) {
-	case DB_FINISH_LENGTH: return "cut off at the length limit";
-	case DB_FINISH_STOPPED: return "stopped";
-	case DB_FINISH_INTERRUPTED: return "interrupted, incomplete";
+	case FINISH_LENGTH: return "cut off at the length limit";
+	case FINISH_STOPPED: return "stopped";
+	case FINISH_INTERRUPTED: return "interrupted, incomplete";
 	default: return NULL;
 	}
 }

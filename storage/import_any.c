@@ -67,7 +67,7 @@ import_any_message(const json_t *o, struct db_message *m, int64_t now, char **wh
 		return -1;
 	}
 	m->created = now;
-	m->finish = m->role == DB_ROLE_ASSISTANT ? DB_FINISH_EOS : DB_FINISH_NONE;
+	m->finish = m->role == ROLE_ASSISTANT ? FINISH_EOS : FINISH_NONE;
 	return 0;
 }
 
@@ -98,7 +98,7 @@ import_any_plain(const json_t *msgs, const json_t *title, char **err)
 			return NULL;
 		}
 		c->messages[i].position = (int)i;
-		if (c->title == NULL && c->messages[i].role == DB_ROLE_USER)
+		if (c->title == NULL && c->messages[i].role == ROLE_USER)
 			c->title = db_title_from(c->messages[i].content);
 	}
 	if (json_is_string(title)) {

@@ -118,7 +118,7 @@ new_conv(struct db *d, const char *title)
 }
 
 static int64_t
-add_msg(struct db *d, int64_t conv, enum db_role role, const char *text)
+add_msg(struct db *d, int64_t conv, enum role role, const char *text)
 {
 	struct db_message m = { .role = role, .content = (char *)text };
 	char *err = NULL;
@@ -143,7 +143,7 @@ START_TEST(test_open_creates_0600)
 	mode_t old = umask(0);         /* the most permissive umask there is */
 	struct db *d = open_ok(p);
 	umask(old);
-	add_msg(d, new_conv(d, NULL), DB_ROLE_USER, "hello");   /* makes -wal and -shm */
+	add_msg(d, new_conv(d, NULL), ROLE_USER, "hello");   /* makes -wal and -shm */
 	const char *suffix[] = { "", "-wal", "-shm" };
 	for (int i = 0; i < 3; i++) {
 		char *f;
@@ -206,7 +206,7 @@ START_TEST(test_migrate_from_version_0)
 	ck_assert_int_eq(q_int(d->h, "SELECT count(*) FROM presets WHERE builtin"), 7);
 	ck_assert_int_eq(q_int(d->h, "PRAGMA page_size"), 8192);
 	int64_t c = new_conv(d, "t");
-	add_msg(d, c, DB_ROLE_USER, "works after the upgrade");
+	add_msg(d, c, ROLE_USER, "works after the upgrade");
 	assert_consistent(d->h);
 	db_close(d);
 	free(p);
@@ -218,7 +218,7 @@ START_TEST(test_migrate_runner)
 	char *p = tpath("chats.db"), *err = NULL;
 	struct db *d = open_ok(p);
 	int64_t c = new_conv(d, "kept");
-	add_msg(d, c, DB_ROLE_USER, "kept through upgrades");
+	add_msg(d, c, ROLE_USER, "kept through upgrades");
 
 	/* An upgrade from this build's version N to a (test-only) N + 1,
 	 * whatever N is: the real steps, then the test's. */
@@ -295,7 +295,7 @@ START_TEST(test_crud)
 	ck_assert_int_gt(c.created, 1600000000000LL);
 
 	int32_t utok[] = { 1, 518, 25580, 29962 };
-	struct db_message u = { .role = DB_ROLE_USER, .content = "What is a llama?",
+	struct db_message u = { .role = ROLE_USER, .content = "What is a llama?",
 		.tokens = utok, .n_tokens = 4 };
 	ck_assert_int_eq(db_message_append(d, c.id, &u, &err), 0);
 	ck_assert_int_eq(u.position, 0);
@@ -306,14 +306,14 @@ START_TEST(test_crud)
 	struct db_conv *l = db_conv_load(d, c.id, &err);
 	ck_assert_ptr_nonnull(l);
 	ck_assert_int_eq(l->n_messages, 2);
-	ck_assert_int_eq(l->messages[1].finish, DB_FINISH_INTERRUPTED);
+	ck_assert_int_eq(l->messages[1].finish, FINISH_INTERRUPTED);
 	ck_assert_str_eq(l->messages[1].content, "");
 	ck_assert_ptr_null(l->messages[1].tokens);
 	db_conv_free(l);
 
 	int32_t rtok[] = { 319, 11148, -7, INT32_MAX, INT32_MIN };
 	ck_assert_int_eq(db_reply_update(d, r, "A llama", rtok, 2, &err), 0);
-	ck_assert_int_eq(db_reply_finish(d, r, "A llama is a camelid.", rtok, 5, DB_FINISH_EOS,
+	ck_assert_int_eq(db_reply_finish(d, r, "A llama is a camelid.", rtok, 5, FINISH_EOS,
 	    "{\"tokens_per_s\":12.5,\"n\":5}", &err), 0);
 
 	l = db_conv_load(d, c.id, &err);
@@ -327,17 +327,17 @@ START_TEST(test_crud)
 	ck_assert_str_eq(l->params, c.params);
 	ck_assert_int_eq(l->n_messages, 2);
 	struct db_message *m0 = &l->messages[0], *m1 = &l->messages[1];
-	ck_assert_int_eq(m0->role, DB_ROLE_USER);
+	ck_assert_int_eq(m0->role, ROLE_USER);
 	ck_assert_uint_eq(m0->n_tokens, 4);
 	ck_assert_mem_eq(m0->tokens, utok, sizeof utok);
-	ck_assert_int_eq(m0->finish, DB_FINISH_NONE);
+	ck_assert_int_eq(m0->finish, FINISH_NONE);
 	ck_assert_int_eq(m0->has_seed, 0);
-	ck_assert_int_eq(m1->role, DB_ROLE_ASSISTANT);
+	ck_assert_int_eq(m1->role, ROLE_ASSISTANT);
 	ck_assert_int_eq(m1->position, 1);
 	ck_assert_str_eq(m1->content, "A llama is a camelid.");
 	ck_assert_uint_eq(m1->n_tokens, 5);
 	ck_assert_mem_eq(m1->tokens, rtok, sizeof rtok);
-	ck_assert_int_eq(m1->finish, DB_FINISH_EOS);
+	ck_assert_int_eq(m1->finish, FINISH_EOS);
 	ck_assert_str_eq(m1->stats, "{\"tokens_per_s\":12.5,\"n\":5}");
 	ck_assert_str_eq(m1->sampler, "{\"temperature\":0.3,\"seed\":\"x\"}");
 	ck_assert_int_eq(m1->has_seed, 1);
@@ -361,14 +361,28 @@ START_TEST(test_crud)
 	    " || '0A750000' FROM messages WHERE position = 0"), 1);
 
 	/* Regenerate: drop the reply, append a new one; positions continue. */
-	ck_assert_int_eq(db_message_delete_after(d, c.id, 0, &err), 0);
+	int64_t first_reply = q_int(d->h, "SELECT id FROM messages WHERE position = 1");
+	ck_assert_int_eq(db_message_delete_from(d, c.id, 999999, &err), -1);     /* not a message of c */
+	ck_assert_ptr_nonnull(strstr(err, "no such message"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(q_int(d->h, "SELECT n_messages FROM conversations"), 2);
+	ck_assert_int_eq(db_message_delete_from(d, c.id, first_reply, &err), 0);
 	ck_assert_int_eq(q_int(d->h, "SELECT n_messages FROM conversations"), 1);
 	ck_assert_int_eq(db_reply_begin(d, c.id, NULL, 0, 0, &r, &err), 0);
-	ck_assert_int_eq(db_reply_finish(d, r, "Again.", NULL, 0, DB_FINISH_STOPPED, NULL, &err), 0);
+	/* The turn's end writes the user's ids and the reply together. */
+	int32_t uids[] = { 7, 8, 9 };
+	ck_assert_int_eq(db_turn_finish(d, r, "Again.", NULL, 0, FINISH_STOPPED, NULL, r, uids, 3, &err), -1);
+	free(err);                               /* r is no user message: nothing written */
+	err = NULL;
+	ck_assert_int_eq(q_int(d->h, "SELECT finish = 'interrupted' FROM messages WHERE position = 1"), 1);
+	ck_assert_int_eq(db_turn_finish(d, r, "Again.", NULL, 0, FINISH_STOPPED, NULL, u.id, uids, 3, &err), 0);
+	ck_assert_int_eq(q_int(d->h, "SELECT hex(tokens) = '070000000800000009000000' FROM messages"
+	    " WHERE position = 0"), 1);
 	l = db_conv_load(d, c.id, &err);
 	ck_assert_int_eq(l->n_messages, 2);
 	ck_assert_int_eq(l->messages[1].position, 1);
-	ck_assert_int_eq(l->messages[1].finish, DB_FINISH_STOPPED);
+	ck_assert_int_eq(l->messages[1].finish, FINISH_STOPPED);
 	ck_assert_int_eq(l->messages[1].has_seed, 0);
 	db_conv_free(l);
 
@@ -392,7 +406,7 @@ START_TEST(test_crud)
 	ck_assert_ptr_null(db_conv_load(d, 999999, &err));
 	free(err);
 	err = NULL;
-	struct db_message bad = { .role = DB_ROLE_USER, .content = "x" };
+	struct db_message bad = { .role = ROLE_USER, .content = "x" };
 	ck_assert_int_eq(db_message_append(d, 999999, &bad, &err), -1);
 	ck_assert_msg(strstr(err, "no such conversation") != NULL, "%s", err);
 	free(err);
@@ -407,7 +421,7 @@ START_TEST(test_crud)
 
 	/* List, newest first, with counts. */
 	int64_t c2 = new_conv(d, NULL);
-	add_msg(d, c2, DB_ROLE_USER, "second");
+	add_msg(d, c2, ROLE_USER, "second");
 	struct db_conv *a;
 	size_t n;
 	ck_assert_int_eq(db_conv_list(d, 0, &a, &n, &err), 0);
@@ -448,7 +462,7 @@ START_TEST(test_latest)
 	/* Activity in a moves it to the front (times are ms: make them differ). */
 	struct timespec ts = { 0, 3 * 1000000 };
 	nanosleep(&ts, NULL);
-	add_msg(d, a, DB_ROLE_USER, "back to a");
+	add_msg(d, a, ROLE_USER, "back to a");
 	ck_assert_int_eq(db_conv_latest(d, &id, &err), 1);
 	ck_assert_int_eq(id, a);
 	db_close(d);
@@ -500,14 +514,14 @@ START_TEST(test_titles)
 	char *p = tpath("chats.db"), *err = NULL;
 	struct db *d = open_ok(p);
 	int64_t c = new_conv(d, NULL);
-	add_msg(d, c, DB_ROLE_SYSTEM, "system text is not a title");
-	add_msg(d, c, DB_ROLE_USER, "First question");
-	add_msg(d, c, DB_ROLE_USER, "Second question");
+	add_msg(d, c, ROLE_SYSTEM, "system text is not a title");
+	add_msg(d, c, ROLE_USER, "First question");
+	add_msg(d, c, ROLE_USER, "Second question");
 	struct db_conv *l = db_conv_load(d, c, &err);
 	ck_assert_str_eq(l->title, "First question");
 	db_conv_free(l);
 	int64_t c2 = new_conv(d, "Given");
-	add_msg(d, c2, DB_ROLE_USER, "not the title");
+	add_msg(d, c2, ROLE_USER, "not the title");
 	l = db_conv_load(d, c2, &err);
 	ck_assert_str_eq(l->title, "Given");
 	db_conv_free(l);
@@ -587,12 +601,12 @@ START_TEST(test_search)
 	char *p = tpath("chats.db"), *err = NULL;
 	struct db *d = open_ok(p);
 	int64_t a = new_conv(d, "Bread");
-	add_msg(d, a, DB_ROLE_USER, "How do I bake sourdough bread?");
+	add_msg(d, a, ROLE_USER, "How do I bake sourdough bread?");
 	int64_t r;
 	ck_assert_int_eq(db_reply_begin(d, a, NULL, 0, 0, &r, &err), 0);
 	ck_assert_int_eq(db_reply_update(d, r, "Feed the starter", NULL, 0, &err), 0);
 	int64_t b = new_conv(d, "Café");
-	add_msg(d, b, DB_ROLE_USER, "Un café, s'il vous plaît. Sourdough too.");
+	add_msg(d, b, ROLE_USER, "Un café, s'il vous plaît. Sourdough too.");
 
 	struct db_hit *h;
 	size_t n;
@@ -602,7 +616,7 @@ START_TEST(test_search)
 	ck_assert_int_eq(h[1].conv_id, a);
 	ck_assert_msg(strstr(h[1].snippet, "[sourdough]") != NULL, "%s", h[1].snippet);
 	ck_assert_str_eq(h[1].title, "Bread");
-	ck_assert_int_eq(h[1].role, DB_ROLE_USER);
+	ck_assert_int_eq(h[1].role, ROLE_USER);
 	db_hits_free(h, n);
 	/* Limit; diacritics folded ("cafe" finds "café"); prefix and phrase queries. */
 	ck_assert_int_eq(db_search(d, "sourdough", 1, NULL, NULL, &h, &n, &err), 0);
@@ -618,7 +632,7 @@ START_TEST(test_search)
 		db_hits_free(h, n);
 	}
 	/* The streamed reply is indexed as it changes: old text gone, new found. */
-	ck_assert_int_eq(db_reply_finish(d, r, "Mix flour and water", NULL, 0, DB_FINISH_EOS, NULL,
+	ck_assert_int_eq(db_reply_finish(d, r, "Mix flour and water", NULL, 0, FINISH_EOS, NULL,
 	    &err), 0);
 	ck_assert_int_eq(db_search(d, "starter", 0, "", "", &h, &n, &err), 0);
 	ck_assert_uint_eq(n, 0);
@@ -626,7 +640,7 @@ START_TEST(test_search)
 	ck_assert_int_eq(db_search(d, "flour", 0, "", "", &h, &n, &err), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_int_eq(h[0].position, 1);
-	ck_assert_int_eq(h[0].role, DB_ROLE_ASSISTANT);
+	ck_assert_int_eq(h[0].role, ROLE_ASSISTANT);
 	db_hits_free(h, n);
 
 	/* Malformed FTS5 queries are errors with a message, not crashes; as
@@ -785,7 +799,7 @@ START_TEST(test_disk_full_mid_reply)
 	char *p = tpath("chats.db"), *err = NULL;
 	struct db *d = open_ok(p);
 	int64_t c = new_conv(d, "full");
-	add_msg(d, c, DB_ROLE_USER, "Tell me a very long story.");
+	add_msg(d, c, ROLE_USER, "Tell me a very long story.");
 	int64_t r;
 	ck_assert_int_eq(db_reply_begin(d, c, NULL, 1, 7, &r, &err), 0);
 
@@ -822,7 +836,7 @@ START_TEST(test_disk_full_mid_reply)
 	free(err);
 	err = NULL;
 	/* The final write fails the same way and changes nothing. */
-	ck_assert_int_eq(db_reply_finish(d, r, text, tok, len / 4, DB_FINISH_EOS, NULL, &err), -1);
+	ck_assert_int_eq(db_reply_finish(d, r, text, tok, len / 4, FINISH_EOS, NULL, &err), -1);
 	free(err);
 	err = NULL;
 	/* Small writes still work, and no transaction was left open. */
@@ -838,10 +852,10 @@ START_TEST(test_disk_full_mid_reply)
 	ck_assert_str_eq(l->messages[0].content, "Tell me a very long story.");
 	ck_assert_str_eq(l->messages[1].content, saved);
 	ck_assert_uint_eq(l->messages[1].n_tokens, strlen(saved) / 4);
-	ck_assert_int_eq(l->messages[1].finish, DB_FINISH_INTERRUPTED);
+	ck_assert_int_eq(l->messages[1].finish, FINISH_INTERRUPTED);
 	db_conv_free(l);
 	/* And the reply can be finished now that there is room. */
-	ck_assert_int_eq(db_reply_finish(d, r, text, tok, len / 4, DB_FINISH_EOS, NULL, &err), 0);
+	ck_assert_int_eq(db_reply_finish(d, r, text, tok, len / 4, FINISH_EOS, NULL, &err), 0);
 	db_close(d);
 	free(text);
 	free(saved);
@@ -895,7 +909,7 @@ START_TEST(test_damaged_pages)
 		char msg[600];
 		memset(msg, 'a' + i % 26, sizeof msg - 1);
 		msg[sizeof msg - 1] = '\0';
-		add_msg(d, c, DB_ROLE_USER, msg);
+		add_msg(d, c, ROLE_USER, msg);
 	}
 	db_close(d);                /* checkpoints: everything is in the main file now */
 
@@ -941,7 +955,7 @@ START_TEST(test_two_connections)
 		struct db *w = i % 2 ? d2 : d1;
 		char text[32];
 		snprintf(text, sizeof text, "turn %d", i);
-		add_msg(w, c, i % 2 ? DB_ROLE_ASSISTANT : DB_ROLE_USER, text);
+		add_msg(w, c, i % 2 ? ROLE_ASSISTANT : ROLE_USER, text);
 	}
 	int64_t c2 = new_conv(d2, "second");
 	for (int k = 0; k < 2; k++) {
@@ -974,14 +988,14 @@ START_TEST(test_locked_by_writer)
 	char *p = tpath("chats.db"), *err = NULL;
 	struct db *d = open_ok(p);
 	int64_t c = new_conv(d, "locked");
-	add_msg(d, c, DB_ROLE_USER, "before");
+	add_msg(d, c, ROLE_USER, "before");
 	db_set_busy_timeout(d, 150);
 
 	/* Another "process" holds the write lock. */
 	sqlite3 *other;
 	ck_assert_int_eq(sqlite3_open(p, &other), SQLITE_OK);
 	exec_ok(other, "BEGIN IMMEDIATE");
-	struct db_message m = { .role = DB_ROLE_USER, .content = "blocked" };
+	struct db_message m = { .role = ROLE_USER, .content = "blocked" };
 	ck_assert_int_eq(db_message_append(d, c, &m, &err), -1);
 	ck_assert_msg(strstr(err, p) && strstr(err, "locked by another process"), "%s", err);
 	ck_assert_int_eq(d->last_rc & 0xff, SQLITE_BUSY);
@@ -1083,7 +1097,7 @@ START_TEST(test_kill9_mid_reply)
 	char *p = tpath("chats.db"), *err = NULL;
 	struct db *d = open_ok(p);
 	int64_t c = new_conv(d, "killed");
-	add_msg(d, c, DB_ROLE_USER, "Stream forever");
+	add_msg(d, c, ROLE_USER, "Stream forever");
 	db_close(d);
 
 	pid_t pid = fork();
@@ -1132,7 +1146,7 @@ START_TEST(test_kill9_mid_reply)
 	ck_assert_ptr_nonnull(l);
 	ck_assert_int_eq(l->n_messages, 2);
 	ck_assert_str_eq(l->messages[0].content, "Stream forever");
-	ck_assert_int_eq(l->messages[1].finish, DB_FINISH_INTERRUPTED);
+	ck_assert_int_eq(l->messages[1].finish, FINISH_INTERRUPTED);
 	ck_assert_uint_gt(strlen(l->messages[1].content), 2000);
 	ck_assert_ptr_nonnull(strstr(l->messages[1].content, "w00000 "));
 	ck_assert_int_eq(l->messages[1].has_seed, 1);

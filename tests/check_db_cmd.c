@@ -155,15 +155,15 @@ seed(char *a, char *b)
 	ck_assert_msg(d != NULL, "%s", err);
 	struct db_conv c1 = { .model_name = "llama-2-7b-chat.Q4_0.gguf", .preset = "assistant" };
 	ck_assert_int_eq(db_conv_create(d, &c1, &err), 0);
-	struct db_message m = { .role = DB_ROLE_USER, .content = "How do I bake sourdough bread?" };
+	struct db_message m = { .role = ROLE_USER, .content = "How do I bake sourdough bread?" };
 	ck_assert_int_eq(db_message_append(d, c1.id, &m, &err), 0);
 	int64_t r;
 	ck_assert_int_eq(db_reply_begin(d, c1.id, NULL, 1, 5, &r, &err), 0);
 	ck_assert_int_eq(db_reply_finish(d, r, "Feed the starter \x1b[31mtwice\x1b[0m a day.", NULL, 0,
-	    DB_FINISH_EOS, NULL, &err), 0);
+	    FINISH_EOS, NULL, &err), 0);
 	struct db_conv c2 = { 0 };
 	ck_assert_int_eq(db_conv_create(d, &c2, &err), 0);
-	struct db_message m2 = { .role = DB_ROLE_USER, .content = "Translate: un caf\xc3\xa9" };
+	struct db_message m2 = { .role = ROLE_USER, .content = "Translate: un caf\xc3\xa9" };
 	ck_assert_int_eq(db_message_append(d, c2.id, &m2, &err), 0);
 	strcpy(a, c1.pid);
 	strcpy(b, c2.pid);

@@ -82,7 +82,7 @@ make_awkward(void)
 	ck_assert_int_eq(db_conv_create(tdb, &c, &err), 0);
 	int32_t ut[] = { 1, 518, 25580, 29962 };
 	struct db_message u = {
-		.role = DB_ROLE_USER, .tokens = ut, .n_tokens = 4,
+		.role = ROLE_USER, .tokens = ut, .n_tokens = 4,
 		.content = "<script>alert('x')</script> & \"quotes\" \\ back\x01slash \xf0\x9f\xa6\x99 llama",
 	};
 	ck_assert_int_eq(db_message_append(tdb, c.id, &u, &err), 0);
@@ -91,8 +91,8 @@ make_awkward(void)
 	    1, UINT64_MAX - 5, &r, &err), 0);
 	int32_t rt[] = { 29871, -1, INT32_MAX, INT32_MIN, 0 };
 	ck_assert_int_eq(db_reply_finish(tdb, r, "A *llama* is a camelid.\n\n```c\nint x = 1 < 2;\n```",
-	    rt, 5, DB_FINISH_EOS, "{\"tokens_per_s\":12.345678,\"prompt_ms\":0.1,\"n\":5}", &err), 0);
-	struct db_message sys = { .role = DB_ROLE_SYSTEM, .content = "", .tokens = ut, .n_tokens = 0 };
+	    rt, 5, FINISH_EOS, "{\"tokens_per_s\":12.345678,\"prompt_ms\":0.1,\"n\":5}", &err), 0);
+	struct db_message sys = { .role = ROLE_SYSTEM, .content = "", .tokens = ut, .n_tokens = 0 };
 	ck_assert_int_eq(db_message_append(tdb, c.id, &sys, &err), 0);
 	ck_assert_int_eq(db_reply_begin(tdb, c.id, NULL, 1, 42, &r, &err), 0);
 	ck_assert_int_eq(db_reply_update(tdb, r, "cut off mid-", NULL, 0, &err), 0);

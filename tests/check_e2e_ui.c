@@ -450,7 +450,7 @@ START_TEST(test_stream_and_status)
 	struct db_conv *full = stored_load(&t, c[0].id);
 	ck_assert_int_eq(full->n_messages, 2);
 	ck_assert_str_eq(full->messages[0].content, "Hello there, 中文 and émoji \xf0\x9f\x98\x80");
-	ck_assert(full->messages[1].finish == DB_FINISH_EOS || full->messages[1].finish == DB_FINISH_LENGTH);
+	ck_assert(full->messages[1].finish == FINISH_EOS || full->messages[1].finish == FINISH_LENGTH);
 	db_conv_free(full);
 	db_conv_array_free(c, n);
 	free(args);
@@ -535,7 +535,7 @@ START_TEST(test_stop_resize_quit)
 	struct db_conv *c = stored(&t, &n);
 	ck_assert_uint_eq(n, 3);
 	/* Newest first: quit mid-reply, Ctrl-C, Esc. */
-	static const enum db_finish want[] = { DB_FINISH_INTERRUPTED, DB_FINISH_STOPPED, DB_FINISH_STOPPED };
+	static const enum finish want[] = { FINISH_INTERRUPTED, FINISH_STOPPED, FINISH_STOPPED };
 	for (size_t i = 0; i < n; i++) {
 		struct db_conv *full = stored_load(&t, c[i].id);
 		ck_assert_int_eq(full->n_messages, 2);
@@ -846,7 +846,7 @@ START_TEST(test_signals)
 	ck_assert_uint_eq(n, 1);
 	struct db_conv *full = stored_load(&t, c[0].id);
 	ck_assert_int_eq(full->n_messages, 2);
-	ck_assert_int_eq(full->messages[1].finish, DB_FINISH_INTERRUPTED);
+	ck_assert_int_eq(full->messages[1].finish, FINISH_INTERRUPTED);
 	ck_assert_int_gt((int)strlen(full->messages[1].content), 0);
 	db_conv_free(full);
 	db_conv_array_free(c, n);

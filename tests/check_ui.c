@@ -398,11 +398,35 @@ END_TEST
 
 /* ---- view model --------------------------------------------------------------- */
 
+/* The session's updates, as session_poll hands them out. */
+static int64_t vm_next_id = 100;
+static int64_t vm_reply_id;
+
+static int
+vm_up(struct viewmodel *vm, enum su_type type, int64_t id, enum role role, const char *text)
+{
+	struct session_update u = { .type = type, .id = id, .role = role, .text = (char *)text,
+		.len = text ? strlen(text) : 0 };
+	return viewmodel_apply(vm, &u);
+}
+
+/* A request: the user's message (none for regenerate), the streaming reply. */
+static int64_t
+vm_begin(struct viewmodel *vm, const char *user_text)
+{
+	int64_t uid = 0;
+	if (user_text != NULL)
+		ck_assert_int_eq(vm_up(vm, SU_MESSAGE, uid = vm_next_id++, ROLE_USER, user_text), 0);
+	struct session_update r = { .type = SU_MESSAGE, .id = vm_reply_id = vm_next_id++, .role = ROLE_ASSISTANT,
+		.text = "", .streaming = 1, .finish = FINISH_INTERRUPTED };
+	ck_assert_int_eq(viewmodel_apply(vm, &r), 0);
+	return uid;
+}
+
 static void
 ev_token(struct viewmodel *vm, const char *t)
 {
-	struct worker_event ev = { .type = WEV_TOKEN, .text = (char *)t, .len = strlen(t), .id = 5 };
-	ck_assert_int_eq(viewmodel_event(vm, &ev, NULL), 0);
+	ck_assert_int_eq(vm_up(vm, SU_TEXT, vm_reply_id, ROLE_ASSISTANT, t), 0);
 }
 
 START_TEST(test_vm_stream)
@@ -410,18 +434,18 @@ START_TEST(test_vm_stream)
 	utf8_locale();
 	struct viewmodel vm;
 	viewmodel_init(&vm);
-	viewmodel_add(&vm, VM_USER, "hi", VM_FIN_NONE);
-	viewmodel_add(&vm, VM_ASSISTANT, "hello there", VM_FIN_EOS);
+	viewmodel_add(&vm, 1, ROLE_USER, "hi", FINISH_NONE);
+	viewmodel_add(&vm, 2, ROLE_ASSISTANT, "hello there", FINISH_EOS);
 	ck_assert_int_eq(viewmodel_layout(&vm, 40), 6);   /* header, text, blank each */
 	ck_assert_int_eq(viewmodel_line(&vm, 0)->kind, VM_L_HEADER);
 	ck_assert_str_eq(viewmodel_line(&vm, 0)->text, "You");
 	ck_assert_int_eq(viewmodel_line(&vm, 4)->msg, 1);
 
-	ck_assert_int_eq(viewmodel_begin(&vm, "tell me"), 0);
+	vm_begin(&vm, "tell me");
 	ck_assert_int_eq(vm.n, 4);
 	ck_assert_int_eq(vm.state, VM_WAITING);
-	struct worker_event pr = { .type = WEV_PROGRESS, .done = 3, .total = 9 };
-	viewmodel_event(&vm, &pr, NULL);
+	struct session_update pr = { .type = SU_PROGRESS, .id = vm_reply_id, .done = 3, .total = 9 };
+	viewmodel_apply(&vm, &pr);
 	ck_assert_int_eq(vm.state, VM_PROMPT);
 	ck_assert_int_eq(vm.prog_total, 9);
 	ev_token(&vm, "Once");
@@ -430,14 +454,15 @@ START_TEST(test_vm_stream)
 	ck_assert_int_eq(vm.state, VM_GENERATING);
 	ck_assert_str_eq(vm.msgs[3].text, "Once upon a time");
 	ck_assert_int_eq(viewmodel_layout(&vm, 10), 3 + 4 + 3 + 4);   /* "Once upon" | "a time" */
-	struct worker_event done = { .type = WEV_DONE, .text = "Once upon a time.", .len = 17 };
+	struct session_update done = { .type = SU_FINISH, .id = vm_reply_id, .text = "Once upon a time.", .len = 17,
+		.finish = FINISH_EOS };
 	done.stats.reason = ENGINE_STOP_EOS;
 	done.stats.tg_tps = 42.5;
 	done.stats.ctx_used = 77;
-	ck_assert_int_eq(viewmodel_event(&vm, &done, NULL), 1);
+	ck_assert_int_eq(viewmodel_apply(&vm, &done), 1);
 	ck_assert_int_eq(vm.state, VM_IDLE);
 	ck_assert_str_eq(vm.msgs[3].text, "Once upon a time.");
-	ck_assert_int_eq(vm.msgs[3].finish, VM_FIN_EOS);
+	ck_assert_int_eq(vm.msgs[3].finish, FINISH_EOS);
 	ck_assert(!vm.msgs[3].streaming);
 	ck_assert_int_eq(vm.ctx_used, 77);
 	ck_assert(vm.tps == 42.5);
@@ -452,33 +477,34 @@ START_TEST(test_vm_stop_error)
 {
 	struct viewmodel vm;
 	viewmodel_init(&vm);
-	viewmodel_begin(&vm, "q1");
+	vm_begin(&vm, "q1");
 	ev_token(&vm, "partial");
-	struct worker_event done = { .type = WEV_DONE, .text = "partial", .len = 7 };
+	struct session_update done = { .type = SU_FINISH, .id = vm_reply_id, .text = "partial", .len = 7,
+		.finish = FINISH_STOPPED };
 	done.stats.reason = ENGINE_STOP_USER;
-	viewmodel_event(&vm, &done, NULL);
+	ck_assert_int_eq(viewmodel_apply(&vm, &done), 1);
 	ck_assert_int_eq(vm.state, VM_STOPPED);
-	ck_assert_int_eq(vm.msgs[1].finish, VM_FIN_STOPPED);
-	/* An error removes the request's messages and gives back the text. */
-	viewmodel_begin(&vm, "q2");
+	ck_assert_int_eq(vm.msgs[1].finish, FINISH_STOPPED);
+	/* A failed request: the session removes its messages by id. */
+	int64_t q2 = vm_begin(&vm, "q2");
 	ck_assert_int_eq(vm.n, 4);
-	struct worker_event er = { .type = WEV_ERROR, .text = "context full", .len = 12 };
-	char *back = NULL;
-	ck_assert_int_eq(viewmodel_event(&vm, &er, &back), 1);
+	ck_assert_int_eq(vm_up(&vm, SU_REMOVE, q2, ROLE_USER, NULL), 0);
+	ck_assert_int_eq(vm_up(&vm, SU_FAILED, 0, ROLE_USER, "context full"), 1);
 	ck_assert_int_eq(vm.n, 2);
-	ck_assert_str_eq(back, "q2");
 	ck_assert_str_eq(vm.error, "context full");
 	ck_assert_int_eq(vm.state, VM_FAILED);
-	free(back);
 	/* Regenerate (no user text): only the reply goes. */
-	viewmodel_truncate(&vm, 1);
-	viewmodel_begin(&vm, NULL);
+	ck_assert_int_eq(vm_up(&vm, SU_REMOVE, vm.msgs[1].id, ROLE_USER, NULL), 0);
+	vm_begin(&vm, NULL);
 	ck_assert_int_eq(vm.n, 2);
-	viewmodel_event(&vm, &er, &back);
+	ck_assert_int_eq(vm_up(&vm, SU_REMOVE, vm_reply_id, ROLE_USER, NULL), 0);
+	ck_assert_int_eq(vm_up(&vm, SU_FAILED, 0, ROLE_USER, "context full"), 1);
 	ck_assert_int_eq(vm.n, 1);
-	ck_assert_ptr_null(back);
-	ck_assert_int_eq(viewmodel_last(&vm, VM_USER), 0);
-	ck_assert_int_eq(viewmodel_last(&vm, VM_ASSISTANT), -1);
+	/* An id the view does not hold removes nothing. */
+	ck_assert_int_eq(vm_up(&vm, SU_REMOVE, 999999, ROLE_USER, NULL), 0);
+	ck_assert_int_eq(vm.n, 1);
+	ck_assert_int_eq(viewmodel_last(&vm, ROLE_USER), 0);
+	ck_assert_int_eq(viewmodel_last(&vm, ROLE_ASSISTANT), -1);
 	viewmodel_free(&vm);
 }
 END_TEST
@@ -489,11 +515,11 @@ START_TEST(test_vm_scroll)
 	struct viewmodel vm;
 	viewmodel_init(&vm);
 	for (int i = 0; i < 10; i++)
-		viewmodel_add(&vm, i % 2 ? VM_ASSISTANT : VM_USER, "one two three four five six", VM_FIN_EOS);
+		viewmodel_add(&vm, i + 1, i % 2 ? ROLE_ASSISTANT : ROLE_USER, "one two three four five six", FINISH_EOS);
 	int total = viewmodel_layout(&vm, 100);   /* 3 lines each */
 	ck_assert_int_eq(total, 30);
 	ck_assert_int_eq(viewmodel_top(&vm, 10), 20);          /* following the end */
-	viewmodel_begin(&vm, "more");   /* 3 + 2 lines */
+	vm_begin(&vm, "more");   /* 3 + 2 lines */
 	ck_assert_int_eq(viewmodel_layout(&vm, 100), 35);
 	ck_assert_int_eq(viewmodel_top(&vm, 10), 25);
 	viewmodel_scroll(&vm, -10, 10);
@@ -528,7 +554,7 @@ START_TEST(test_vm_layout_content)
 	utf8_locale();
 	struct viewmodel vm;
 	viewmodel_init(&vm);
-	viewmodel_add(&vm, VM_ASSISTANT, "Use **this**:\n```\nx\ty\n```\n中文中文", VM_FIN_EOS);
+	viewmodel_add(&vm, 1, ROLE_ASSISTANT, "Use **this**:\n```\nx\ty\n```\n中文中文", FINISH_EOS);
 	int n = viewmodel_layout(&vm, 20);
 	ck_assert_int_eq(n, 1 + 5 + 1);
 	const struct vm_line *l = viewmodel_line(&vm, 1);
@@ -548,7 +574,7 @@ START_TEST(test_vm_layout_content)
 	}
 	/* An empty streaming reply is just its header. */
 	viewmodel_clear(&vm);
-	viewmodel_begin(&vm, "x");
+	vm_begin(&vm, "x");
 	ck_assert_int_eq(viewmodel_layout(&vm, 20), 3 + 2);
 	viewmodel_free(&vm);
 }

@@ -1,57 +1,34 @@
 /*
- * actions.c: what the interface does to the conversation: load it into the
- * view, switch, start a new chat, send, regenerate, edit, copy, and apply
- * the worker's events.  Every change goes through the session (session.c),
- * which keeps the worker and the database in step; the view model mirrors
- * what the user sees.
+ * actions.c: what the interface does to the conversation: switch, start a
+ * new chat, send, regenerate, edit, copy, and take the session's view
+ * updates.  Every change goes through the session (app/session.h), which
+ * keeps the worker and the database in step and says what changed as view
+ * updates; the view model applies them, so what the user sees is what the
+ * session holds.  Messages are named by their ids.
  */
 #include "ui/ui_draw.h"
 
-#include <errno.h>
-#include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-/* ---- the view model from the database ------------------------------------------------- */
 
 void
-action_view_load(struct ui *u, const struct db_conv *c)
-{
-	viewmodel_clear(&u->vm);
-	for (int i = 0; c && i < c->n_messages; i++) {
-		const struct db_message *m = &c->messages[i];
-		enum vm_role r = m->role == DB_ROLE_USER ? VM_USER : m->role == DB_ROLE_ASSISTANT ? VM_ASSISTANT : VM_SYSTEM;
-		if (viewmodel_add(&u->vm, r, m->content, (enum vm_finish)m->finish) < 0)
-			screen_fatal("out of memory");
-	}
-	u->vm.ctx_used = 0;
-	u->vm.tps = 0;
-	u->editing = 0;
-}
-
-void
-action_switch_to(struct ui *u, int64_t id, int pos)
+action_switch_to(struct ui *u, int64_t id, int64_t msg)
 {
 	if (!ui_need_db(u) || !ui_not_busy(u))
 		return;
-	struct db_conv *c = NULL;
-	if (id != u->s.conv_id || pos < 0) {
-		if (session_switch(&u->s, id, &c) != 0) {
+	if (id != session_conv(u->s) || msg == 0) {
+		if (session_switch(u->s, id) != 0) {
 			ui_session_notice(u);
 			return;
 		}
-		action_view_load(u, c);
-		if (u->m)
-			u->vm.state = VM_LOADING;
-		db_conv_free(c);
+		u->editing = 0;
+		action_drain(u);
 	}
-	if (pos >= 0 && u->chat_w > 0) {
+	int k = msg != 0 ? viewmodel_find(&u->vm, msg) : -1;
+	if (k >= 0 && u->chat_w > 0) {
 		viewmodel_layout(&u->vm, u->chat_w);
-		viewmodel_scroll_to(&u->vm, pos, u->chat_h);
+		viewmodel_scroll_to(&u->vm, k, u->chat_h);
 	} else {
 		viewmodel_scroll_end(&u->vm);
 	}
@@ -62,11 +39,11 @@ action_new_chat(struct ui *u)
 {
 	if (!ui_not_busy(u))
 		return;
-	if (session_new_chat(&u->s) != 0) {
+	if (session_new_chat(u->s) != 0) {
 		ui_session_notice(u);
 		return;
 	}
-	viewmodel_clear(&u->vm);
+	action_drain(u);
 	u->editing = 0;
 	input_clear(&u->in);
 	ui_notice(u, 0, "new chat");
@@ -84,44 +61,39 @@ save_history(struct ui *u)
 	}
 }
 
+static int
+need_model(struct ui *u, const char *what)
+{
+	if (u->has_model)
+		return 1;
+	ui_notice(u, 1, "%s", what);
+	return 0;
+}
+
 void
 action_send(struct ui *u)
 {
 	const char *t = input_text(&u->in);
 	if (ui_blank(t))
 		return;
-	if (u->m == NULL) {
-		ui_notice(u, 1, "no model is loaded: start llama2-chat with -m MODEL to chat");
-		return;
-	}
-	if (!ui_not_busy(u))
+	if (!need_model(u, "no model is loaded: start llama2-chat with -m MODEL to chat") || !ui_not_busy(u))
 		return;
 	char *text = xstrdup(t);
-	int64_t before = u->s.conv_id;
-	int rc;
-	if (u->editing) {
-		rc = session_edit(&u->s, u->edit_k, text);
-		if (rc == 0) {
-			int k = viewmodel_last(&u->vm, VM_USER);
-			viewmodel_truncate(&u->vm, k);
-		}
-	} else {
-		rc = session_submit(&u->s, text);
-	}
+	int64_t before = session_conv(u->s);
+	int rc = u->editing ? session_edit(u->s, u->edit_id, text) : session_send(u->s, text);
 	if (rc != 0) {
 		ui_session_notice(u);
 		free(text);
 		return;
 	}
-	if (viewmodel_begin(&u->vm, text) != 0)
-		screen_fatal("out of memory");
 	free(u->msg);   /* a new request: old news goes */
 	u->msg = NULL;
 	input_history_add(&u->in, text);
 	input_clear(&u->in);
 	save_history(u);
 	u->editing = 0;
-	if (before != u->s.conv_id)
+	action_drain(u);
+	if (before != session_conv(u->s))
 		convlist_reload(u);
 	free(text);
 }
@@ -129,38 +101,28 @@ action_send(struct ui *u)
 void
 action_regenerate(struct ui *u)
 {
-	if (u->m == NULL) {
-		ui_notice(u, 1, "no model is loaded");
+	if (!need_model(u, "no model is loaded") || !ui_not_busy(u))
 		return;
-	}
-	if (!ui_not_busy(u))
-		return;
-	if (session_regenerate(&u->s) != 0) {
+	if (session_regenerate(u->s) != 0) {
 		ui_session_notice(u);
 		return;
 	}
-	int k = viewmodel_last(&u->vm, VM_ASSISTANT);
-	if (k >= 0)
-		viewmodel_truncate(&u->vm, k);
-	viewmodel_begin(&u->vm, NULL);
+	action_drain(u);
 }
 
 void
 action_edit_last(struct ui *u)
 {
-	if (u->m == NULL) {
-		ui_notice(u, 1, "no model is loaded");
+	if (!need_model(u, "no model is loaded") || !ui_not_busy(u))
 		return;
-	}
-	if (!ui_not_busy(u))
-		return;
-	int k = viewmodel_last(&u->vm, VM_USER);
-	if (k < 0 || u->s.n_msgs < 2) {
+	int64_t id = session_last_user(u->s);
+	int k = id != 0 ? viewmodel_find(&u->vm, id) : -1;
+	if (k < 0) {
 		ui_notice(u, 1, "there is no message to edit");
 		return;
 	}
 	u->editing = 1;
-	u->edit_k = u->s.n_msgs - 2;
+	u->edit_id = id;
 	input_set(&u->in, u->vm.msgs[k].text);
 	free(u->msg);   /* the line above the input box says what is going on */
 	u->msg = NULL;
@@ -169,7 +131,7 @@ action_edit_last(struct ui *u)
 void
 action_copy_last(struct ui *u)
 {
-	int k = viewmodel_last(&u->vm, VM_ASSISTANT);
+	int k = viewmodel_last(&u->vm, ROLE_ASSISTANT);
 	if (k < 0 || u->vm.msgs[k].len == 0) {
 		ui_notice(u, 1, "there is no reply to copy");
 		return;
@@ -179,37 +141,36 @@ action_copy_last(struct ui *u)
 	ui_notice(u, 0, "copied the last reply (%zu bytes) to the clipboard", u->vm.msgs[k].len);
 }
 
-/* ---- worker events ------------------------------------------------------------------ */
+/* ---- the session's updates ------------------------------------------------------------ */
 
 void
-action_drain_worker(struct ui *u)
+action_drain(struct ui *u)
 {
-	struct worker_event ev;
-	while (u->s.w && worker_poll(u->s.w, &ev)) {
-		session_event(&u->s, &ev);
-		if (ev.type == WEV_LOADED && ev.seq == u->s.load_seq) {
-			if (u->vm.state == VM_LOADING)
-				u->vm.state = VM_IDLE;
-			u->vm.ctx_used = ev.total;   /* the conversation now in the cache */
-			if (u->s.notice)
-				ui_notice(u, 0, "%s", u->s.notice);   /* e.g. why its snapshot was not used */
+	struct session_update up;
+	while (session_poll(u->s, &up)) {
+		int ended = viewmodel_apply(&u->vm, &up);
+		if (ended < 0)
+			screen_fatal("out of memory");
+		switch (up.type) {
+		case SU_NOTICE:
+			ui_notice(u, up.err, "%s", up.text ? up.text : "");
+			break;
+		case SU_OVERFLOW:
+			ui_notice(u, 0, "%d older messages moved out of the context window", up.done);
+			break;
+		case SU_FAILED:
+			ui_notice(u, 1, "%s", up.text ? up.text : "the request failed");
+			if (up.back && u->in.len == 0)
+				input_set(&u->in, up.back);
+			break;
+		case SU_CLEAR:
+			u->editing = 0;
+			break;
+		default:
+			break;
 		}
-		if (ev.seq == u->s.seq && ev.type != WEV_LOADED) {
-			char *back = NULL;
-			if (ev.type == WEV_OVERFLOW)
-				ui_notice(u, 0, "%d older messages moved out of the context window", ev.dropped);
-			if (viewmodel_event(&u->vm, &ev, &back)) {
-				if (ev.type == WEV_ERROR) {
-					ui_notice(u, 1, "%s", u->vm.error ? u->vm.error : "the request failed");
-					if (back && u->in.len == 0)
-						input_set(&u->in, back);
-				} else if (u->s.error) {
-					ui_session_notice(u);   /* e.g. the disk filled while saving */
-				}
-				convlist_reload(u);
-			}
-			free(back);
-		}
-		worker_event_free(&ev);
+		if (ended)
+			convlist_reload(u);
+		session_update_free(&up);
 	}
 }

@@ -17,9 +17,9 @@ finish_note(const struct vm_msg *m)
 	if (m->streaming)
 		return " \xe2\x80\xa6";   /* … */
 	switch (m->finish) {
-	case VM_FIN_STOPPED: return " \xc2\xb7 stopped";
-	case VM_FIN_LENGTH: return " \xc2\xb7 cut short";
-	case VM_FIN_INTERRUPTED: return " \xc2\xb7 interrupted";
+	case FINISH_STOPPED: return " \xc2\xb7 stopped";
+	case FINISH_LENGTH: return " \xc2\xb7 cut short";
+	case FINISH_INTERRUPTED: return " \xc2\xb7 interrupted";
 	default: return "";
 	}
 }
@@ -29,7 +29,7 @@ draw_line(struct ui *u, const struct vm_line *l, int y, int x, int w)
 {
 	const struct vm_msg *m = &u->vm.msgs[l->msg];
 	if (l->kind == VM_L_HEADER) {
-		enum theme_item it = m->role == VM_USER ? TH_USER : m->role == VM_ASSISTANT ? TH_ASSISTANT : TH_SYSTEM;
+		enum theme_item it = m->role == ROLE_USER ? TH_USER : m->role == ROLE_ASSISTANT ? TH_ASSISTANT : TH_SYSTEM;
 		int n = screen_put_clean(y, x, w, l->text, l->len, theme_attr(it));
 		const char *note = finish_note(m);
 		screen_put_clean(y, x + n, w - n, note, strlen(note), theme_attr(TH_NOTE));
@@ -58,7 +58,7 @@ chatview_draw(struct ui *u, int y, int x, int h, int w)
 	if (viewmodel_layout(&u->vm, w) < 0)
 		screen_fatal("out of memory");
 	if (u->vm.n == 0) {
-		const char *hint = u->m ? "Type a message, Enter sends.  F1: help"
+		const char *hint = u->has_model ? "Type a message, Enter sends.  F1: help"
 		    : "No model loaded: history, search, export and presets work.  Start with -m MODEL to chat.  F1: help";
 		size_t n = strlen(hint);
 		struct wrap_line *wl;

@@ -14,7 +14,7 @@
 #define CONVLIST_MAX 200
 
 const char *
-convlist_title(const struct db_conv *c)
+convlist_title(const struct session_conv *c)
 {
 	return c->title && c->title[0] ? c->title : "(untitled)";
 }
@@ -31,19 +31,11 @@ convlist_width(const struct ui *u, int cols)
 void
 convlist_reload(struct ui *u)
 {
-	db_conv_array_free(u->convs, u->nconvs);
+	session_convs_free(u->convs, u->nconvs);
 	u->convs = NULL;
 	u->nconvs = 0;
-	if (u->s.db == NULL)
-		return;
-	char *err = NULL;
-	if (db_conv_list(u->s.db, CONVLIST_MAX, &u->convs, &u->nconvs, &err) != 0) {
-		free(u->msg);
-		u->msg = err;
-		u->msg_err = 1;
-		u->convs = NULL;
-		u->nconvs = 0;
-	}
+	if (session_list(u->s, CONVLIST_MAX, &u->convs, &u->nconvs) != 0)
+		ui_session_notice(u);
 }
 
 void
@@ -57,7 +49,7 @@ convlist_draw(struct ui *u, int y, int x, int h, int w)
 	attrset(A_NORMAL);
 	screen_put(y, x, tw, "Chats", 5, A_BOLD);
 	int r = 1;
-	if (u->s.conv_id == 0 && r < h) {
+	if (session_conv(u->s) == 0 && r < h) {
 		screen_fill(y + r, x, tw, ' ', theme_attr(TH_SELECT));
 		screen_put(y + r, x, tw, "\xe2\x96\xb8 (new chat)", 14, theme_attr(TH_SELECT));
 		r++;
@@ -65,15 +57,15 @@ convlist_draw(struct ui *u, int y, int x, int h, int w)
 	/* Keep the current chat in view. */
 	size_t cur = 0;
 	for (size_t i = 0; i < u->nconvs; i++)
-		if (u->convs[i].id == u->s.conv_id)
+		if (u->convs[i].id == session_conv(u->s))
 			cur = i;
 	size_t first = 0;
 	int avail = h - r;
 	if (avail > 0 && cur >= (size_t)avail)
 		first = cur - (size_t)avail + 1;
 	for (size_t i = first; i < u->nconvs && r < h; i++, r++) {
-		const struct db_conv *c = &u->convs[i];
-		int is_cur = c->id == u->s.conv_id;
+		const struct session_conv *c = &u->convs[i];
+		int is_cur = c->id == session_conv(u->s);
 		attr_t a = is_cur ? theme_attr(TH_SELECT) : A_NORMAL;
 		if (is_cur)
 			screen_fill(y + r, x, tw, ' ', a);

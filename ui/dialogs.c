@@ -14,8 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "storage/export.h"
-
 /* ---- dialogs: opening ----------------------------------------------------------------- */
 
 void
@@ -26,7 +24,7 @@ dialogs_open_switcher(struct ui *u)
 	convlist_reload(u);
 	modal_list(&u->dlg, P_SWITCH, "Switch chat (type to filter, Enter opens)", 1);
 	for (size_t i = 0; i < u->nconvs; i++) {
-		const struct db_conv *c = &u->convs[i];
+		const struct session_conv *c = &u->convs[i];
 		char when[32];
 		time_t t = (time_t)(c->updated / 1000);
 		struct tm tm;
@@ -51,22 +49,22 @@ dialogs_open_search(struct ui *u)
 	    "words, \"a phrase\", prefix*, AND/OR/NOT; Enter searches", 0);
 }
 
+static const char *const role_names[] = { "system", "user", "assistant" };
+
 static void
 run_search(struct ui *u, const char *q)
 {
 	if (ui_blank(q))
 		return;
-	struct db_hit *hits;
+	struct session_hit *hits;
 	size_t n;
-	char *err = NULL;
-	if (db_search(u->s.db, q, 100, "\x01", "\x02", &hits, &n, &err) != 0) {
-		ui_notice(u, 1, "%s", err ? err : "search failed");
-		free(err);
+	if (session_search(u->s, q, 100, &hits, &n) != 0) {
+		ui_session_notice(u);
 		return;
 	}
 	if (n == 0) {
 		ui_notice(u, 0, "no matches for %s", q);
-		db_hits_free(hits, n);
+		session_hits_free(hits, n);
 		return;
 	}
 	char *title = xasprintf("%zu match%s for %s (Enter opens)", n, n == 1 ? "" : "es", q);
@@ -74,19 +72,19 @@ run_search(struct ui *u, const char *q)
 	free(title);
 	for (size_t i = 0; i < n; i++) {
 		char *label = xasprintf("%s \xc2\xb7 %s: %s", hits[i].title ? hits[i].title : "(untitled)",
-		    db_role_name(hits[i].role), hits[i].snippet ? hits[i].snippet : "");
-		modal_add(&u->dlg, label, hits[i].conv_id, hits[i].position);
+		    role_names[hits[i].role], hits[i].snippet ? hits[i].snippet : "");
+		modal_add(&u->dlg, label, hits[i].conv_id, hits[i].msg_id);
 		free(label);
 	}
 	modal_ready(&u->dlg);
-	db_hits_free(hits, n);
+	session_hits_free(hits, n);
 }
 
-static const struct db_conv *
+static const struct session_conv *
 current_conv(struct ui *u)
 {
 	for (size_t i = 0; i < u->nconvs; i++)
-		if (u->convs[i].id == u->s.conv_id)
+		if (u->convs[i].id == session_conv(u->s))
 			return &u->convs[i];
 	return NULL;
 }
@@ -96,7 +94,7 @@ need_conv(struct ui *u)
 {
 	if (!ui_need_db(u))
 		return 0;
-	if (u->s.conv_id == 0) {
+	if (session_conv(u->s) == 0) {
 		ui_notice(u, 1, "this chat is not stored yet: send a message first");
 		return 0;
 	}
@@ -108,7 +106,7 @@ dialogs_open_rename(struct ui *u)
 {
 	if (!need_conv(u))
 		return;
-	const struct db_conv *c = current_conv(u);
+	const struct session_conv *c = current_conv(u);
 	modal_prompt(&u->dlg, P_RENAME, "Rename this chat", c && c->title ? c->title : "",
 	    "Enter renames; an empty title clears it", 0);
 }
@@ -118,8 +116,8 @@ dialogs_open_delete(struct ui *u)
 {
 	if (!need_conv(u) || !ui_not_busy(u))
 		return;
-	const struct db_conv *c = current_conv(u);
-	char *q = xasprintf("Delete \"%s\" (%s) and all its messages?", c ? convlist_title(c) : "this chat", u->s.pid);
+	const struct session_conv *c = current_conv(u);
+	char *q = xasprintf("Delete \"%s\" (%s) and all its messages?", c ? convlist_title(c) : "this chat", session_pid(u->s));
 	modal_confirm(&u->dlg, P_DELETE, "Delete chat", q);
 	free(q);
 }
@@ -131,22 +129,19 @@ dialogs_open_presets(struct ui *u)
 		return;
 	modal_list(&u->dlg, P_PRESET, "Preset or system prompt (type to filter)", 1);
 	modal_add(&u->dlg, "\xe2\x9c\x8e Edit this chat's system prompt...", -1, 0);
-	if (u->s.db) {
-		struct db_preset *p;
-		size_t n;
-		char *err = NULL;
-		if (db_preset_list(u->s.db, &p, &n, &err) == 0) {
-			for (size_t i = 0; i < n; i++) {
-				char *label = xasprintf("%s%s  \xc2\xb7 %s", p[i].name,
-				    u->s.preset && strcmp(u->s.preset, p[i].name) == 0 ? " (current)" : "", p[i].system_prompt);
-				modal_add(&u->dlg, label, (int64_t)i, (int)strlen(p[i].name));
-				free(label);
-			}
-			db_preset_array_free(p, n);
-		} else {
-			ui_notice(u, 1, "%s", err ? err : "cannot list the presets");
-			free(err);
+	struct session_preset *p;
+	size_t n;
+	if (session_presets(u->s, &p, &n) == 0) {
+		const char *cur = session_preset(u->s);
+		for (size_t i = 0; i < n; i++) {
+			char *label = xasprintf("%s%s  \xc2\xb7 %s", p[i].name,
+			    cur && strcmp(cur, p[i].name) == 0 ? " (current)" : "", p[i].system);
+			modal_add(&u->dlg, label, (int64_t)i, (int64_t)strlen(p[i].name));
+			free(label);
 		}
+		session_presets_free(p, n);
+	} else {
+		ui_session_notice(u);
 	}
 	modal_ready(&u->dlg);
 }
@@ -159,28 +154,25 @@ dialogs_open_export(struct ui *u)
 	if (!need_conv(u))
 		return;
 	modal_list(&u->dlg, P_EXPORT_FORMAT, "Export this chat as", 0);
-	modal_add(&u->dlg, "Markdown (.md)", EXPORT_MD, 0);
-	modal_add(&u->dlg, "Plain text (.txt)", EXPORT_TXT, 0);
-	modal_add(&u->dlg, "JSON, for import (.json)", EXPORT_JSON, 0);
-	modal_add(&u->dlg, "HTML page (.html)", EXPORT_HTML, 0);
+	modal_add(&u->dlg, "Markdown (.md)", 0, 0);
+	modal_add(&u->dlg, "Plain text (.txt)", 1, 0);
+	modal_add(&u->dlg, "JSON, for import (.json)", 2, 0);
+	modal_add(&u->dlg, "HTML page (.html)", 3, 0);
 	modal_ready(&u->dlg);
 }
 
+/* Export as export_exts[f]. */
 static void
-do_export(struct ui *u, enum export_format f, const char *path, int force)
+do_export(struct ui *u, int f, const char *path, int force)
 {
-	char *err = NULL;
-	struct db_conv *c = db_conv_load(u->s.db, u->s.conv_id, &err);
-	if (c == NULL || export_file(c, f, path, force, &err) != 0)
-		ui_notice(u, 1, "%s", err ? err : "export failed");
+	if (session_export(u->s, export_exts[f], path, force) != 0)
+		ui_session_notice(u);
 	else
 		ui_notice(u, 0, "exported to %s", path);
-	free(err);
-	db_conv_free(c);
 }
 
 static void
-export_to(struct ui *u, enum export_format f, const char *typed)
+export_to(struct ui *u, int f, const char *typed)
 {
 	if (ui_blank(typed))
 		return;
@@ -218,18 +210,17 @@ dialogs_done(struct ui *u, enum modal_result r)
 	}
 	const struct modal_item *it = modal_selected(&u->dlg);
 	int64_t id = it ? it->id : 0;
-	int pos = it ? it->pos : 0;
+	int64_t pos = it ? it->pos : 0;
 	char *text = xstrdup(input_text(&u->dlg.in));
 	char *label = it ? xstrdup(it->label) : NULL;
 	modal_close(&u->dlg);
-	char *err = NULL;
 	switch (purpose) {
 	case P_QUIT:
 		u->quit = 1;
 		break;
 	case P_SWITCH:
 		if (it)
-			action_switch_to(u, id, -1);
+			action_switch_to(u, id, 0);
 		break;
 	case P_SEARCH_QUERY:
 		run_search(u, text);
@@ -239,39 +230,39 @@ dialogs_done(struct ui *u, enum modal_result r)
 			action_switch_to(u, id, pos);
 		break;
 	case P_RENAME:
-		if (db_conv_rename(u->s.db, u->s.conv_id, text, &err) != 0)
-			ui_notice(u, 1, "%s", err ? err : "rename failed");
+		if (session_rename(u->s, text) != 0)
+			ui_session_notice(u);
 		else
 			ui_notice(u, 0, "renamed");
-		free(err);
 		convlist_reload(u);
 		break;
 	case P_DELETE:
 		if (!ui_not_busy(u))
 			break;
-		if (db_conv_delete(u->s.db, u->s.conv_id, &err) != 0) {
-			ui_notice(u, 1, "%s", err ? err : "delete failed");
-			free(err);
+		if (session_delete(u->s) != 0) {
+			ui_session_notice(u);
 			break;
 		}
-		action_new_chat(u);
+		action_drain(u);
+		u->editing = 0;
+		input_clear(&u->in);
 		ui_notice(u, 0, "deleted");
 		convlist_reload(u);
 		break;
 	case P_PRESET:
 		if (it && id < 0) {
-			modal_prompt(&u->dlg, P_SYSTEM, "System prompt of this chat", u->s.system ? u->s.system : "",
+			modal_prompt(&u->dlg, P_SYSTEM, "System prompt of this chat", session_system(u->s) ? session_system(u->s) : "",
 			    "Enter saves, Alt-Enter or Ctrl-J: new line, Esc cancels", 1);
 		} else if (it && label) {
 			label[pos] = '\0';   /* the name */
-			if (session_apply_preset(&u->s, label) != 0)
+			if (session_apply_preset(u->s, label) != 0)
 				ui_session_notice(u);
 			else
 				ui_notice(u, 0, "preset %s", label);
 		}
 		break;
 	case P_SYSTEM:
-		if (session_set_system(&u->s, text, NULL) != 0)
+		if (session_set_system(u->s, text) != 0)
 			ui_session_notice(u);
 		else
 			ui_notice(u, 0, text[0] ? "system prompt set" : "system prompt cleared");
@@ -286,18 +277,18 @@ dialogs_done(struct ui *u, enum modal_result r)
 		break;
 	case P_EXPORT_FORMAT:
 		if (it) {
-			char *def = xasprintf("llama2-chat-%s.%s", u->s.pid, export_exts[id]);
+			char *def = xasprintf("llama2-chat-%s.%s", session_pid(u->s), export_exts[id]);
 			modal_prompt(&u->dlg, P_EXPORT_PATH, "Export to file", def, "a path; Enter writes the file", 0);
 			u->dlg.arg = id;
 			free(def);
 		}
 		break;
 	case P_EXPORT_PATH:
-		export_to(u, (enum export_format)arg, text);
+		export_to(u, (int)arg, text);
 		break;
 	case P_EXPORT_OVERWRITE:
 		if (u->pending)
-			do_export(u, (enum export_format)arg, u->pending, 1);
+			do_export(u, (int)arg, u->pending, 1);
 		free(u->pending);
 		u->pending = NULL;
 		break;

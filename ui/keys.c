@@ -116,8 +116,8 @@ keys_main(struct ui *u, const struct key *k)
 		switch (k->code) {
 		case '\r': action_send(u); return;
 		case 27:
-			if (u->s.busy)
-				session_stop(&u->s);
+			if (session_busy(u->s))
+				session_stop(u->s);
 			else if (u->editing) {
 				u->editing = 0;
 				input_clear(&u->in);
@@ -128,8 +128,8 @@ keys_main(struct ui *u, const struct key *k)
 			}
 			return;
 		case KEY_CTRL('C'):
-			if (u->s.busy)
-				session_stop(&u->s);
+			if (session_busy(u->s))
+				session_stop(u->s);
 			else
 				dialogs_quit_ask(u);
 			return;

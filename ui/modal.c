@@ -107,7 +107,7 @@ modal_list(struct modal *d, int purpose, const char *title, int filter)
 }
 
 void
-modal_add(struct modal *d, const char *label, int64_t id, int pos)
+modal_add(struct modal *d, const char *label, int64_t id, int64_t pos)
 {
 	d->items = xrealloc(d->items, (size_t)(d->nitems + 1) * sizeof *d->items);
 	d->items[d->nitems].label = xstrdup(label);

@@ -24,7 +24,7 @@ state_text(const struct ui *u, char *buf, size_t n, int *busy)
 	case VM_GENERATING: snprintf(buf, n, "generating %d", vm->n_gen); *busy = 1; break;
 	case VM_STOPPED: snprintf(buf, n, "stopped"); break;
 	case VM_FAILED: snprintf(buf, n, "failed"); break;
-	default: snprintf(buf, n, u->m ? "idle" : "no model"); break;
+	default: snprintf(buf, n, u->has_model ? "idle" : "no model"); break;
 	}
 }
 
@@ -50,17 +50,17 @@ status_draw(struct ui *u, int y, int w)
 		return;
 	}
 	char model[128], preset[80], ctx[64], tps[32];
-	if (u->m)
+	if (u->has_model)
 		snprintf(model, sizeof model, "%s %s", u->model_name, u->model_type);
 	else
 		snprintf(model, sizeof model, "-m MODEL to chat");
-	snprintf(preset, sizeof preset, "%s", u->s.preset ? u->s.preset : "");
+	snprintf(preset, sizeof preset, "%s", session_preset(u->s) ? session_preset(u->s) : "");
 	int used = u->vm.ctx_used, size = u->ctx_size;
 	snprintf(ctx, sizeof ctx, "%d/%d", used, size);
 	snprintf(tps, sizeof tps, u->vm.tps > 0 ? "%.1f tok/s" : "", u->vm.tps);
 	/* Right to left: tok/s, context, preset, model; each only if it fits. */
 	int rx = w;
-	int have_ctx = u->m && size > 0;
+	int have_ctx = u->has_model && size > 0;
 	int need_tps = tps[0] ? (int)strlen(tps) + 2 : 0;
 	int bar = 10;
 	int need_ctx = have_ctx ? (int)strlen(ctx) + bar + 4 : 0;

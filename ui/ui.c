@@ -16,14 +16,11 @@
  * Every action that changes a conversation goes through session.c, which
  * keeps the worker and the database in step; the view model mirrors what
  * the user sees.  Leaving (Ctrl-Q, a confirmed Ctrl-C, SIGTERM/SIGHUP)
- * gives the terminal back first and then closes the session, which stops a
- * reply in flight and keeps its partial text, marked interrupted.
+ * gives the terminal back; the caller then closes the session, which stops
+ * a reply in flight and keeps its partial text, marked interrupted.
  */
 #include "ui/ui.h"
 #include "ui/ui_draw.h"
-
-#include "app/paths.h"
-#include "storage/export.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -70,15 +67,15 @@ ui_notice(struct ui *u, int err, const char *fmt, ...)
 void
 ui_session_notice(struct ui *u)
 {
-	ui_notice(u, 1, "%s", u->s.error ? u->s.error : "failed");
-	free(u->s.error);
-	u->s.error = NULL;
+	char *e = session_take_error(u->s);
+	ui_notice(u, 1, "%s", e ? e : "failed");
+	free(e);
 }
 
 int
 ui_need_db(struct ui *u)
 {
-	if (u->s.db)
+	if (session_saves(u->s))
 		return 1;
 	ui_notice(u, 1, "the database is off in this session (--no-save)");
 	return 0;
@@ -87,7 +84,7 @@ ui_need_db(struct ui *u)
 int
 ui_not_busy(struct ui *u)
 {
-	if (!u->s.busy)
+	if (!session_busy(u->s))
 		return 1;
 	ui_notice(u, 1, "a reply is being generated: Esc stops it");
 	return 0;
@@ -178,29 +175,29 @@ loop(struct ui *u)
 		 * the next frame is due while tokens pile up in the worker's
 		 * queue, and the engine keeps the CPU. */
 		int drew = 0;
-		if (!u->s.busy || keyed || t >= next_frame) {
+		if (!session_busy(u->s) || keyed || t >= next_frame) {
 			draw(u);
 			next_frame = t + FRAME_MS;
 			keyed = 0;
 			drew = 1;
 		}
-		int watch_worker = u->s.w && (!u->s.busy || drew);
+		int watch_worker = session_fd(u->s) >= 0 && (!session_busy(u->s) || drew);
 		struct pollfd p[3];
 		int n = 0;
 		p[n++] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
 		if (screen_signal_fd() >= 0)
 			p[n++] = (struct pollfd){ .fd = screen_signal_fd(), .events = POLLIN };
 		if (watch_worker)
-			p[n++] = (struct pollfd){ .fd = worker_fd(u->s.w), .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = session_fd(u->s), .events = POLLIN };
 		double timeout = -1;
 		if (u->msg)
 			timeout = u->msg_until - ui_now_ms();
-		if (u->s.busy && !watch_worker) {
+		if (session_busy(u->s) && !watch_worker) {
 			double f = next_frame - ui_now_ms();
 			if (timeout < 0 || f < timeout)
 				timeout = f;
 		}
-		int r = poll(p, (nfds_t)n, timeout < 0 && u->msg == NULL && !(u->s.busy && !watch_worker) ? -1
+		int r = poll(p, (nfds_t)n, timeout < 0 && u->msg == NULL && !(session_busy(u->s) && !watch_worker) ? -1
 		    : timeout > 0 ? (int)timeout + 1 : 0);
 		if (r < 0 && errno != EINTR)
 			screen_fatal("poll: %s", strerror(errno));
@@ -222,95 +219,45 @@ loop(struct ui *u)
 			break;
 		}
 		if (watch_worker)
-			action_drain_worker(u);
+			action_drain(u);
 	}
-}
-
-static void
-load_start(struct ui *u)
-{
-	struct opts *o = u->o;
-	/* History-only: -c / --resume still open a conversation to read. */
-	if (u->m == NULL && u->s.db && (o->cont || o->resume)) {
-		int64_t id = 0;
-		char *err = NULL;
-		int r = o->resume ? (db_conv_resolve(u->s.db, o->resume, &id, &err) == 0 ? 1 : -1)
-		    : db_conv_latest(u->s.db, &id, &err);
-		if (r < 0) {
-			ui_notice(u, 1, "%s", err ? err : "cannot resume");
-			free(err);
-		} else if (r > 0 && session_switch(&u->s, id, NULL) != 0) {
-			ui_session_notice(u);
-		}
-	}
-	if (u->s.conv_id && u->s.db) {
-		char *err = NULL;
-		struct db_conv *c = db_conv_load(u->s.db, u->s.conv_id, &err);
-		if (c) {
-			action_view_load(u, c);
-			if (!u->s.preset && c->preset)
-				u->s.preset = strdup(c->preset);
-			db_conv_free(c);
-		} else {
-			ui_notice(u, 1, "%s", err ? err : "cannot load the conversation");
-			free(err);
-		}
-	}
-	convlist_reload(u);
 }
 
 int
-ui_run(struct opts *o)
+ui_run(struct session *s, const char *history_path)
 {
 	struct ui u;
 	memset(&u, 0, sizeof u);
-	u.o = o;
+	u.s = s;
 	u.list_on = 1;
+	u.has_model = session_has_model(s);
 	int status = 0;
-	if (o->model && *o->model) {
-		u.m = cli_open_model(o, &status);
-		if (u.m == NULL)
-			return status;
-	}
-	status = u.m ? session_open(&u.s, o, u.m) : session_open_store(&u.s, o);
-	if (status != 0) {
-		engine_close(u.m);
-		return status;
-	}
-	if (u.m) {
-		const struct engine_info *in = engine_info(u.m);
+	const struct engine_info *in = session_model(s);
+	if (in) {
 		u.model_name = in->name;
 		u.model_type = in->main_type;
-		u.ctx_size = worker_ctx_size(u.s.w);
+		u.ctx_size = session_ctx_size(s);
 	}
 	viewmodel_init(&u.vm);
 	input_init(&u.in);
+	u.hist_path = history_path;
 	char *err = NULL;
-	u.hist_path = path_for(PATH_STATE, "history", 1, &err);
-	if (u.hist_path == NULL) {
-		free(err);   /* no home: the history lives for this run only */
-		err = NULL;
-	} else if (input_history_load(&u.in, u.hist_path, &err) != 0) {
-		free(err);
-		err = NULL;
-	}
+	if (u.hist_path && input_history_load(&u.in, u.hist_path, &err) != 0)
+		free(err);   /* an unreadable history starts empty */
 	if (screen_open() != 0) {
 		const char *term = getenv("TERM");
-		cli_error("cannot use this terminal (TERM=%s)", term ? term : "unset");
+		fprintf(stderr, "llama2-chat: cannot use this terminal (TERM=%s)\n", term ? term : "unset");
 		status = 1;
 	} else {
-		load_start(&u);
+		action_drain(&u);   /* the conversation resumed, if any */
+		convlist_reload(&u);
 		loop(&u);
 		screen_close();
 	}
-	/* The terminal is back; now stop the reply in flight and keep it. */
-	session_close(&u.s);
-	engine_close(u.m);
 	viewmodel_free(&u.vm);
 	input_free(&u.in);
 	modal_close(&u.dlg);
-	db_conv_array_free(u.convs, u.nconvs);
-	free(u.hist_path);
+	session_convs_free(u.convs, u.nconvs);
 	free(u.msg);
 	free(u.pending);
 	free(u.copy);

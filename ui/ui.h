@@ -4,9 +4,14 @@
 #ifndef UI_UI_H
 #define UI_UI_H
 
-#include "app/cli.h"
+struct session;
 
-/* Run the interface until the user quits; returns the exit status. */
-int ui_run(struct opts *o);
+/*
+ * Run the interface on session s (opened by the caller, who closes it
+ * after this returns: the terminal is given back first) until the user
+ * quits; history_path is the input history file (NULL: none).  Returns the
+ * exit status.
+ */
+int ui_run(struct session *s, const char *history_path);
 
 #endif

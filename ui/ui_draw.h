@@ -18,7 +18,6 @@
 #include <stdint.h>
 
 #include "app/session.h"
-#include "storage/db.h"
 #include "ui/ui_int.h"
 
 /* A key as read: a character or a KEY_* code, and whether Alt (a
@@ -109,7 +108,7 @@ enum modal_result { DLG_CONT, DLG_OK, DLG_CANCEL };
 struct modal_item {
 	char *label;              /* the line shown (owned); \x01...\x02 marks a match */
 	int64_t id;               /* what the caller gets back */
-	int pos;
+	int64_t pos;              /* a second value: a message id, a length */
 };
 
 struct modal {
@@ -134,7 +133,7 @@ void modal_prompt(struct modal *d, int purpose, const char *title, const char *i
     int multiline);
 /* A list; items are added with modal_add, then modal_ready. */
 void modal_list(struct modal *d, int purpose, const char *title, int filter);
-void modal_add(struct modal *d, const char *label, int64_t id, int pos);
+void modal_add(struct modal *d, const char *label, int64_t id, int64_t pos);
 void modal_ready(struct modal *d);
 void modal_help(struct modal *d);
 void modal_close(struct modal *d);
@@ -147,26 +146,26 @@ void modal_draw(struct modal *d, int lines, int cols, int *cy, int *cx);
 /* ---- the state (ui.c) ------------------------------------------------------ */
 
 struct ui {
-	struct opts *o;
-	struct engine_model *m;       /* NULL: history-only */
-	struct session s;
+	struct session *s;            /* not owned: the only way to the data and the engine */
+	int has_model;                /* 0: history only */
 	struct viewmodel vm;
 	struct input in;
 	struct modal dlg;
-	struct db_conv *convs;        /* (nconvs) the list on the left, newest first */
+	struct session_conv *convs;   /* (nconvs) the list on the left, newest first */
 	size_t nconvs;
 	int list_on;                  /* the user wants the list (shown when wide enough) */
 	int mouse;
 	int paste;                    /* inside a bracketed paste */
-	int editing;                  /* the input replaces message `edit_k` */
-	int edit_k;
+	int editing;                  /* the input replaces message `edit_id` */
+	int64_t edit_id;
+	int64_t scroll_to;            /* after a switch from a search hit: this message at the top */
 	int quit;
 	char *msg;                    /* a one-line notice in the status bar */
 	int msg_err;
 	double msg_until;             /* monotonic ms when it goes */
 	char *pending;                /* the export path waiting for "overwrite?" */
 	char *copy;                   /* text for OSC 52 after the next doupdate */
-	char *hist_path;
+	const char *hist_path;        /* the input history file, or NULL */
 	const char *model_name, *model_type;
 	int ctx_size;
 	/* Geometry of the last frame. */
@@ -186,7 +185,7 @@ void convlist_draw(struct ui *u, int y, int x, int h, int w);
 /* Re-read the list from the database. */
 void convlist_reload(struct ui *u);
 /* "title" or "(untitled)" for the list and dialogs. */
-const char *convlist_title(const struct db_conv *c);
+const char *convlist_title(const struct session_conv *c);
 
 /* ---- status.c -------------------------------------------------------------- */
 
@@ -208,10 +207,8 @@ int ui_blank(const char *s);
 
 /* ---- actions.c ------------------------------------------------------------- */
 
-/* Show c's messages (NULL: none) in the view. */
-void action_view_load(struct ui *u, const struct db_conv *c);
-/* Open conversation id, scrolled to message pos (< 0: the end). */
-void action_switch_to(struct ui *u, int64_t id, int pos);
+/* Open conversation id, scrolled to message msg (0: the end). */
+void action_switch_to(struct ui *u, int64_t id, int64_t msg);
 void action_new_chat(struct ui *u);
 /* Send the input box (or the edit of the last message). */
 void action_send(struct ui *u);
@@ -220,8 +217,8 @@ void action_regenerate(struct ui *u);
 void action_edit_last(struct ui *u);
 /* The last reply to the clipboard. */
 void action_copy_last(struct ui *u);
-/* Apply every waiting worker event. */
-void action_drain_worker(struct ui *u);
+/* Apply every waiting update of the session. */
+void action_drain(struct ui *u);
 
 /* ---- dialogs.c ------------------------------------------------------------- */
 

@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/chat.h"
-#include "engine/worker.h"
+#include "app/session.h"
+#include "common/msg.h"
 
 /* ---- wrap.c --------------------------------------------------------------- */
 
@@ -155,9 +155,6 @@ int input_history_save(const struct input *in, const char *path, char **err);
 
 /* ---- viewmodel.c ------------------------------------------------------------ */
 
-enum vm_role { VM_SYSTEM, VM_USER, VM_ASSISTANT };
-/* Why a reply ended, as the view shows it (the values of enum db_finish). */
-enum vm_finish { VM_FIN_NONE, VM_FIN_EOS, VM_FIN_LENGTH, VM_FIN_STOPPED, VM_FIN_INTERRUPTED };
 /* The state of the reply in flight, for the status bar. */
 enum vm_state { VM_IDLE, VM_WAITING, VM_PROMPT, VM_GENERATING, VM_STOPPED, VM_FAILED, VM_LOADING };
 
@@ -176,10 +173,11 @@ struct vm_line {
 };
 
 struct vm_msg {
-	enum vm_role role;
+	int64_t id;               /* the session's id of the message */
+	enum role role;
 	char *text;               /* as stored / as streamed so far */
 	size_t len, cap;
-	enum vm_finish finish;
+	enum finish finish;
 	int streaming;            /* the reply in flight */
 	/* Layout cache, valid for width lw while !dirty. */
 	int lw, dirty;
@@ -204,7 +202,6 @@ struct viewmodel {
 	int n_gen;
 	int ctx_used, ctx_size, ctx_base;
 	double tps, ttft_ms;
-	int req_user;             /* the request in flight added a user message */
 	char *error;              /* of a failed request (malloc'd) */
 };
 
@@ -212,28 +209,24 @@ void viewmodel_init(struct viewmodel *vm);
 void viewmodel_free(struct viewmodel *vm);
 /* Forget every message (a new or another conversation). */
 void viewmodel_clear(struct viewmodel *vm);
-/* Append a message; returns its index or -1 on out of memory. */
-int viewmodel_add(struct viewmodel *vm, enum vm_role role, const char *text, enum vm_finish finish);
+/* Append message id; returns its index or -1 on out of memory. */
+int viewmodel_add(struct viewmodel *vm, int64_t id, enum role role, const char *text, enum finish finish);
 /* Append streamed text to the last message. */
 int viewmodel_append(struct viewmodel *vm, const char *text, size_t len);
 int viewmodel_set_text(struct viewmodel *vm, int k, const char *text);
 /* Drop messages k.. */
 void viewmodel_truncate(struct viewmodel *vm, int k);
 /* Index of the last message of role, or -1. */
-int viewmodel_last(const struct viewmodel *vm, enum vm_role role);
+int viewmodel_last(const struct viewmodel *vm, enum role role);
+/* The index of message id, or -1. */
+int viewmodel_find(const struct viewmodel *vm, int64_t id);
 /*
- * A request was sent: the user's message (NULL for regenerate) and an empty
- * streaming reply are added, the state goes to WAITING.
+ * Apply a view update from the session (session_poll): messages added,
+ * streamed onto, finished, removed; the conversation replaced; the status
+ * numbers.  Returns 1 when the request in flight ended (SU_FINISH,
+ * SU_FAILED), else 0; -1 on out of memory.
  */
-int viewmodel_begin(struct viewmodel *vm, const char *user_text);
-/*
- * Apply a worker event of the request in flight (the caller filters by
- * sequence number).  Returns 1 when the request ended (DONE or ERROR).  On
- * ERROR the request's messages are removed again (the database drops them
- * too) and vm->error says why; the user's text is returned in *user_text
- * (malloc'd) when it was removed, for the input box.
- */
-int viewmodel_event(struct viewmodel *vm, const struct worker_event *ev, char **user_text);
+int viewmodel_apply(struct viewmodel *vm, const struct session_update *u);
 /* Lay every message out at width (re-wrapping what changed); returns the
  * number of display lines.  -1 on out of memory. */
 int viewmodel_layout(struct viewmodel *vm, int width);

@@ -14,10 +14,11 @@
  * message (top_msg, top_off) stays at the top, through streaming and
  * through resizes.
  *
- * The reply in flight: viewmodel_begin adds the user's message and an
- * empty streaming reply; viewmodel_event applies the worker's events
- * (progress, tokens, done, error) and keeps the status numbers (state,
- * prompt progress, tokens/s, context used).
+ * Messages are named by the session's ids.  viewmodel_apply takes the
+ * session's view updates (a message added, text streamed onto the reply,
+ * the reply finished, messages removed, the conversation replaced) and
+ * keeps the status numbers (state, prompt progress, tokens/s, context
+ * used).
  */
 #include "ui/ui_int.h"
 
@@ -98,7 +99,7 @@ msg_set(struct vm_msg *m, const char *text, size_t len)
 }
 
 int
-viewmodel_add(struct viewmodel *vm, enum vm_role role, const char *text, enum vm_finish finish)
+viewmodel_add(struct viewmodel *vm, int64_t id, enum role role, const char *text, enum finish finish)
 {
 	if (vm->n == vm->cap) {
 		int nc = vm->cap ? vm->cap * 2 : 16;
@@ -110,6 +111,7 @@ viewmodel_add(struct viewmodel *vm, enum vm_role role, const char *text, enum vm
 	}
 	struct vm_msg *m = &vm->msgs[vm->n];
 	memset(m, 0, sizeof *m);
+	m->id = id;
 	m->role = role;
 	m->finish = finish;
 	m->dirty = 1;
@@ -163,7 +165,7 @@ viewmodel_truncate(struct viewmodel *vm, int k)
 }
 
 int
-viewmodel_last(const struct viewmodel *vm, enum vm_role role)
+viewmodel_last(const struct viewmodel *vm, enum role role)
 {
 	for (int i = vm->n - 1; i >= 0; i--)
 		if (vm->msgs[i].role == role)
@@ -172,88 +174,90 @@ viewmodel_last(const struct viewmodel *vm, enum vm_role role)
 }
 
 int
-viewmodel_begin(struct viewmodel *vm, const char *user_text)
+viewmodel_find(const struct viewmodel *vm, int64_t id)
 {
-	if (user_text && viewmodel_add(vm, VM_USER, user_text, VM_FIN_NONE) < 0)
-		return -1;
-	int k = viewmodel_add(vm, VM_ASSISTANT, "", VM_FIN_INTERRUPTED);
-	if (k < 0)
-		return -1;
-	vm->msgs[k].streaming = 1;
-	vm->req_user = user_text != NULL;
-	vm->state = VM_WAITING;
-	vm->prog_done = vm->prog_total = vm->n_gen = 0;
-	vm->tps = 0;   /* the next figure is this reply's */
-	vm->ctx_base = vm->ctx_used;
-	free(vm->error);
-	vm->error = NULL;
-	vm->follow = 1;   /* a new request brings the end into view */
-	return 0;
+	for (int i = vm->n - 1; i >= 0; i--)
+		if (vm->msgs[i].id == id)
+			return i;
+	return -1;
 }
 
-static struct vm_msg *
-streaming(struct viewmodel *vm)
+static enum finish
+finish_of(enum engine_stop_reason r)
 {
-	if (vm->n > 0 && vm->msgs[vm->n - 1].streaming)
-		return &vm->msgs[vm->n - 1];
-	return NULL;
+	return r == ENGINE_STOP_EOS ? FINISH_EOS : r == ENGINE_STOP_USER ? FINISH_STOPPED : FINISH_LENGTH;
 }
 
 int
-viewmodel_event(struct viewmodel *vm, const struct worker_event *ev, char **user_text)
+viewmodel_apply(struct viewmodel *vm, const struct session_update *u)
 {
-	struct vm_msg *m = streaming(vm);
-	if (user_text)
-		*user_text = NULL;
-	switch (ev->type) {
-	case WEV_PROGRESS:
-		vm->state = VM_PROMPT;
-		vm->prog_done = ev->done;
-		vm->prog_total = ev->total;
-		vm->ctx_used = vm->ctx_base + ev->done;
+	int k = u->type == SU_MESSAGE ? -1 : viewmodel_find(vm, u->id);
+	struct vm_msg *m = k >= 0 ? &vm->msgs[k] : NULL;
+	switch (u->type) {
+	case SU_CLEAR:
+		viewmodel_clear(vm);
+		vm->state = u->done ? VM_LOADING : VM_IDLE;
+		vm->ctx_used = 0;
+		vm->tps = 0;
 		return 0;
-	case WEV_TOKEN:
-		if (m == NULL)
+	case SU_MESSAGE:
+		k = viewmodel_add(vm, u->id, u->role, u->text, u->finish);
+		if (k < 0)
+			return -1;
+		if (u->streaming) {
+			vm->msgs[k].streaming = 1;
+			vm->state = VM_WAITING;
+			vm->prog_done = vm->prog_total = vm->n_gen = 0;
+			vm->tps = 0;   /* the next figure is this reply's */
+			vm->ctx_base = vm->ctx_used;
+			free(vm->error);
+			vm->error = NULL;
+			vm->follow = 1;   /* a new request brings the end into view */
+		}
+		return 0;
+	case SU_TEXT:
+		if (m == NULL || !m->streaming)
 			return 0;
 		vm->state = VM_GENERATING;
 		vm->n_gen++;
 		vm->ctx_used++;
-		if (ev->len > 0)
-			viewmodel_append(vm, ev->text, ev->len);
+		if (u->len > 0 && viewmodel_append(vm, u->text, u->len) != 0)
+			return -1;
 		return 0;
-	case WEV_DONE:
+	case SU_PROGRESS:
+		vm->state = VM_PROMPT;
+		vm->prog_done = u->done;
+		vm->prog_total = u->total;
+		vm->ctx_used = vm->ctx_base + u->done;
+		return 0;
+	case SU_FINISH:
 		if (m) {
 			/* The finished text is what the database holds. */
-			if (ev->text)
-				msg_set(m, ev->text, ev->len);
+			if (u->text && msg_set(m, u->text, u->len) != 0)
+				return -1;
 			m->streaming = 0;
-			switch (ev->stats.reason) {
-			case ENGINE_STOP_EOS: m->finish = VM_FIN_EOS; break;
-			case ENGINE_STOP_USER: m->finish = VM_FIN_STOPPED; break;
-			default: m->finish = VM_FIN_LENGTH; break;
-			}
+			m->finish = u->finish != FINISH_NONE ? u->finish : finish_of(u->stats.reason);
 		}
-		vm->state = ev->stats.reason == ENGINE_STOP_USER ? VM_STOPPED : VM_IDLE;
-		vm->tps = ev->stats.tg_tps;
-		vm->ttft_ms = ev->stats.ttft_ms;
-		vm->ctx_used = ev->stats.ctx_used;
+		vm->state = u->finish == FINISH_STOPPED ? VM_STOPPED : VM_IDLE;
+		vm->tps = u->stats.tg_tps;
+		vm->ttft_ms = u->stats.ttft_ms;
+		vm->ctx_used = u->stats.ctx_used;
 		return 1;
-	case WEV_ERROR:
+	case SU_REMOVE:
+		if (k >= 0)
+			viewmodel_truncate(vm, k);
+		return 0;
+	case SU_FAILED:
 		free(vm->error);
-		vm->error = ev->text ? strdup(ev->text) : strdup("the request failed");
+		vm->error = strdup(u->text ? u->text : "the request failed");
 		vm->state = VM_FAILED;
 		vm->ctx_used = vm->ctx_base;
-		if (m) {
-			/* The request had no effect: its reply goes, and the user's
-			 * message before it unless it was a regenerate. */
-			int k = vm->n - 1;
-			viewmodel_truncate(vm, k);
-			if (vm->req_user && k > 0 && vm->msgs[k - 1].role == VM_USER && user_text) {
-				*user_text = strdup(vm->msgs[k - 1].text);
-				viewmodel_truncate(vm, k - 1);
-			}
-		}
 		return 1;
+	case SU_LOADED:
+		if (vm->state == VM_LOADING)
+			vm->state = VM_IDLE;
+		vm->ctx_used = u->total;   /* the conversation now in the cache */
+		return 0;
 	default:
 		return 0;
 	}

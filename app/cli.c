@@ -216,6 +216,8 @@ cli_help(FILE *f)
 "       " PROG " search QUERY | rename ID TITLE | rm ID...\n"
 "       " PROG " presets [list | show NAME | add NAME --system TEXT | edit NAME ... | rm NAME]\n"
 "       " PROG " cache [list | clear]                KV snapshots kept for instant resume\n"
+"       " PROG " perplexity -m MODEL -f TEXT [-c N]  the model's loss on a text (see --help)\n"
+"       " PROG " quantize IN.gguf OUT.gguf TYPE  a smaller model file (see --help)\n"
 "       " PROG " COMMAND --help                      each command's own options\n"
 "\n"
 "model:\n"

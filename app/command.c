@@ -20,6 +20,7 @@
 #include "app/cmd_chat.h"
 #include "app/cmd_engine.h"
 #include "app/cmd_store.h"
+#include "app/cmd_tools.h"
 #include "app/config.h"
 #include "app/kvcache.h"
 
@@ -92,6 +93,7 @@ static const struct command {
 	{ "rename", NULL, cmd_store_rename },
 	{ "rm", NULL, cmd_store_rm },
 	{ "presets", NULL, cmd_store_presets },
+	{ "perplexity", NULL, cmd_tools_perplexity }, { "quantize", NULL, cmd_tools_quantize },
 };
 
 static const struct command *
@@ -142,6 +144,15 @@ command_alias(char **argv, int i, int *drop)
 	return 0;
 }
 
+/* Does argv[i] take the next word as its value (our options and the
+ * llama-cli spellings that do)? */
+static int
+command_takes_value(const char *a)
+{
+	return cli_option_takes_value(a) || strcmp(a, "-sys") == 0 || strcmp(a, "--system-prompt") == 0 ||
+	    strcmp(a, "-ngl") == 0 || strcmp(a, "--n-gpu-layers") == 0 || strcmp(a, "--gpu-layers") == 0;
+}
+
 /*
  * Before getopt: rewrite the aliases, answer --version, and move the
  * subcommand to argv[1] when global options come first
@@ -154,15 +165,25 @@ command_normalize(int *argc, char **argv, int *version)
 {
 	int sub = -1, cnv = 0, prompt = 0;
 	*version = 0;
-	for (int i = 1; i < *argc; i++) {
+	/* The subcommand: the first word that is not an option or a value. */
+	for (int i = 1; i < *argc && sub < 0; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;
-		if (argv[i][0] != '-' || argv[i][1] == '\0') {
-			if (sub < 0)
-				sub = i;
+		if (argv[i][0] != '-' || argv[i][1] == '\0')
+			sub = i;
+		else if (command_takes_value(argv[i]) && i + 1 < *argc)
+			i++;
+	}
+	const struct command *c = sub > 0 ? command_find(argv[sub]) : NULL;
+	/* Commands with options of their own (perplexity -c N, ...) see
+	 * theirs untouched: the aliases apply before them only. */
+	int end = c != NULL && c->run_argv != NULL ? sub : *argc;
+	for (int i = 1; i < end; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (argv[i][0] != '-' || argv[i][1] == '\0')
 			continue;
-		}
-		if (sub < 0 && (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0))
+		if ((sub < 0 || i < sub) && (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0))
 			*version = 1;
 		if (strcmp(argv[i], "-cnv") == 0 || strcmp(argv[i], "--conversation") == 0)
 			cnv = 1;
@@ -175,16 +196,19 @@ command_normalize(int *argc, char **argv, int *version)
 		if (drop) {
 			memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i) * sizeof *argv);
 			(*argc)--;
+			end--;
+			if (sub > i)
+				sub--;
 			i--;
 			continue;
 		}
-		if (cli_option_takes_value(argv[i]) && i + 1 < *argc)
+		if (command_takes_value(argv[i]) && i + 1 < *argc)
 			i++;
 	}
 	if (cnv && prompt)
 		return cli_usage_error("-cnv: the interactive chat is what runs without -p; -p sends one "
 		    "message and exits (use one or the other)");
-	if (sub > 1 && command_find(argv[sub]) != NULL) {
+	if (sub > 1 && c != NULL) {
 		char *name = argv[sub];
 		memmove(&argv[2], &argv[1], (size_t)(sub - 1) * sizeof *argv);
 		argv[1] = name;

@@ -12,6 +12,7 @@
  */
 #include "engine/gguf_write.h"
 #include "engine/quant.h"
+#include "engine/quantize.h"
 #include "engine/tokenizer.h"
 
 #include <stdio.h>
@@ -63,7 +64,7 @@ write_tensor(void *ud, int idx, FILE *f, size_t nbytes)
 			if (type == QT_F32)
 				memcpy(out + (size_t)r * rb, row, rb);
 			else
-				quant_type_get(type)->from_float(row, out + (size_t)r * rb, cols);
+				quantize_block_fn(type)(row, out + (size_t)r * rb, cols);
 			free(row);
 		}
 		if (fwrite(out, rb, (size_t)nr, f) != (size_t)nr) {
@@ -86,12 +87,14 @@ int
 main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: mkmodel OUT.gguf 7b|1b q4_0|q8_0|q4_k_m [tokenizer.bin]\n");
+		fprintf(stderr, "usage: mkmodel OUT.gguf 7b|1b q4_0|q8_0|q4_k_m|f16 [tokenizer.bin]\n");
 		return 2;
 	}
 	struct shape sh = strcmp(argv[2], "7b") == 0 ? (struct shape){ 4096, 32, 32, 32, 11008, 32000 }
 	    : (struct shape){ 2048, 22, 32, 4, 5632, 32000 };
-	int base = !strcmp(argv[3], "q8_0") ? QT_Q8_0 : !strcmp(argv[3], "q4_0") ? QT_Q4_0 : QT_Q4_K;
+	/* f16: the input of the quantize benchmark (bench/tools.sh). */
+	int base = !strcmp(argv[3], "q8_0") ? QT_Q8_0 : !strcmp(argv[3], "q4_0") ? QT_Q4_0
+	    : !strcmp(argv[3], "f16") ? QT_F16 : QT_Q4_K;
 	int kquant = base == QT_Q4_K;
 
 	struct gguf_writer *w = gguf_writer_new();
@@ -144,7 +147,7 @@ main(int argc, char **argv)
 	j.ne[k][0] = (a); j.ne[k][1] = (b); gguf_w_tensor(w, (nm), (ty), (b) == 1 ? 1 : 2, ne_); k++; } while (0)
 	T("token_embd.weight", sh.dim, sh.vocab, base);
 	T("output_norm.weight", sh.dim, 1, QT_F32);
-	T("output.weight", sh.dim, sh.vocab, base == QT_Q8_0 ? QT_Q8_0 : QT_Q6_K);
+	T("output.weight", sh.dim, sh.vocab, base == QT_Q8_0 || base == QT_F16 ? base : QT_Q6_K);
 	for (int l = 0; l < sh.layers; l++) {
 		char n[64];
 		int mb = kquant && more_bits(l, sh.layers) ? QT_Q6_K : base;

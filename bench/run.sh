@@ -66,6 +66,7 @@ m=bench/models/7b-q4_0.gguf
 [ -f "$m" ] || m=bench/models/1b-q4_0.gguf
 "$B/bench_chat" stop "$m"
 
+B="$B" BENCH_THREADS="$T" LLAMA2_CHAT_FIXTURES="$fx" bench/tools.sh   # quantize and perplexity beside llama.cpp
 echo
 echo "## Conversation store: 10,000 conversations, 1,000,000 messages"
 echo

@@ -132,6 +132,13 @@ gguf_w_arr_i32(struct gguf_writer *w, const char *key, const int32_t *v, uint64_
 	put(w, v, n * 4);
 }
 
+void
+gguf_w_raw(struct gguf_writer *w, const char *key, int type, const void *value, size_t len)
+{
+	put_key(w, key, (uint32_t)type);
+	put(w, value, len);
+}
+
 int
 gguf_w_tensor(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne)
 {

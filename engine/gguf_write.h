@@ -25,6 +25,9 @@ void gguf_w_str(struct gguf_writer *w, const char *key, const char *v);
 void gguf_w_arr_str(struct gguf_writer *w, const char *key, const char *const *v, const uint32_t *lens, uint64_t n);
 void gguf_w_arr_f32(struct gguf_writer *w, const char *key, const float *v, uint64_t n);
 void gguf_w_arr_i32(struct gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+/* A key of any type with its value already serialized (len bytes, as in a
+ * GGUF file after the type): for copying metadata from another file. */
+void gguf_w_raw(struct gguf_writer *w, const char *key, int type, const void *value, size_t len);
 /* A tensor of type (enum qtype) and shape ne[0..n_dims); returns its index. */
 int gguf_w_tensor(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne);
 /* Write the file: header, metadata, infos, then each tensor's data from fn

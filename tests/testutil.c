@@ -248,3 +248,69 @@ fixture_tok512(const char *dir)
 	}
 	return dst;
 }
+
+/* ---- other programs (the peers) ---- */
+
+static char *
+slurp_fd(int fd)
+{
+	struct buf b = { 0 };
+	buf_add(&b, "", 0);
+	char tmp[8192];
+	ssize_t r;
+	lseek(fd, 0, SEEK_SET);
+	while ((r = read(fd, tmp, sizeof tmp)) > 0)
+		buf_add(&b, tmp, (size_t)r);
+	return b.p;
+}
+
+int
+run_program(const char *const *argv, char **out, char **err)
+{
+	char o_name[] = "/tmp/l2c-out-XXXXXX", e_name[] = "/tmp/l2c-err-XXXXXX";
+	int o = mkstemp(o_name), e = mkstemp(e_name);
+	if (o < 0 || e < 0)
+		return -1;
+	unlink(o_name);
+	unlink(e_name);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+		dup2(nul, 0);
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int st = -1;
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	if (out)
+		*out = slurp_fd(o);
+	if (err)
+		*err = slurp_fd(e);
+	close(o);
+	close(e);
+	if (pid < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+char *
+peer_program(const char *name)
+{
+	char rel[256];
+	snprintf(rel, sizeof rel, "peers/llama.cpp-b4748/%s", name);
+	char *p = fixture_path(rel);
+	if (p == NULL)
+		return NULL;
+	/* --version: starts, prints, exits; a missing loader or an illegal
+	 * instruction shows as 127 or a signal. */
+	const char *argv[] = { p, "--version", NULL };
+	int rc = run_program(argv, NULL, NULL);
+	if (rc == 127 || rc == 126 || rc >= 128 || rc < 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}

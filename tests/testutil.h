@@ -36,6 +36,17 @@ char *fixture_tok512(const char *dir);
 /* Path of the built binary (LLAMA2_CHAT_BIN), for end-to-end tests. */
 const char *test_binary(void);
 
+/*
+ * Run the program argv[0] (a path) with argv, stdin from /dev/null, and
+ * collect stdout and stderr (malloc'd; either pointer may be NULL to drop
+ * it).  Returns the exit status, 128 + signal when killed, or -1 when it
+ * could not be started.
+ */
+int run_program(const char *const *argv, char **out, char **err);
+/* malloc'd path of peer program `name` (peers/llama.cpp-b4748/<name>) when
+ * it is there and runs on this machine, else NULL (the caller skips). */
+char *peer_program(const char *name);
+
 #endif
 
 /*

@@ -228,7 +228,8 @@ session_preset_at_open(struct session *s, const char *name)
 {
 	struct db_preset pr;
 	char *err = NULL;
-	if (db_preset_get(s->db, name, &pr, &err) != 0)
+	/* Without the database (--no-save) the built-in presets still work. */
+	if ((s->db != NULL ? db_preset_get(s->db, name, &pr, &err) : db_preset_builtin(name, &pr, &err)) != 0)
 		return session_fail_take(s, err);
 	if (!s->o->system) {
 		free(s->system);
@@ -258,11 +259,6 @@ session_open(const struct opts *o, struct engine_model *m, int *status)
 		s->system = strdup(o->system);
 	char *err = NULL;
 	*status = 1;
-	if (o->preset && o->no_save) {
-		cli_error("--preset needs the database (it cannot be used with --no-save)");
-		*status = EXIT_USAGE;
-		goto fail;
-	}
 	if (!o->no_save) {
 		char *path = path_database(o->db, &err);
 		if (path == NULL || (s->db = db_open(path, &err)) == NULL) {

@@ -269,6 +269,10 @@ void db_hits_free(struct db_hit *h, size_t n);
 int db_preset_list(struct db *d, struct db_preset **out, size_t *n, char **err);
 /* Fill *p (db_preset_clear) from the preset called name; -1 with *err when unknown. */
 int db_preset_get(struct db *d, const char *name, struct db_preset *p, char **err);
+/* A built-in preset by name, read without any database file (--no-save):
+ * 0 with *p (db_preset_clear), or -1 with *err when there is no built-in
+ * of that name. */
+int db_preset_builtin(const char *name, struct db_preset *p, char **err);
 /* Add a user preset; system NULL means "", params NULL means "{}".  -1 if the name is taken. */
 int db_preset_add(struct db *d, const char *name, const char *system, const char *params, char **err);
 /* Change a user preset; a NULL system or params keeps the old value. */

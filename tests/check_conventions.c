@@ -662,6 +662,31 @@ START_TEST(test_export_import_formats)
 }
 END_TEST
 
+/* Built-in presets are compiled in: --no-save does not need the database. */
+START_TEST(test_builtin_preset_no_save)
+{
+	struct conv c;
+	conv_init(&c);
+	char *out, *err;
+	const char *a[] = { "x", "-m", c.tiny, "--no-save", "--preset", "concise", "-n", "1", "-p", "hi", NULL };
+	ck_assert_msg(conv_run(&c, a, NULL, &out, &err) == 0, "%s", err);
+	free(out);
+	free(err);
+	const char *b[] = { "x", "-m", c.tiny, "--no-save", "--preset", "mine", "-n", "1", "-p", "hi", NULL };
+	ck_assert_int_eq(conv_run(&c, b, NULL, &out, &err), 1);
+	ck_assert_msg(strstr(err, "built-in") && strstr(err, "--no-save") && lines(err) == 1, "%s", err);
+	free(out);
+	free(err);
+	/* Nothing was written anywhere. */
+	ck_assert_int_ne(access(c.db, F_OK), 0);
+	char *data;
+	ck_assert_int_ge(asprintf(&data, "%s/data/llama2-chat/chats.db", c.dir), 0);
+	ck_assert_int_ne(access(data, F_OK), 0);
+	free(data);
+	conv_done(&c);
+}
+END_TEST
+
 Suite *conventions_suite(void);
 
 Suite *
@@ -683,6 +708,7 @@ conventions_suite(void)
 	tcase_add_fixture_test(tc, test_chat_bad_line);
 	tcase_add_fixture_test(tc, test_interrupt_exit_130);
 	tcase_add_fixture_test(tc, test_export_import_formats);
+	tcase_add_fixture_test(tc, test_builtin_preset_no_save);
 	suite_add_tcase(s, tc);
 	return s;
 }

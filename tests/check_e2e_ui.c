@@ -412,7 +412,7 @@ START_TEST(test_stream_and_status)
 	struct term t;
 	tm_init(&t);
 	char *args;
-	ck_assert_int_ge(asprintf(&args, "-m '%s' -n 2000 -t 1 --seed 1 --ctx-size 8192 --ignore-eos", t.model), 0);
+	ck_assert_int_ge(asprintf(&args, "-m '%s' -n 2000 -t 1 --seed 1 --ctx-size 8192 --force --ignore-eos", t.model), 0);
 	tm_start(&t, 100, 30, args);
 	WAIT_STATUS(&t, "idle", 10000);
 	WAIT(&t, "llama2-chat-fixture Q4_0", 1000);
@@ -463,7 +463,7 @@ END_TEST
  * gets: EOS is never chosen, so only -n (or the large window) ends it, and
  * attention over a growing context keeps each token slower than the last.
  */
-#define LONG_ARGS "-n 16000 --seed 1 --ctx-size 16384 --ignore-eos"
+#define LONG_ARGS "-n 16000 --seed 1 --ctx-size 16384 --force --ignore-eos"
 #define LONG_PROMPT "Hello"
 
 /* Start the long reply in the current (new) chat. */

@@ -439,6 +439,16 @@ session_new_chat(struct session *s)
 	s->turn = 0;
 	s->dropped = 0;
 	s->user_id = s->reply_id = 0;
+	/* A new chat starts from what the command line and config asked for
+	 * (-s, --preset, the settings), not from the chat that was open: a
+	 * preset picked for one chat does not leak into the next. */
+	free(s->system);
+	s->system = s->o->system ? strdup(s->o->system) : NULL;
+	free(s->preset);
+	s->preset = NULL;
+	s->gen = s->o->gen;
+	if (s->o->preset && session_preset_at_open(s, s->o->preset) != 0)
+		session_push(s, SU_NOTICE, 1, ROLE_USER, s->error, strlen(s->error));
 	session_push(s, SU_CLEAR, 0, ROLE_USER, NULL, 0);
 	if (s->w)
 		s->load_seq = worker_load(s->w, s->system, NULL, NULL, NULL, NULL, 0, 0, NULL);

@@ -139,8 +139,9 @@ int session_edit(struct session *s, int64_t id, const char *text);
  * system prompt, preset and settings; the worker, if any, prefills it.
  * Writes nothing. */
 int session_switch(struct session *s, int64_t id);
-/* A new, empty conversation keeping the system prompt, preset and
- * settings; it is stored with its first message. */
+/* A new, empty conversation with the system prompt, preset and settings
+ * the command line and config gave (not the previous chat's); it is
+ * stored with its first message. */
 int session_new_chat(struct session *s);
 /* Rename / delete the current stored conversation (delete then starts a
  * new chat).  An empty title clears it. */

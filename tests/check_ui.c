@@ -499,6 +499,23 @@ START_TEST(test_vm_stream)
 	/* Tokens after the end are not appended anywhere. */
 	ev_token(&vm, "late");
 	ck_assert_str_eq(vm.msgs[3].text, "Once upon a time.");
+	/* Ctrl-R: the session removes the reply and streams a new one; the
+	 * gauge no longer counts the old reply's 5 tokens. */
+	int64_t old = vm_reply_id;
+	done.stats.n_gen = 5;
+	vm.msgs[3].ctx_start = -1;
+	struct session_update fin2 = done;
+	fin2.id = old;
+	vm.msgs[3].streaming = 1;
+	ck_assert_int_eq(viewmodel_apply(&vm, &fin2), 1);
+	ck_assert_int_eq(vm.ctx_used, 77);
+	struct session_update rm = { .type = SU_REMOVE, .id = old };
+	viewmodel_apply(&vm, &rm);
+	ck_assert_int_eq(vm.n, 3);
+	ck_assert_int_eq(vm.ctx_used, 72);
+	vm_begin(&vm, NULL);
+	ev_token(&vm, "Again");
+	ck_assert_int_eq(vm.ctx_used, 73);
 	viewmodel_free(&vm);
 }
 END_TEST

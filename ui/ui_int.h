@@ -185,6 +185,7 @@ struct vm_msg {
 	size_t len, cap;
 	enum finish finish;
 	int streaming;            /* the reply in flight */
+	int ctx_start;            /* a reply finished here: the context before it, or -1 */
 	/* Layout cache, valid for width lw while !dirty. */
 	int lw, dirty;
 	char *clean;              /* sanitized text */

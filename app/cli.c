@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 enum {
 	OPT_TOKENIZER = 1000, OPT_CONFIG, OPT_DB, OPT_PRESET, OPT_PROMPT_IDS, OPT_RESUME, OPT_CTX,
@@ -349,6 +351,46 @@ cli_open_model(const struct opts *o, int *status)
 		return NULL;
 	}
 	return m;
+}
+
+struct cli_progress {
+	double last;     /* monotonic seconds of the last line */
+	int shown;
+};
+
+static double
+cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int
+cli_show_load(void *ud, uint64_t done, uint64_t total)
+{
+	struct cli_progress *p = ud;
+	double t = cli_now();
+	if (done < total && t - p->last < 0.1)
+		return 0;
+	p->last = t;
+	p->shown = 1;
+	fprintf(stderr, "\r" PROG ": reading the model: %3d%% (%.1f of %.1f GiB)", (int)(100.0 * done / total),
+	    done / 1073741824.0, total / 1073741824.0);
+	fflush(stderr);
+	return 0;
+}
+
+void
+cli_prefetch(const struct engine_model *m)
+{
+	/* Small files read in a blink: no line for them. */
+	const uint64_t big = (uint64_t)256 << 20;
+	struct cli_progress p = { cli_now(), 0 };
+	int show = isatty(STDERR_FILENO) && engine_info(m)->file_size >= big;
+	engine_prefetch(m, show ? cli_show_load : NULL, &p);
+	if (p.shown)
+		fputs("\r\033[K", stderr);   /* the line goes when the model is in */
 }
 
 struct engine_ctx *

@@ -71,6 +71,9 @@ int cli_option_takes_value(const char *arg);
 struct engine_model *cli_open_model(const struct opts *o, int *status);
 /* -m MODEL, or --tokenizer FILE alone when no model is given. */
 struct engine_model *cli_open_model_or_tokenizer(const struct opts *o, int *status);
+/* Read the model file in before the first reply (engine_prefetch), with
+ * a progress line on stderr when it is a terminal and the file is big. */
+void cli_prefetch(const struct engine_model *m);
 struct engine_ctx *cli_new_ctx(struct engine_model *m, const struct opts *o, int *status);
 
 #endif

@@ -273,6 +273,7 @@ cmd_oneshot(struct opts *o)
 		free(msg);
 		return status;
 	}
+	cli_prefetch(m);
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {
 		free(msg);
@@ -296,6 +297,7 @@ cmd_chat_pipe(struct opts *o)
 	struct engine_model *m = cli_open_model(o, &status);
 	if (m == NULL)
 		return status;
+	cli_prefetch(m);
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {
 		engine_close(m);
@@ -345,6 +347,8 @@ cmd_chat_ui(struct opts *o)
 	struct engine_model *m = NULL;
 	if (o->model && *o->model && (m = cli_open_model(o, &status)) == NULL)
 		return status;
+	if (m != NULL)
+		cli_prefetch(m);   /* before the interface takes the screen */
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {
 		engine_close(m);

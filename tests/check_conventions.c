@@ -9,6 +9,8 @@
  */
 #include "tests/testutil.h"
 
+#include "engine/engine.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -687,6 +689,42 @@ START_TEST(test_builtin_preset_no_save)
 }
 END_TEST
 
+struct load_seen {
+	int calls;
+	uint64_t last, total;
+	int monotonic;
+};
+
+static int
+load_cb(void *ud, uint64_t done, uint64_t total)
+{
+	struct load_seen *l = ud;
+	l->monotonic &= done >= l->last && done <= total;
+	l->calls++;
+	l->last = done;
+	l->total = total;
+	return 0;
+}
+
+/* The engine reads a model in through a callback, never printing; the
+ * last call is the whole file. */
+START_TEST(test_model_prefetch_progress)
+{
+	char *path = fixture_path("models/fixture-f32.gguf"), *err = NULL;
+	struct engine_model *m = engine_open(path, NULL, &err);
+	ck_assert_msg(m != NULL, "%s", err);
+	struct load_seen l = { 0, 0, 0, 1 };
+	ck_assert_int_eq(engine_prefetch(m, load_cb, &l), 0);
+	ck_assert_int_ge(l.calls, 1);
+	ck_assert(l.monotonic);
+	ck_assert_uint_eq(l.last, l.total);
+	ck_assert_uint_eq(l.total, engine_info(m)->file_size);
+	ck_assert_int_eq(engine_prefetch(m, NULL, NULL), 0);
+	engine_close(m);
+	free(path);
+}
+END_TEST
+
 Suite *conventions_suite(void);
 
 Suite *
@@ -709,6 +747,7 @@ conventions_suite(void)
 	tcase_add_fixture_test(tc, test_interrupt_exit_130);
 	tcase_add_fixture_test(tc, test_export_import_formats);
 	tcase_add_fixture_test(tc, test_builtin_preset_no_save);
+	tcase_add_fixture_test(tc, test_model_prefetch_progress);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -43,7 +43,10 @@ conv_init(struct conv *c)
 	c->env[i++] = strdup("LLAMA2_CHAT_DB=");
 	c->env[i] = NULL;
 	ck_assert_int_ge(asprintf(&c->db, "%s/chats.db", c->dir), 0);
-	c->tiny = fixture_path("models/llama-2-tiny-random.gguf");
+	/* Absolute: the tests link to it and run the binary elsewhere. */
+	char *rel = fixture_path("models/llama-2-tiny-random.gguf");
+	c->tiny = rel != NULL ? realpath(rel, NULL) : NULL;
+	free(rel);
 }
 
 static void

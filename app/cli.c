@@ -247,7 +247,7 @@ cli_help(FILE *f)
 "      --resume ID         a stored conversation     --no-save  keep nothing\n"
 "      --json              -p, run, chat: one JSON object per reply on stdout\n"
 "      --stats             per-turn statistics on stderr\n"
-"      --verbose           say whether a KV snapshot was used, and why not\n"
+"      --verbose           KV snapshot use (and why not), history past the window\n"
 "      --db FILE           database (default $XDG_DATA_HOME/llama2-chat/chats.db)\n"
 "      --config FILE       config (default $XDG_CONFIG_HOME/llama2-chat/config)\n"
 "bench:\n"

@@ -226,6 +226,23 @@ install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* --verbose: say when KV snapshots cannot be kept (a read-only cache
+ * folder), which otherwise only shows as slower resumes. */
+static void
+verbose_cache_check(const struct opts *o)
+{
+	if (!o->verbose || o->no_save)
+		return;
+	char *err = NULL;
+	char *dir = path_for(PATH_CACHE, "kv", 1, &err);
+	if (dir == NULL)
+		fprintf(stderr, PROG ": KV snapshots are off: %s\n", err ? err : "no cache folder");
+	else if (access(dir, W_OK) != 0)
+		fprintf(stderr, PROG ": KV snapshots are off: %s: %s\n", dir, strerror(errno));
+	free(dir);
+	free(err);
+}
+
 /* The whole of a file (or stdin for "-") as one message; NULL after
  * printing why not. */
 static char *
@@ -281,6 +298,7 @@ cmd_oneshot(struct opts *o)
 		return status;
 	}
 	install_signals();
+	verbose_cache_check(o);
 	status = one_turn(o, s, msg, 0);
 	session_close(s);
 	engine_close(m);
@@ -304,6 +322,7 @@ cmd_chat_pipe(struct opts *o)
 		return status;
 	}
 	install_signals();
+	verbose_cache_check(o);
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;

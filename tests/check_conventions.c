@@ -728,6 +728,38 @@ START_TEST(test_model_prefetch_progress)
 }
 END_TEST
 
+/* --verbose speaks when the cache folder cannot take snapshots. */
+START_TEST(test_verbose_readonly_cache)
+{
+	struct conv c;
+	conv_init(&c);
+	char *cache;
+	ck_assert_int_ge(asprintf(&cache, "%s/cache", c.dir), 0);
+	ck_assert_int_eq(mkdir(cache, 0700), 0);
+	if (lock_path(cache, 1) != 0) {
+		fprintf(stderr, "check_conventions: cannot make a folder read-only here (no chattr?)\n");
+		free(cache);
+		conv_done(&c);
+		return;
+	}
+	char *out, *err;
+	const char *a[] = { "x", "-m", c.tiny, "--db", c.db, "-n", "1", "-p", "hi", "--verbose", NULL };
+	int st = conv_run(&c, a, NULL, &out, &err);
+	const char *b[] = { "x", "-m", c.tiny, "--db", c.db, "-n", "1", "-p", "hi", NULL };
+	char *o2, *e2;
+	int st2 = conv_run(&c, b, NULL, &o2, &e2);
+	lock_path(cache, 0);
+	ck_assert_msg(st == 0 && strstr(err, "KV snapshots are off") != NULL, "%d %s", st, err);
+	ck_assert_msg(st2 == 0 && e2[0] == '\0', "without --verbose: %s", e2);
+	free(out);
+	free(err);
+	free(o2);
+	free(e2);
+	free(cache);
+	conv_done(&c);
+}
+END_TEST
+
 Suite *conventions_suite(void);
 
 Suite *
@@ -751,6 +783,7 @@ conventions_suite(void)
 	tcase_add_fixture_test(tc, test_export_import_formats);
 	tcase_add_fixture_test(tc, test_builtin_preset_no_save);
 	tcase_add_fixture_test(tc, test_model_prefetch_progress);
+	tcase_add_fixture_test(tc, test_verbose_readonly_cache);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -10,6 +10,7 @@
 #include "tests/testutil.h"
 
 #include "engine/engine.h"
+#include "storage/db_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -760,6 +761,35 @@ START_TEST(test_verbose_readonly_cache)
 }
 END_TEST
 
+/* A read-only database from an older llama2-chat cannot be upgraded:
+ * said so, in one line, and nothing is touched. */
+START_TEST(test_readonly_old_schema)
+{
+	struct conv c;
+	conv_init(&c);
+	sqlite3 *h;
+	ck_assert_int_eq(sqlite3_open(c.db, &h), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(h, db_migrations[0], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(h, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	if (db_n_migrations < 2 || lock_path(c.db, 1) != 0 || lock_path(c.dir, 1) != 0) {
+		lock_path(c.db, 0);
+		conv_done(&c);
+		return;
+	}
+	char *out, *err;
+	const char *a[] = { "x", "list", "--db", c.db, NULL };
+	int st = conv_run(&c, a, NULL, &out, &err);
+	lock_path(c.dir, 0);
+	lock_path(c.db, 0);
+	ck_assert_int_eq(st, 1);
+	ck_assert_msg(strstr(err, "older") && strstr(err, "read-only") && lines(err) == 1, "%s", err);
+	free(out);
+	free(err);
+	conv_done(&c);
+}
+END_TEST
+
 Suite *conventions_suite(void);
 
 Suite *
@@ -784,6 +814,7 @@ conventions_suite(void)
 	tcase_add_fixture_test(tc, test_builtin_preset_no_save);
 	tcase_add_fixture_test(tc, test_model_prefetch_progress);
 	tcase_add_fixture_test(tc, test_verbose_readonly_cache);
+	tcase_add_test(tc, test_readonly_old_schema);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -128,9 +128,11 @@ config_load(struct opts *o, const char *explicit_path)
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
 		if (explicit_path || errno != ENOENT) {
+			/* A file that cannot be read is a runtime failure (1);
+			 * a bad line in it is a usage error (2), like a bad flag. */
 			cli_error("%s: %s", path, strerror(errno));
 			free(path);
-			return EXIT_USAGE;
+			return 1;
 		}
 		free(path);
 		return 0;

@@ -396,6 +396,9 @@ START_TEST(test_exit_status_rule)
 		{ { "x", "tokenize", "--tokenizer", "/nonexistent/tok.bin", "hi", NULL }, 1 },
 		{ { "x", "show", "zzzzzz", NULL }, 1 },
 		{ { "x", "-f", "/nonexistent/question.txt", NULL }, 1 },
+		{ { "x", "--config", "/nonexistent/config", "list", NULL }, 1 },
+		{ { "x", "export", "--all", "-o", "x.md", "--format", "json", NULL }, 2 },
+		{ { "x", "-p", "hi", "-f", "/etc/hostname", NULL }, 2 },
 		{ { "x", "tokenize", "--tokenizer", tb, "hi", NULL }, 0 },
 		{ { "x", "list", NULL }, 0 },
 	};

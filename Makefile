@@ -10,8 +10,8 @@
 # never mix.  Every warning is an error when CI=true or WERROR=1.
 
 CC      ?= cc
-PKGS    := ncursesw sqlite3 jansson check
-DEBS    := build-essential pkg-config libncursesw5-dev libsqlite3-dev libjansson-dev check tmux
+PKGS    := ncursesw sqlite3 jansson check libpcre2-8
+DEBS    := build-essential pkg-config libncursesw5-dev libsqlite3-dev libjansson-dev check tmux libpcre2-dev
 
 VARIANT := release
 OPT     := -O3
@@ -39,7 +39,7 @@ endif
 B := build/$(VARIANT)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs ncursesw sqlite3 jansson 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs ncursesw sqlite3 jansson libpcre2-8 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 CFLAGS  ?=
@@ -48,13 +48,14 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(ARCH) -fopenmp -pthread \
            -I. $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -fopenmp -pthread -lm
 
+COMMON_SRC  := $(wildcard common/*.c)
 ENGINE_SRC  := $(wildcard engine/*.c)
 STORAGE_SRC := $(wildcard storage/*.c)
 UI_SRC      := $(wildcard ui/*.c)
 APP_SRC     := $(filter-out app/main.c,$(wildcard app/*.c))
 TEST_SRC    := $(wildcard tests/check_*.c)
 
-LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(ENGINE_SRC) $(STORAGE_SRC) $(UI_SRC) $(APP_SRC))
+LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(COMMON_SRC) $(ENGINE_SRC) $(STORAGE_SRC) $(UI_SRC) $(APP_SRC))
 TEST_OBJ := $(patsubst %.c,$(B)/%.o,$(TEST_SRC) tests/testutil.c)
 
 .PHONY: all deps check bench clean fuzz
@@ -115,7 +116,7 @@ clean:
 
 # Benchmarks: bench/run.sh makes the synthetic models when missing and
 # prints the tables (BENCH_QUICK=1: the 1.1B shape only).
-BENCH_ENGINE := $(patsubst %.c,$(B)/%.o,$(ENGINE_SRC) $(STORAGE_SRC))
+BENCH_ENGINE := $(patsubst %.c,$(B)/%.o,$(COMMON_SRC) $(ENGINE_SRC) $(STORAGE_SRC))
 $(B)/mkmodel: bench/mkmodel.c $(BENCH_ENGINE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/bench_chat: bench/bench_chat.c $(BENCH_ENGINE)
@@ -150,7 +151,7 @@ FUZZ_TARGETS ?= gguf l2c tok_encode tok_decode dialog import input
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(ARCH) -fopenmp -pthread -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -I. $(PKG_CFLAGS)
 FZ           := build/fuzz
-FUZZ_OBJ     := $(patsubst %.c,$(FZ)/obj/%.o,$(ENGINE_SRC) $(STORAGE_SRC) ui/input.c ui/wrap.c \
+FUZZ_OBJ     := $(patsubst %.c,$(FZ)/obj/%.o,$(COMMON_SRC) $(ENGINE_SRC) $(STORAGE_SRC) ui/input.c ui/wrap.c \
                 app/dialog.c tests/fuzz/targets.c)
 
 $(FZ)/obj/%.o: %.c

@@ -8,6 +8,7 @@
  * usage error is one line in our format.
  */
 #include "app/cli.h"
+#include "engine/chat.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +26,7 @@ enum {
 	OPT_IDS, OPT_NO_BOS,
 	OPT_KV_F32, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
 	OPT_VERBOSE, OPT_IGNORE_EOS, OPT_VERSION,
+	OPT_CHAT_TEMPLATE,
 	OPT_SETTING = 2000,       /* + enum setting_id: the settings table's flags */
 };
 
@@ -59,6 +61,7 @@ static const struct option long_opts[] = {
 	{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
 	{ "file", required_argument, NULL, 'f' },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
 	{ "help", no_argument, NULL, 'h' },
 };
 #define N_FIXED (sizeof long_opts / sizeof long_opts[0])
@@ -173,6 +176,7 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		case 'r': case OPT_REPS: bad = parse_int("-r", optarg, 1, 1000, &o->reps); break;
 		case OPT_VERBOSE: o->verbose = 1; break;
 		case OPT_IGNORE_EOS: o->gen.samp.ignore_eos = 1; break;
+		case OPT_CHAT_TEMPLATE: o->chat_template = optarg; break;
 		case 'f': o->prompt_file = optarg; break;
 		case 'h': cli_help_command(stdout, cmd); exit(0);
 		case 'V': case OPT_VERSION: puts(PROG " " VERSION); exit(0);
@@ -237,6 +241,8 @@ cli_help(FILE *f)
 "      --repeat-penalty R  (1.0)    --repeat-last-n N (64)\n"
 "      --seed S            random seed (default: random)\n"
 "      --ignore-eos        never end a reply at EOS (-n or the window ends it)\n"
+"      --chat-template NAME  llama2, llama3, llama3.1, mistral, zephyr or chatml\n"
+"                          instead of the format the model file names\n"
 "      --prompt-ids LIST   complete: comma-separated ids instead of text\n"
 "      --ids               print ids instead of text (with --json: add them)\n"
 "      --no-bos            tokenize/complete: no BOS token first\n"
@@ -318,6 +324,23 @@ cli_option_takes_value(const char *arg)
 	return found >= 0 && all[found].has_arg == required_argument;
 }
 
+/* --chat-template (or config chat_template) over the file's template;
+ * $LLAMA2_CHAT_DATE pins Llama 3.1's "Today Date" (tests, reproducible runs). */
+static int
+cli_chat_format(struct engine_model *m, const struct opts *o, int *status)
+{
+	char *err = NULL;
+	if (o->chat_template && chat_tmpl_set(m, o->chat_template, &err) != 0) {
+		*status = cli_usage_error("--chat-template: %s", err ? err : "out of memory");
+		free(err);
+		return -1;
+	}
+	const char *date = getenv("LLAMA2_CHAT_DATE");
+	if (date && *date)
+		chat_tmpl_set_date(m, date);
+	return 0;
+}
+
 struct engine_model *
 cli_open_model(const struct opts *o, int *status)
 {
@@ -347,6 +370,10 @@ cli_open_model(const struct opts *o, int *status)
 	if (o->ctx_size > train && train > 0 && !o->force) {
 		*status = cli_usage_error("--ctx-size %d is more than the %d positions %s was trained on "
 		    "(add --force to use it anyway)", o->ctx_size, train, o->model);
+		engine_close(m);
+		return NULL;
+	}
+	if (cli_chat_format(m, o, status) != 0) {
 		engine_close(m);
 		return NULL;
 	}
@@ -423,6 +450,11 @@ cli_open_model_or_tokenizer(const struct opts *o, int *status)
 		cli_error("%s", err ? err : "cannot read the tokenizer");
 		free(err);
 		*status = 1;
+		return NULL;
+	}
+	if (cli_chat_format(m, o, status) != 0) {
+		engine_close(m);
+		return NULL;
 	}
 	return m;
 }

@@ -30,6 +30,7 @@ struct opts {
 	const char *prompt_ids;   /* --prompt-ids 1,2,3 */
 	const char *resume;       /* --resume ID */
 	const char *format;
+	const char *chat_template; /* --chat-template, config "chat_template" */
 	const char *output;
 	int ctx_size;
 	int threads;

@@ -6,6 +6,7 @@
 #include "app/dialog.h"
 #include "app/paths.h"
 #include "app/session.h"
+#include "common/utf8.h"
 #include "ui/ui.h"
 #include "engine/chat.h"
 #include "engine/tokenizer.h"
@@ -71,27 +72,6 @@ read_all(FILE *f, size_t *len)
 	return b;
 }
 
-/* Valid UTF-8 with no NUL: the only text we hand the tokenizer from people. */
-static int
-utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
-		if (n == 0)
-			return 0;
-		for (int i = 1; i < n; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-		if ((n == 2 && *p < 0xc2) || (n == 3 && *p == 0xe0 && p[1] < 0xa0) ||
-		    (n == 3 && *p == 0xed && p[1] >= 0xa0) || (n == 4 && *p == 0xf0 && p[1] < 0x90) ||
-		    (n == 4 && (*p > 0xf4 || (*p == 0xf4 && p[1] >= 0x90))))
-			return 0;
-		p += n;
-	}
-	return 1;
-}
-
 static void
 print_stats(const struct session *s)
 {
@@ -154,7 +134,8 @@ print_json(const struct opts *o, const struct session *s, int line)
 static int
 one_turn(const struct opts *o, struct session *s, const char *text, int line)
 {
-	if (!utf8_valid(text)) {
+	/* Valid UTF-8 with no NUL: the only text we hand the tokenizer from people. */
+	if (!utf8_valid(text, strlen(text))) {
 		if (line > 0) {
 			cli_error("line %d: not valid UTF-8 (skipped)", line);
 			return TURN_SKIPPED;

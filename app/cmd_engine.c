@@ -3,6 +3,7 @@
  * for checking a model file by hand.
  */
 #include "app/cmd_engine.h"
+#include "engine/chat.h"
 #include "engine/tokenizer.h"
 
 #include <errno.h>
@@ -192,9 +193,10 @@ cmd_info(struct opts *o)
 	if (o->json) {
 		printf("{\"file\": \"%s\", \"format\": \"%s\", \"name\": \"%s\", \"file_size\": %llu, "
 		    "\"params\": %llu, \"vocab\": %d, \"context\": %d, \"dim\": %d, \"ffn\": %d, \"layers\": %d, "
-		    "\"heads\": %d, \"kv_heads\": %d, \"types\": \"%s\"}\n", o->model, i->format, i->name,
-		    (unsigned long long)i->file_size, (unsigned long long)i->n_params, i->n_vocab, i->n_ctx_train,
-		    i->dim, i->ffn_dim, i->n_layers, i->n_heads, i->n_kv_heads, i->types);
+		    "\"heads\": %d, \"kv_heads\": %d, \"types\": \"%s\", \"chat_template\": \"%s\"}\n", o->model,
+		    i->format, i->name, (unsigned long long)i->file_size, (unsigned long long)i->n_params, i->n_vocab,
+		    i->n_ctx_train, i->dim, i->ffn_dim, i->n_layers, i->n_heads, i->n_kv_heads, i->types,
+		    chat_tmpl_name(m));
 	} else {
 		printf("file:         %s\n", o->model);
 		printf("format:       %s\n", i->format);
@@ -209,6 +211,8 @@ cmd_info(struct opts *o)
 		printf("context:      %d\n", i->n_ctx_train);
 		printf("vocabulary:   %d (bos %d, eos %d)\n", i->n_vocab, i->bos, i->eos);
 		printf("tensor types: %s\n", i->types);
+		printf("chat format:  %s%s\n", chat_tmpl_name(m), strcmp(chat_tmpl_name(m), "unknown") == 0
+		    ? " (the file's chat template is not a known family: use --chat-template NAME)" : "");
 		printf("fingerprint:  %s\n", i->fingerprint);
 	}
 	engine_close(m);

@@ -220,18 +220,6 @@ cmd_store_parse_int(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
-int
-cmd_store_parse_real(const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* The arguments from argv[from] on joined by spaces (malloc'd). */
 char *
 cmd_store_join(int argc, char **argv, int from)

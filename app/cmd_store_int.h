@@ -58,9 +58,8 @@ int cmd_store_print_json(json_t *j);
 int cmd_store_bad_opt(const struct cmd_ctx *x, int c, char **argv);
 /* Handle the options every command shares; 1 when c was one of them. */
 int cmd_store_common(struct cmd_ctx *x, int c);
-/* Whole-string numbers within [lo, hi]: 0, or -1. */
+/* A whole-string number within [lo, hi]: 0, or -1. */
 int cmd_store_parse_int(const char *s, long lo, long hi, long *out);
-int cmd_store_parse_real(const char *s, double lo, double hi, double *out);
 /* The arguments from argv[from] on joined by spaces (malloc'd). */
 char *cmd_store_join(int argc, char **argv, int from);
 /* Open x's database or print why not (*status set). */

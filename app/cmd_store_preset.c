@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "app/settings.h"
 #include "storage/db.h"
 #include "storage/export.h"
 
@@ -26,6 +27,7 @@ static const char cmd_presets_help[] =
 	"       " CMD_PROG " presets edit NAME [--system TEXT] [PARAMS]\n"
 	"       " CMD_PROG " presets rm NAME\n"
 	"PARAMS: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R\n"
+	"        --repeat-last-n N (the same flags and ranges as the chat's)\n"
 	"Built-in presets (assistant, concise, storyteller, translator, sentiment,\n"
 	"summarizer, coder) cannot be changed or removed; copy one with\n"
 	"`presets add NAME --from assistant` and edit the copy.\n";
@@ -118,13 +120,19 @@ cmd_store_presets_show(struct cmd_ctx *x, struct db *d, const char *name)
 static int
 cmd_store_presets_write(struct cmd_ctx *x, int argc, char **argv, int add)
 {
-	static const struct option lo[] = {
+	enum { OPT_SETTING = 1000 };
+	static const struct option fixed[] = {
 		{ "system", required_argument, NULL, 's' }, { "from", required_argument, NULL, 'f' },
-		{ "temp", required_argument, NULL, 't' }, { "temperature", required_argument, NULL, 't' },
-		{ "top-k", required_argument, NULL, 'k' }, { "top-p", required_argument, NULL, 'p' },
-		{ "min-p", required_argument, NULL, 'm' },
-		{ "repeat-penalty", required_argument, NULL, 'r' }, CMD_COMMON_OPTS, { 0 }
+		{ "temperature", required_argument, NULL, OPT_SETTING + SET_TEMP }, CMD_COMMON_OPTS,
 	};
+	/* The fixed options and the stored settings of the table (settings.h). */
+	struct option lo[sizeof fixed / sizeof fixed[0] + SET_COUNT + 1];
+	size_t nlo = sizeof fixed / sizeof fixed[0];
+	memcpy(lo, fixed, sizeof fixed);
+	for (int i = 0; i < SET_COUNT; i++)
+		if (settings_table[i].json != NULL)
+			lo[nlo++] = (struct option){ settings_table[i].flag, required_argument, NULL, OPT_SETTING + i };
+	lo[nlo] = (struct option){ 0 };
 	const char *system = NULL, *from = NULL;
 	json_t *set = json_object();
 	int c, status = 0;
@@ -133,8 +141,19 @@ cmd_store_presets_write(struct cmd_ctx *x, int argc, char **argv, int add)
 	while ((c = getopt_long(argc, argv, ":s:h", lo, NULL)) != -1) {
 		if (cmd_store_common(x, c))
 			continue;
-		double v;
-		long k;
+		if (c >= OPT_SETTING && c < OPT_SETTING + SET_COUNT) {
+			int id = c - OPT_SETTING;
+			struct gen_settings g = { 0 };
+			char *why = NULL;
+			if (settings_parse(id, optarg, &g, &why) != 0) {
+				json_decref(set);
+				cmd_store_usage(x, "--%s: %s", settings_table[id].flag, why ? why : "bad value");
+				free(why);
+				return CMD_EXIT_USAGE;
+			}
+			json_object_set_new(set, settings_table[id].json, settings_value_json(id, &g));
+			continue;
+		}
 		switch (c) {
 		case 's':
 			system = optarg;
@@ -146,31 +165,6 @@ cmd_store_presets_write(struct cmd_ctx *x, int argc, char **argv, int add)
 			}
 			from = optarg;
 			break;
-		case 't':
-			if (cmd_store_parse_real(optarg, 0, 100, &v) != 0)
-				goto bad_value;
-			json_object_set_new(set, "temperature", json_real(v));
-			break;
-		case 'k':
-			if (cmd_store_parse_int(optarg, 0, 1000000, &k) != 0)
-				goto bad_value;
-			json_object_set_new(set, "top_k", json_integer(k));
-			break;
-		case 'p':
-			if (cmd_store_parse_real(optarg, 0, 1, &v) != 0)
-				goto bad_value;
-			json_object_set_new(set, "top_p", json_real(v));
-			break;
-		case 'm':
-			if (cmd_store_parse_real(optarg, 0, 1, &v) != 0)
-				goto bad_value;
-			json_object_set_new(set, "min_p", json_real(v));
-			break;
-		case 'r':
-			if (cmd_store_parse_real(optarg, 0.01, 100, &v) != 0)
-				goto bad_value;
-			json_object_set_new(set, "repeat_penalty", json_real(v));
-			break;
 		case 'h':
 			json_decref(set);
 			fputs(cmd_presets_help, stdout);
@@ -179,14 +173,6 @@ cmd_store_presets_write(struct cmd_ctx *x, int argc, char **argv, int add)
 			json_decref(set);
 			return cmd_store_bad_opt(x, c, argv);
 		}
-		continue;
-bad_value:
-		json_decref(set);
-		return cmd_store_usage(x, "%s wants %s, not '%s'",
-		    c == 't' ? "--temp" : c == 'k' ? "--top-k" : c == 'p' ? "--top-p" :
-		    c == 'm' ? "--min-p" : "--repeat-penalty",
-		    c == 't' ? "a number from 0 to 100" : c == 'k' ? "a whole number >= 0" :
-		    c == 'r' ? "a number from 0.01 to 100" : "a number from 0 to 1", optarg);
 	}
 	if (optind >= argc) {
 		json_decref(set);

@@ -155,7 +155,7 @@ config_load(struct opts *o, const char *explicit_path)
 		int bad = 0;
 		const char **str = !strcmp(k, "model") ? &o->model : !strcmp(k, "tokenizer") ? &o->tokenizer :
 		    !strcmp(k, "db") ? &o->db : !strcmp(k, "preset") ? &o->preset :
-		    !strcmp(k, "system") ? &o->system : NULL;
+		    !strcmp(k, "system") ? &o->system : !strcmp(k, "chat_template") ? &o->chat_template : NULL;
 		if (str != NULL) {
 			/* o points at the copy; o owns it (opts_free).  Paths may
 			 * start with ~/ as in a shell. */

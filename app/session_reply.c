@@ -10,10 +10,12 @@
  * (text, ids, reason, stats) and the user's token ids.  A request the
  * worker fails deletes its rows again by id, and the worker is brought
  * back to the window (win), so what the worker holds and what the file
- * holds stay the same.  rtext is the one copy of the reply on this side:
- * the database and the view both get theirs from it.
+ * holds stay the same.  rtext is the one copy of the reply on this side
+ * while it streams: the database and the view get theirs from it, and at
+ * the end from the worker's text of the reply's ids.
  */
 #include "app/session_int.h"
+#include "common/clock.h"
 #include "app/kvcache.h"
 #include "storage/db.h"
 
@@ -24,14 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double
-session_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* ---- the update queue ------------------------------------------------------------ */
 
@@ -146,7 +140,7 @@ session_reply_reset(struct session *s, enum session_req req)
 	free(s->user_text);
 	s->user_text = NULL;
 	s->user_id = s->reply_id = 0;
-	s->last_save = session_mono_ms();
+	s->last_save = clock_now_ms();
 }
 
 /* The request's rows (the user's message when text is given, and the
@@ -344,7 +338,9 @@ session_done(struct session *s, const struct worker_event *ev)
 		worker_save(s->w, s->kv_path);
 		kvcache_evict(s->o->kv_cache_max, s->kv_path);
 	}
-	const char *text = s->rtext ? s->rtext : "";
+	/* The worker's text of the reply's ids is the exact one (a token event
+	 * lost to out of memory leaves a hole in rtext); rtext otherwise. */
+	const char *text = ev->text ? ev->text : s->rtext ? s->rtext : "";
 	if (s->db) {
 		char *err = NULL;
 		char *stats = session_stats_json(st, worker_ctx_size(s->w));
@@ -383,8 +379,9 @@ session_failed(struct session *s, const struct worker_event *ev)
 		 * view, like a question the process died before answering). */
 		s->nwin--;
 	}
-	if (s->req != SR_SEND)
-		worker_truncate(s->w, s->nwin);
+	/* Whatever the worker kept of the request goes (a request whose end
+	 * was lost to out of memory may have finished in the worker). */
+	worker_truncate(s->w, s->nwin);
 	session_push(s, SU_REMOVE, first, ROLE_USER, NULL, 0);
 	session_push(s, SU_FAILED, 0, ROLE_USER, s->error, strlen(s->error));
 	struct session_update *u = session_last_update(s);
@@ -420,12 +417,12 @@ session_event(struct session *s, const struct worker_event *ev)
 			return;
 		}
 		session_push(s, SU_TEXT, s->reply_id, ROLE_ASSISTANT, ev->text, ev->len);
-		if (s->db && s->reply_id > 0 && session_mono_ms() - s->last_save >= 1000) {
+		if (s->db && s->reply_id > 0 && clock_now_ms() - s->last_save >= 1000) {
 			if (db_reply_update(s->db, s->reply_id, s->rtext, s->rids, (size_t)s->rn, &err) != 0) {
 				session_fail_take(s, err);   /* shown; the reply goes on */
 				session_notice(s, 1, s->error);
 			}
-			s->last_save = session_mono_ms();
+			s->last_save = clock_now_ms();
 		}
 		return;
 	case WEV_USER_IDS:

@@ -173,6 +173,13 @@ settings_json_real(float f)
 }
 
 json_t *
+settings_value_json(int id, const struct gen_settings *g)
+{
+	double v = settings_get(id, g);
+	return settings_table[id].type == SET_INT ? json_integer((json_int_t)v) : settings_json_real((float)v);
+}
+
+json_t *
 settings_to_json(const struct gen_settings *g)
 {
 	json_t *o = json_object();
@@ -180,8 +187,7 @@ settings_to_json(const struct gen_settings *g)
 		const struct setting *s = &settings_table[i];
 		if (s->json == NULL)
 			continue;
-		double v = settings_get(i, g);
-		json_t *j = s->type == SET_INT ? json_integer((json_int_t)v) : settings_json_real((float)v);
+		json_t *j = settings_value_json(i, g);
 		if (j == NULL || json_object_set_new(o, s->json, j) != 0) {
 			json_decref(o);
 			return NULL;

@@ -58,6 +58,8 @@ int settings_set(int id, double v, struct gen_settings *g);
 /* The value as text ("0.8", "40"); malloc'd, NULL on out of memory. */
 char *settings_format(int id, const struct gen_settings *g);
 
+/* Setting id of g as a JSON number (a new reference; NULL on out of memory). */
+json_t *settings_value_json(int id, const struct gen_settings *g);
 /* A JSON object of g's stored settings (those with a JSON key); NULL on out
  * of memory.  settings_json_text: the same, compact text (malloc'd). */
 json_t *settings_to_json(const struct gen_settings *g);

@@ -116,7 +116,7 @@ main(int argc, char **argv)
 	uint32_t *lens = calloc((size_t)sh.vocab, sizeof *lens);
 	float *scores = calloc((size_t)sh.vocab, sizeof *scores);
 	int32_t *types = calloc((size_t)sh.vocab, sizeof *types);
-	struct tokenizer *tok = argc > 4 ? tok_load_bin(argv[4], sh.vocab, NULL) : NULL;
+	struct tokenizer *tok = argc > 4 ? tok_spm_load_bin(argv[4], sh.vocab, NULL) : NULL;
 	for (int i = 0; i < sh.vocab; i++) {
 		size_t len = 0;
 		const char *p = tok ? tok_piece(tok, i, &len) : NULL;

@@ -47,6 +47,20 @@ PY
   done
 done
 
+# Model families (issue 11): the small reference fixtures side by side, so the
+# Llama 3 files (128,256-token vocabulary, tied output) show next to LLaMA-2's.
+echo
+echo "## Model families: llama2-chat bench -t $T -p 64 -n 32 -r 2 on the fixtures"
+echo
+echo "| fixture | family | pp64 t/s | tg32 t/s |"
+echo "|---|---|---|---|"
+for f in fixture-q8_0 fixture-llama3-f16 fixture-llama31-q4_k_m; do
+  [ -f "$fx/models/$f.gguf" ] || continue
+  fam=$(./llama2-chat info -m "$fx/models/$f.gguf" | sed -n 's/^chat format: *//p')
+  j=$(./llama2-chat bench -m "$fx/models/$f.gguf" -t "$T" -p 64 -n 32 -r 2 --json)
+  python3 -c 'import json,sys; j=json.loads(sys.argv[3]); print("| %s | %s | %.1f | %.1f |" % (sys.argv[1], sys.argv[2], j["pp_tps"], j["tg_tps"]))' "$f" "$fam" "$j"
+done
+
 echo
 echo "## Time to first token, 20-turn chat on the 1.1B shape (Q4_0), 16-token replies"
 echo

@@ -1,5 +1,7 @@
 /*
- * chat.c: the LLaMA-2 chat format and a conversation's token sequence.
+ * chat.c: a conversation's token sequence, and the LLaMA-2 chat format (the
+ * other families are chat_tmpl.c's; chat_render and chat_build dispatch on
+ * the model's family).
  *
  * Meta's reference (llama/generation.py, chat_completion) is the contract:
  *   B_INST, E_INST = "[INST]", "[/INST]"
@@ -14,6 +16,8 @@
  * appends.  Messages that lack ids fall back to the exact text rendering.
  */
 #include "engine/chat.h"
+#include "engine/chat_tmpl.h"
+#include "engine/engine_int.h"
 #include "engine/errf.h"
 
 #include <stdio.h>
@@ -37,120 +41,25 @@ chat_role_name(int role)
 	return role >= 0 && role < 3 ? role_names[role] : "?";
 }
 
-/* Length of the UTF-8 whitespace character at s (Python's str.isspace), or 0. */
-static int
-space_len(const unsigned char *s, size_t n)
-{
-	if (n >= 1 && (s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r') || (s[0] >= 0x1c && s[0] <= 0x1f)))
-		return 1;
-	if (n >= 2 && s[0] == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0))
-		return 2;
-	if (n >= 3 && s[0] == 0xe1 && s[1] == 0x9a && s[2] == 0x80)
-		return 3;   /* U+1680 */
-	if (n >= 3 && s[0] == 0xe2 && s[1] == 0x80 &&
-	    (s[2] <= 0x8a || s[2] == 0xa8 || s[2] == 0xa9 || s[2] == 0xaf))
-		return 3;   /* U+2000..200A, 2028, 2029, 202F */
-	if (n >= 3 && s[0] == 0xe2 && s[1] == 0x81 && s[2] == 0x9f)
-		return 3;   /* U+205F */
-	if (n >= 3 && s[0] == 0xe3 && s[1] == 0x80 && s[2] == 0x80)
-		return 3;   /* U+3000 */
-	return 0;
-}
-
-/* Python's str.strip(): the stripped span of s. */
-static void
-strip(const char *s, const char **start, size_t *len)
-{
-	const unsigned char *b = (const unsigned char *)s, *e = b + strlen(s);
-	int k;
-	while (b < e && (k = space_len(b, (size_t)(e - b))) > 0)
-		b += k;
-	/* From the end: check the 1-, 2- and 3-byte forms ending at e. */
-	for (;;) {
-		if (e - b >= 1 && space_len(e - 1, 1) == 1)
-			e -= 1;
-		else if (e - b >= 2 && space_len(e - 2, 2) == 2)
-			e -= 2;
-		else if (e - b >= 3 && space_len(e - 3, 3) == 3)
-			e -= 3;
-		else
-			break;
-	}
-	*start = (const char *)b;
-	*len = (size_t)(e - b);
-}
-
-/* A growing id array and (optionally) its text form. */
-struct out {
-	int32_t *ids;
-	int n, cap;
-	char *text;
-	size_t tlen, tcap;
-	int want_text, oom;
-};
-
-static void
-out_ids(struct out *o, const int32_t *ids, int n)
-{
-	if (o->oom)
-		return;
-	if (o->n + n > o->cap) {
-		int cap = o->cap ? o->cap : 256;
-		while (cap < o->n + n)
-			cap *= 2;
-		int32_t *ni = realloc(o->ids, (size_t)cap * sizeof *ni);
-		if (ni == NULL) {
-			o->oom = 1;
-			return;
-		}
-		o->ids = ni;
-		o->cap = cap;
-	}
-	memcpy(o->ids + o->n, ids, (size_t)n * sizeof *ids);
-	o->n += n;
-}
-
-static void
-out_text(struct out *o, const char *s, size_t n)
-{
-	if (!o->want_text || o->oom)
-		return;
-	if (o->tlen + n + 1 > o->tcap) {
-		size_t cap = o->tcap ? o->tcap : 1024;
-		while (cap < o->tlen + n + 1)
-			cap *= 2;
-		char *nt = realloc(o->text, cap);
-		if (nt == NULL) {
-			o->oom = 1;
-			return;
-		}
-		o->text = nt;
-		o->tcap = cap;
-	}
-	memcpy(o->text + o->tlen, s, n);
-	o->tlen += n;
-	o->text[o->tlen] = '\0';
-}
-
 /* Append BOS + encode(text) (+ EOS). */
 static void
-out_unit(struct out *o, const struct engine_model *m, const char *text, size_t len, int eos)
+out_unit(struct chat_out *o, const struct engine_model *m, const char *text, size_t len, int eos)
 {
 	const struct engine_info *in = engine_info(m);
 	int32_t *ids;
-	out_ids(o, &in->bos, 1);
-	out_text(o, "<s>", 3);
+	chat_out_ids(o, &in->bos, 1);
+	chat_out_text(o, "<s>", 3);
 	int n = engine_tokenize(m, text, len, 0, &ids);
 	if (n < 0) {
 		o->oom = 1;
 		return;
 	}
-	out_ids(o, ids, n);
+	chat_out_ids(o, ids, n);
 	free(ids);
-	out_text(o, text, len);
+	chat_out_text(o, text, len);
 	if (eos) {
-		out_ids(o, &in->eos, 1);
-		out_text(o, "</s>", 4);
+		chat_out_ids(o, &in->eos, 1);
+		chat_out_text(o, "</s>", 4);
 	}
 }
 
@@ -167,9 +76,9 @@ turn_text(const char *system, const char *u, const char *a, size_t *len)
 	}
 	const char *us, *as = NULL;
 	size_t ul, al = 0;
-	strip(u, &us, &ul);
+	chat_tmpl_strip(u, &us, &ul);
 	if (a)
-		strip(a, &as, &al);
+		chat_tmpl_strip(a, &as, &al);
 	char *s;
 	int r = a ? asprintf(&s, "[INST] %.*s [/INST] %.*s ", (int)ul, us, (int)al, as)
 	    : asprintf(&s, "[INST] %.*s [/INST]", (int)ul, us);
@@ -180,10 +89,34 @@ turn_text(const char *system, const char *u, const char *a, size_t *len)
 	return s;
 }
 
+/* A family other than LLaMA-2: the whole dialog in one go, refused where
+ * its template refuses it, with the generation prompt. */
+static int
+render_tmpl(const struct engine_model *m, int fam, const int *roles, const char *const *contents, int n,
+    int32_t **ids, int *n_ids, char **text, char **err)
+{
+	struct chat_out o = { .want_text = text != NULL };
+	if (chat_tmpl_render(m, fam, roles, contents, n, 1, 1, 1, &o, err) != 0)
+		return -1;
+	if (o.oom) {
+		free(o.ids);
+		free(o.text);
+		return eng_errf(err, "out of memory");
+	}
+	*ids = o.ids;
+	*n_ids = o.n;
+	if (text)
+		*text = o.text ? o.text : strdup("");
+	return 0;
+}
+
 int
 chat_render(const struct engine_model *m, const int *roles, const char *const *contents, int n,
     int32_t **ids, int *n_ids, char **text, char **err)
 {
+	int fam = engine_model_of(m)->chat_family;
+	if (fam != CHAT_FAM_LLAMA2)
+		return render_tmpl(m, fam, roles, contents, n, ids, n_ids, text, err);
 	const char *system = NULL;
 	int i = 0;
 	if (n > 0 && roles[0] == CHAT_SYSTEM) {
@@ -202,7 +135,7 @@ chat_render(const struct engine_model *m, const int *roles, const char *const *c
 		return eng_errf(err, "the dialog has no user message");
 	if ((n - i) % 2 == 0)
 		return eng_errf(err, "the dialog must end with a user message");
-	struct out o = { .want_text = text != NULL };
+	struct chat_out o = { .want_text = text != NULL };
 	for (int k = i; k < n; k += 2) {
 		int open = k + 1 >= n;
 		size_t len;
@@ -306,10 +239,74 @@ chat_truncate(struct chat *c, int k)
 		c->first = c->n;
 }
 
+/* One turn in a family other than LLaMA-2: the user message u (with the
+ * system prompt and the prompt's start when it opens the window) and the
+ * reply a, or the generation prompt when a is NULL. */
+static int
+tmpl_unit(const struct engine_model *m, int fam, const char *sys, int start, const char *u, const char *a,
+    struct chat_out *o, char **err)
+{
+	int roles[3], n = 0;
+	const char *contents[3];
+	if (start && sys && *sys) {
+		roles[n] = CHAT_SYSTEM;
+		contents[n++] = sys;
+	}
+	roles[n] = CHAT_USER;
+	contents[n++] = u;
+	if (a) {
+		roles[n] = CHAT_ASSISTANT;
+		contents[n++] = a;
+	}
+	return chat_tmpl_render(m, fam, roles, contents, n, start, a == NULL, 0, o, err);
+}
+
+/* Tokens of the window from message `first` in a family other than LLaMA-2.
+ * Stored ids of the window's first turn are used only when the window starts
+ * at the conversation's start (only that turn holds BOS and the system). */
+static int
+build_tmpl(struct chat *c, const struct engine_model *m, int fam, int first, struct chat_out *o, char **err)
+{
+	for (int k = first; k < c->n; k++) {
+		struct chat_msg *u = &c->msgs[k];
+		if (u->role != CHAT_USER)
+			return -1;
+		struct chat_msg *a = k + 1 < c->n ? &c->msgs[k + 1] : NULL;
+		int start = k == first;
+		int u_ok = u->ids && (!start || first == 0);
+		if (a && u_ok && a->ids) {
+			chat_out_ids(o, u->ids, u->n_ids);
+			chat_out_ids(o, a->ids, a->n_ids);
+		} else if (a) {
+			if (tmpl_unit(m, fam, c->system, start, u->content, a->content, o, err) != 0)
+				return -3;
+		} else if (u_ok) {
+			chat_out_ids(o, u->ids, u->n_ids);
+		} else {
+			int from = o->n;
+			if (tmpl_unit(m, fam, c->system, start, u->content, NULL, o, err) != 0)
+				return -3;
+			free(u->ids);
+			u->ids = NULL;
+			u->n_ids = 0;
+			if (!o->oom && (u->ids = malloc((size_t)(o->n - from + 1) * sizeof(int32_t))) != NULL) {
+				memcpy(u->ids, o->ids + from, (size_t)(o->n - from) * sizeof(int32_t));
+				u->n_ids = o->n - from;
+			}
+		}
+		if (a)
+			k++;
+	}
+	return o->oom ? -2 : 0;
+}
+
 /* Tokens of the window starting at message `first`. */
 static int
-build_from(struct chat *c, const struct engine_model *m, int first, struct out *o)
+build_from(struct chat *c, const struct engine_model *m, int first, struct chat_out *o, char **err)
 {
+	int fam = engine_model_of(m)->chat_family;
+	if (fam != CHAT_FAM_LLAMA2)
+		return build_tmpl(c, m, fam, first, o, err);
 	for (int k = first; k < c->n; k++) {
 		struct chat_msg *u = &c->msgs[k];
 		if (u->role != CHAT_USER)
@@ -320,8 +317,8 @@ build_from(struct chat *c, const struct engine_model *m, int first, struct out *
 		 * the first turn folds the system prompt, later ones do not. */
 		int u_ok = u->ids && (k != first || first == 0 || !sys);
 		if (a && u_ok && a->ids) {
-			out_ids(o, u->ids, u->n_ids);
-			out_ids(o, a->ids, a->n_ids);
+			chat_out_ids(o, u->ids, u->n_ids);
+			chat_out_ids(o, a->ids, a->n_ids);
 		} else if (a) {
 			size_t len;
 			char *t = turn_text(sys, u->content, a->content, &len);
@@ -330,7 +327,7 @@ build_from(struct chat *c, const struct engine_model *m, int first, struct out *
 			out_unit(o, m, t, len, 1);
 			free(t);
 		} else if (u_ok) {
-			out_ids(o, u->ids, u->n_ids);
+			chat_out_ids(o, u->ids, u->n_ids);
 		} else {
 			size_t len;
 			char *t = turn_text(sys, u->content, NULL, &len);
@@ -340,6 +337,9 @@ build_from(struct chat *c, const struct engine_model *m, int first, struct out *
 			out_unit(o, m, t, len, 0);
 			free(t);
 			/* Keep the open turn's tokens for storing and reuse. */
+			free(u->ids);
+			u->ids = NULL;
+			u->n_ids = 0;
 			if (!o->oom && (u->ids = malloc((size_t)(o->n - start) * sizeof(int32_t))) != NULL) {
 				memcpy(u->ids, o->ids + start, (size_t)(o->n - start) * sizeof(int32_t));
 				u->n_ids = o->n - start;
@@ -359,8 +359,12 @@ chat_build(struct chat *c, const struct engine_model *m, int n_ctx, int reserve,
 	if (c->n == 0 || c->msgs[c->n - 1].role != CHAT_USER)
 		return eng_errf(err, "the conversation must end with a user message");
 	for (;;) {
-		struct out o = { 0 };
-		int r = build_from(c, m, c->first, &o);
+		struct chat_out o = { 0 };
+		int r = build_from(c, m, c->first, &o, err);
+		if (r == -3) {
+			free(o.ids);
+			return -1;
+		}
 		if (r == -1) {
 			free(o.ids);
 			return eng_errf(err, "messages out of order (user and assistant must alternate)");

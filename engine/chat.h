@@ -1,6 +1,7 @@
 /*
- * chat.h: Meta's LLaMA-2 chat format and one conversation's token sequence
- * (engine/chat.c).
+ * chat.h: the chat formats (Meta's LLaMA-2 format in engine/chat.c, the
+ * other families' templates in engine/chat_tmpl.c) and one conversation's
+ * token sequence (engine/chat.c).
  */
 #ifndef ENGINE_CHAT_H
 #define ENGINE_CHAT_H
@@ -48,9 +49,27 @@ int chat_push(struct chat *c, int role, const char *content, const int32_t *ids,
 void chat_truncate(struct chat *c, int k);
 
 /*
+ * Chat templates: the family of the model's tokenizer.chat_template
+ * ("llama2", "llama3", "llama3.1", "mistral", "zephyr", "chatml"; a file
+ * without a template is "llama2"; "unknown" when the template is none of
+ * them: chat_render and chat_build then fail with a message naming
+ * --chat-template).  chat_tmpl_set overrides it by name (-1 with *err for an
+ * unknown name); chat_tmpl_set_date pins Llama 3.1's "Today Date" (NULL or
+ * "": today's date).  Call both before the model is used.
+ * chat_tmpl_reply_end is the id a reply is closed with in the family's
+ * format (<|eot_id|>, <|im_end|>, else EOS).
+ */
+const char *chat_tmpl_name(const struct engine_model *m);
+int chat_tmpl_set(struct engine_model *m, const char *name, char **err);
+void chat_tmpl_set_date(struct engine_model *m, const char *date);
+int32_t chat_tmpl_reply_end(const struct engine_model *m);
+
+/*
  * Render a dialog given as roles and contents exactly as Meta's
  * chat_completion: system optional and first, then user/assistant
- * alternating, ending with user.  Roles out of order: -1 with *err naming
+ * alternating, ending with user.  Other families: as the model's own
+ * template renders it (with the generation prompt), refused where that
+ * template refuses it; ids start with BOS unless the file says not to.  Roles out of order: -1 with *err naming
  * the message.  With text, *text gets the prompt as text with "<s>"/"</s>"
  * for BOS/EOS (malloc'd).
  */

@@ -7,6 +7,7 @@
  * step, which is what lets a conversation reuse its cached prefix.
  */
 #include "engine/engine.h"
+#include "common/clock.h"
 #include "engine/model.h"
 #include "engine/engine_int.h"
 #include "engine/gguf.h"
@@ -41,14 +42,6 @@ struct engine_ctx {
 	size_t all_cap;
 	int last_all;
 };
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Physical cores: distinct (package, core) pairs of the online CPUs. */
 static int
@@ -104,7 +97,7 @@ engine_open_tokenizer(const char *path, char **err)
 			*err = strdup("out of memory");
 		return NULL;
 	}
-	if ((m->tok = tok_load_bin(path, 0, err)) == NULL) {
+	if ((m->tok = tok_spm_load_bin(path, 0, err)) == NULL) {
 		free(m);
 		return NULL;
 	}
@@ -175,6 +168,18 @@ engine_close(struct engine_model *m)
 		return;
 	model_close(m->m);
 	free(m);
+}
+
+struct model *
+engine_model_of(const struct engine_model *em)
+{
+	return em->m;
+}
+
+int
+engine_is_eog(const struct engine_model *m, int32_t id)
+{
+	return tok_is_eog(m->m->tok, id);
 }
 
 const struct engine_info *
@@ -437,7 +442,9 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
     const struct engine_gen_params *gp, struct engine_gen_stats *st, int32_t **out_ids, int *n_out, char **err)
 {
 	const struct engine_model *em = c->em;
-	const int vocab = em->m->cfg.vocab_size, eos = tok_eos(em->m->tok);
+	const int vocab = em->m->cfg.vocab_size;
+	int n_eog;
+	const int32_t *eog = tok_eog(em->m->tok, &n_eog);
 	struct engine_gen_stats dummy;
 	if (st == NULL)
 		st = &dummy;
@@ -456,7 +463,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 			*err = NULL;
 		return -1;
 	}
-	double t0 = now_ms();
+	double t0 = clock_now_ms();
 	/* Reuse the cached prefix; the last prompt token is always run again
 	 * so that its logits are fresh. */
 	int common = engine_ctx_common_prefix(c, prompt, n);
@@ -466,7 +473,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	st->n_reused = common;
 	st->n_prompt = n - common;
 	int rc = decode_progress(c, prompt + common, n - common, 0, gp->stop, gp->on_progress, gp->ud, err);
-	st->prefill_ms = now_ms() - t0;
+	st->prefill_ms = clock_now_ms() - t0;
 	st->pp_tps = st->prefill_ms > 0 ? st->n_prompt / (st->prefill_ms / 1e3) : 0;
 	st->ctx_used = c->n_past;
 	if (rc < 0)
@@ -489,10 +496,11 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	tok_decoder_init(&dec, gp->strip_leading_space);
 	double t_first = 0;
 	for (;;) {
-		int from = c->n_past > 256 ? c->n_past - 256 : 0;
 		if (engine_sampler_params(smp)->ignore_eos)
-			c->rs.logits[eos] = -INFINITY;   /* our buffer: valid until the next decode */
-		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens + from, c->n_past - from);
+			for (int e = 0; e < n_eog; e++)   /* our buffer: valid until the next decode */
+				c->rs.logits[eog[e]] = -INFINITY;
+		/* The whole context: the sampler takes the last repeat_last_n of it. */
+		int32_t id = engine_sample(smp, engine_logits(c, 0), vocab, c->tokens, c->n_past);
 		if (id < 0) {
 			if (err)
 				*err = strdup("out of memory in the sampler");
@@ -511,10 +519,10 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 		}
 		out[ng++] = id;
 		if (ng == 1) {
-			t_first = now_ms();
+			t_first = clock_now_ms();
 			st->ttft_ms = t_first - t0;
 		}
-		if (id == eos) {
+		if (tok_is_eog(em->m->tok, id)) {   /* EOS, <|eot_id|>, <|im_end|> ... */
 			st->reason = ENGINE_STOP_EOS;
 			break;
 		}
@@ -548,7 +556,7 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 	if (len && gp->on_token)
 		gp->on_token(gp->ud, -1, text, len);
 	free(text);
-	double t_end = now_ms();
+	double t_end = clock_now_ms();
 	st->n_gen = ng;
 	st->gen_ms = ng ? t_end - t_first : 0;
 	st->tg_tps = ng > 1 && st->gen_ms > 0 ? (ng - 1) / (st->gen_ms / 1e3) : 0;

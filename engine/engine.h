@@ -68,6 +68,9 @@ size_t engine_detok_flush(struct engine_detok *d, char *out);
 size_t engine_detok_max(const struct engine_model *m);
 /* SentencePiece decode of a whole sequence (malloc'd). */
 char *engine_detokenize(const struct engine_model *m, const int32_t *ids, int n);
+/* An end-of-generation id: EOS, or one llama.cpp ends a turn at
+ * (<|eot_id|>, <|end_of_text|>, <|eom_id|>, <|im_end|> ...). */
+int engine_is_eog(const struct engine_model *m, int32_t id);
 /* A token's raw piece, for display of special tokens ("<s>"); NULL if out of range. */
 const char *engine_token_piece(const struct engine_model *m, int32_t id, size_t *len);
 
@@ -120,7 +123,7 @@ struct engine_sampling {
 	float top_p;              /* >= 1: off */
 	float min_p;              /* <= 0: off */
 	float repeat_penalty;     /* 1: off */
-	int repeat_last_n;
+	int repeat_last_n;        /* the penalty looks at the last N tokens of the context; 0: all */
 	uint64_t seed;            /* used as given; engine_sampling_default picks one */
 	int ignore_eos;           /* never choose EOS (replies end at -n or the window) */
 };

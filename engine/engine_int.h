@@ -12,5 +12,7 @@ struct kv_cache *engine_ctx_kv(struct engine_ctx *c);
 const struct engine_model *engine_ctx_model(const struct engine_ctx *c);
 /* Declare that the cache holds K/V for ids[0..n) (after a snapshot load). */
 void engine_ctx_set_tokens(struct engine_ctx *c, const int32_t *ids, int n);
+/* The model behind em (chat_tmpl.c reads the tokenizer and the family). */
+struct model *engine_model_of(const struct engine_model *em);
 
 #endif

@@ -352,14 +352,16 @@ rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 		o[i] = x[i] * scale * w[i];
 }
 
+/* ff: Llama 3.1's per-pair frequency divisors (rope_freqs.weight) or NULL. */
 static void
-rope(float *v, int n_heads, int head_dim, int rope_dim, int pos, float theta_scale)
+rope(float *v, int n_heads, int head_dim, int rope_dim, int pos, float theta_scale, const float *ff)
 {
 	for (int h = 0; h < n_heads; h++) {
 		float *hv = v + h * head_dim;
 		float theta = (float)pos;
 		for (int i = 0; i < rope_dim / 2; i++, theta *= theta_scale) {
-			float c = cosf(theta), s = sinf(theta);
+			float th = ff ? theta / ff[i] : theta;
+			float c = cosf(th), s = sinf(th);
 			float a = hv[2 * i], b = hv[2 * i + 1];
 			hv[2 * i] = a * c - b * s;
 			hv[2 * i + 1] = a * s + b * c;
@@ -452,8 +454,9 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 		matmul2or3(s, s->xb, n, s->q, &L->wq, s->k, &L->wk, s->v, &L->wv);
 		size_t layer_off = (size_t)l * kv->n_ctx * kv_dim;
 		for (int t = 0; t < n; t++) {
-			rope(s->q + (size_t)t * dim, c->n_heads, hd, c->rope_dim, pos + t, s->rope_scale);
-			rope(s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, c->rope_dim, pos + t, s->rope_scale);
+			rope(s->q + (size_t)t * dim, c->n_heads, hd, c->rope_dim, pos + t, s->rope_scale, m->rope_freqs.data);
+			rope(s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, c->rope_dim, pos + t, s->rope_scale,
+			    m->rope_freqs.data);
 			kv_put(kv, kv->k, layer_off + (size_t)(pos + t) * kv_dim, s->k + (size_t)t * kv_dim, kv_dim);
 			kv_put(kv, kv->v, layer_off + (size_t)(pos + t) * kv_dim, s->v + (size_t)t * kv_dim, kv_dim);
 		}

@@ -14,6 +14,7 @@
  * temporary file in the same folder (0600), fsync'd, then renamed over the
  * old one, so a crash leaves either the old snapshot or the new one.
  */
+#include "common/afile.h"
 #include "engine/engine.h"
 #include "engine/engine_int.h"
 
@@ -142,16 +143,13 @@ engine_ctx_save(struct engine_ctx *c, const char *path, char **err)
 	int n_past;
 	const int32_t *toks = engine_ctx_tokens(c, &n_past);
 	size_t es = kv->type == KV_F16 ? 2 : 4;
-	char *tmp;
-	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
-		return -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		if (err && asprintf(err, "%s: %s", tmp, strerror(errno)) < 0)
+	struct afile a;
+	if (afile_open(&a, path) != 0) {
+		if (err && asprintf(err, "%s: %s", path, strerror(errno)) < 0)
 			*err = NULL;
-		free(tmp);
 		return -1;
 	}
+	int fd = a.fd;
 	struct snap_header h;
 	memset(&h, 0, sizeof h);
 	memcpy(h.magic, SNAP_MAGIC, 8);
@@ -172,19 +170,15 @@ engine_ctx_save(struct engine_ctx *c, const char *path, char **err)
 		    write_all(fd, (char *)kv->v + off, (size_t)n_past * row, &cs);
 	}
 	h.checksum = csum_end(&cs);
-	if (rc == 0 && (pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || fsync(fd) != 0))
+	if (rc == 0 && pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
 		rc = -1;
 	int saved_errno = errno;
-	if (close(fd) != 0 && rc == 0)
+	if (rc != 0)
+		afile_abort(&a);
+	else if (afile_commit(&a) != 0)
 		rc = -1, saved_errno = errno;
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = -1, saved_errno = errno;
-	if (rc != 0) {
-		unlink(tmp);
-		if (err && asprintf(err, "%s: %s", path, strerror(saved_errno ? saved_errno : EIO)) < 0)
-			*err = NULL;
-	}
-	free(tmp);
+	if (rc != 0 && err && asprintf(err, "%s: %s", path, strerror(saved_errno ? saved_errno : EIO)) < 0)
+		*err = NULL;
 	return rc;
 }
 

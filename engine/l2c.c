@@ -9,7 +9,7 @@
  *   version 2:   as version 1 plus i32 group_size; norms float32, matrices
  *                int8 with one float scale per group (q then s, per tensor).
  *
- * The tokenizer is a separate tokenizer.bin (tok_load_bin).  Every tensor
+ * The tokenizer is a separate tokenizer.bin (tok_spm_load_bin).  Every tensor
  * bound here is checked to lie inside the mapping.
  */
 #include "engine/model.h"
@@ -230,7 +230,7 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 	/* Every piece in the file (n_vocab 0), so that a tokenizer made for
 	 * another vocabulary (the 32,000-piece tokenizer.bin beside a 512-token
 	 * model) is caught instead of silently cut to the model's size. */
-	m->tok = tok_load_bin(tpath, 0, &terr);
+	m->tok = tok_spm_load_bin(tpath, 0, &terr);
 	if (m->tok == NULL) {
 		free(tpath);
 		eng_errf(err, "tokenizer %s", terr ? terr : "unusable");

@@ -8,6 +8,7 @@
  * forward pass can index without checks.
  */
 #include "engine/model.h"
+#include "engine/chat_tmpl.h"
 #include "engine/errf.h"
 #include "engine/gguf.h"
 
@@ -54,6 +55,44 @@ gguf_str_is(const struct gguf *g, const char *key, const char *want, struct gguf
 	return gguf_str_eq(kv->v.str, want) ? 1 : 0;
 }
 
+/* Llama 3's byte-level BPE: tokenizer.ggml.pre and tokenizer.ggml.merges. */
+static int
+load_gguf_merges(struct model *m, char **err)
+{
+	const struct gguf *g = m->gguf;
+	const struct gguf_kv *pre = gguf_find(g, "tokenizer.ggml.pre");
+	const struct gguf_kv *mg = gguf_find(g, "tokenizer.ggml.merges");
+	char prebuf[64] = "";
+	if (pre && pre->type == GGUF_STRING)
+		snprintf(prebuf, sizeof prebuf, "%.*s", (int)(pre->v.str.len > 48 ? 48 : pre->v.str.len), pre->v.str.s);
+	if (mg == NULL || mg->type != GGUF_ARRAY || mg->arr_type != GGUF_STRING || mg->arr_n == 0 ||
+	    mg->arr_n > (1u << 24))
+		return eng_errf(err, "tokenizer.ggml.merges is missing or not a string array");
+	const char **ms = malloc(mg->arr_n * sizeof *ms);
+	uint32_t *ml = malloc(mg->arr_n * sizeof *ml);
+	if (ms == NULL || ml == NULL) {
+		free(ms);
+		free(ml);
+		return eng_errf(err, "out of memory");
+	}
+	uint64_t pos = 0, i = 0;
+	size_t off = 0;
+	struct gguf_str p;
+	for (; i < mg->arr_n && gguf_arr_str_next(mg, &pos, &off, &p); i++) {
+		ms[i] = p.s;
+		ml[i] = p.len > UINT32_MAX ? UINT32_MAX : (uint32_t)p.len;
+	}
+	char *terr = NULL;
+	int rc = tok_set_bpe(m->tok, pre && pre->type == GGUF_STRING ? prebuf : NULL, ms, ml, (int)i, &terr);
+	if (rc != 0) {
+		eng_errf(err, "%s", terr ? terr : "out of memory");
+		free(terr);
+	}
+	free(ms);
+	free(ml);
+	return rc;
+}
+
 static int
 load_gguf_vocab(struct model *m, char **err)
 {
@@ -62,9 +101,10 @@ load_gguf_vocab(struct model *m, char **err)
 	int r = gguf_str_is(g, "tokenizer.ggml.model", "llama", &s);
 	if (r < 0)
 		return eng_errf(err, "no tokenizer in the file (tokenizer.ggml.model missing)");
-	if (r == 0)
-		return eng_errf(err, "tokenizer '%.*s' is not supported (only the SentencePiece 'llama' tokenizer)",
-		    (int)(s.len > 32 ? 32 : s.len), s.s);
+	int bpe = r == 0 && gguf_str_eq(s, "gpt2");
+	if (r == 0 && !bpe)
+		return eng_errf(err, "tokenizer '%.*s' is not supported (only SentencePiece 'llama' and byte-level "
+		    "BPE 'gpt2')", (int)(s.len > 32 ? 32 : s.len), s.s);
 	const struct gguf_kv *tokens = gguf_find(g, "tokenizer.ggml.tokens");
 	const struct gguf_kv *scores = gguf_find(g, "tokenizer.ggml.scores");
 	const struct gguf_kv *types = gguf_find(g, "tokenizer.ggml.token_type");
@@ -105,6 +145,7 @@ load_gguf_vocab(struct model *m, char **err)
 	int ok = 1;
 	int64_t bos = gguf_get_int(g, "tokenizer.ggml.bos_token_id", 1, &ok);
 	int64_t eos = gguf_get_int(g, "tokenizer.ggml.eos_token_id", 2, &ok);
+	/* Byte-level vocabularies have no <unk>: id 0 stands in (never made). */
 	int64_t unk = gguf_get_int(g, "tokenizer.ggml.unknown_token_id", 0, &ok);
 	if (!ok || bos < 0 || eos < 0 || unk < 0 || bos >= (int64_t)n || eos >= (int64_t)n || unk >= (int64_t)n) {
 		eng_errf(err, "tokenizer special token ids are out of range");
@@ -117,6 +158,10 @@ load_gguf_vocab(struct model *m, char **err)
 		free(terr);
 		goto out;
 	}
+	int64_t add_bos = gguf_get_int(g, "tokenizer.ggml.add_bos_token", 1, &ok);
+	tok_set_add_bos(m->tok, ok ? add_bos != 0 : 1);
+	if (bpe && load_gguf_merges(m, err) != 0)
+		goto out;
 	rc = 0;
 out:
 	free(pieces);
@@ -188,6 +233,14 @@ model_load_gguf(struct model *m, const char *path, char **err)
 
 	if (load_gguf_vocab(m, err) != 0)
 		return -1;
+	/* The chat format: the file's template, LLaMA-2's when it has none. */
+	const struct gguf_kv *tmpl = gguf_find(g, "tokenizer.chat_template");
+	m->chat_family = CHAT_FAM_LLAMA2;
+	snprintf(m->chat_date_fmt, sizeof m->chat_date_fmt, "%%d %%b %%Y");
+	if (tmpl && tmpl->type == GGUF_STRING) {
+		m->chat_family = chat_tmpl_detect(tmpl->v.str.s, tmpl->v.str.len);
+		chat_tmpl_date_format(tmpl->v.str.s, tmpl->v.str.len, m->chat_date_fmt, sizeof m->chat_date_fmt);
+	}
 	c->vocab_size = tok_n_vocab(m->tok);
 
 	int kv_dim = c->head_dim * c->n_kv_heads;
@@ -200,6 +253,10 @@ model_load_gguf(struct model *m, const char *path, char **err)
 	} else {
 		m->output = m->tok_embd;
 	}
+	/* Llama 3.1's rope scaling: one divisor per rotated pair. */
+	if (gguf_find_tensor(g, "rope_freqs.weight") &&
+	    bind(m, "rope_freqs.weight", c->rope_dim / 2, 1, &m->rope_freqs, err))
+		return -1;
 	m->layers = calloc((size_t)layers, sizeof *m->layers);
 	if (m->layers == NULL)
 		return eng_errf(err, "out of memory");

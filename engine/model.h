@@ -56,8 +56,13 @@ struct model {
 	struct tensor tok_embd;   /* (dim, vocab) */
 	struct tensor out_norm;   /* (dim) F32 */
 	struct tensor output;     /* (dim -> vocab); tok_embd when tied */
+	struct tensor rope_freqs; /* (rope_dim/2) F32 frequency divisors (Llama 3.1); data NULL: none */
 	struct layer *layers;     /* n_layers */
 	struct tokenizer *tok;
+	int chat_family;          /* enum chat_family: from tokenizer.chat_template or --chat-template */
+	int chat_family_set;      /* chosen by the user, not the file */
+	char chat_date_fmt[24];   /* strftime format of the template's "Today Date" */
+	char chat_date[40];       /* a pinned date ("26 Jul 2024"); "": today */
 
 	struct gguf *gguf;        /* GGUF files: the parsed header + mapping */
 	void *map;                /* llama2.c files: the mapping */

@@ -5,7 +5,9 @@
  * top-p (on the softmax of the untempered logits), min-p, temperature, then
  * a draw from the remaining distribution.  temp <= 0 is greedy (argmax,
  * ties to the lowest id).  The random stream is splitmix64 seeded by the
- * caller, so a reply can be replayed from its stored seed.
+ * caller, so a reply can be replayed from its stored seed.  The
+ * repetition penalty looks at the last repeat_last_n of the recent tokens
+ * it is given (0: all of them).
  */
 #include "engine/engine.h"
 
@@ -140,14 +142,11 @@ engine_sample(struct engine_sampler *sm, const float *logits, int n_vocab, const
 		int from = s->repeat_last_n > 0 && n_recent > s->repeat_last_n ? n_recent - s->repeat_last_n : 0;
 		for (int i = from; i < n_recent; i++) {
 			int32_t id = recent[i];
-			if (id < 0 || id >= n_vocab)
+			if (id < 0 || id >= n_vocab || c[id].p != 0)
 				continue;
-			/* Penalize each distinct token once: skip repeats. */
-			int seen = 0;
-			for (int j = from; j < i && !seen; j++)
-				seen = recent[j] == id;
-			if (seen)
-				continue;
+			/* Penalize each distinct token once (p marks it; it is
+			 * recomputed below), in one pass however long the window. */
+			c[id].p = 1;
 			float *l = &c[id].logit;
 			*l = *l > 0 ? *l / s->repeat_penalty : *l * s->repeat_penalty;
 		}

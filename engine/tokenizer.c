@@ -1,82 +1,43 @@
 /*
- * tokenizer.c: LLaMA-2's SentencePiece BPE tokenizer: the vocabulary, the
- * encoder and the (streaming) decoder.
+ * tokenizer.c: a model's vocabulary and its special tokens, shared by the
+ * two encoders: tok_spm.c (SentencePiece, LLaMA-2,
+ * Mistral, TinyLlama) and tok_bpe.c (byte-level BPE, Llama 3).
  *
- * A struct tokenizer owns one blob holding every piece's bytes back to back
- * (each also NUL-terminated, so tok_piece can hand out C strings), per-id
- * arrays of offset, length, score, type and byte value, and an
- * open-addressing hash table from piece bytes to id (linear probing, at most
- * half full; on duplicate pieces the lowest id wins).  It is immutable after
- * tok_new, so any number of threads may encode and decode with it at once.
+ * A struct tokenizer (tok_int.h) owns one blob holding every piece's bytes
+ * back to back (each also NUL-terminated, so tok_piece can hand out C
+ * strings), per-id arrays of offset, length, score, type and byte value, and
+ * an open-addressing hash table from piece bytes to id (linear probing, at
+ * most half full; on duplicate pieces the lowest id wins).  It is immutable
+ * after tok_new (and tok_set_bpe), so any number of threads may encode and
+ * decode with it at once.
  *
- * Encoding reproduces SentencePiece's bpe_model.cc as LLaMA-2's model is
- * configured: the text is normalized (identity rules; a U+2581 dummy prefix;
- * every ASCII space becomes U+2581; a malformed UTF-8 byte becomes U+FFFD and
- * consumes one byte), cut into characters (or whole USER_DEFINED pieces,
- * which are frozen), and adjacent symbols are merged by a max-heap of
- * candidate pairs, best score first and the leftmost pair on ties.  Symbols
- * form a doubly linked list over one array and are always contiguous slices
- * of the normalized text, so a candidate is looked up without copying.  A
- * popped pair whose symbols have changed since it was pushed is stale and
- * dropped (merged symbols only grow, so a size check is enough).  Only
- * NORMAL, USER_DEFINED and UNUSED pieces can be formed; an UNUSED result is
- * split back into the pair that formed it.  What is left and is not a piece
- * falls back to <0xXX> byte tokens.
+ * Special tokens: text a user typed is never searched for them (tok_encode);
+ * only the parts of a prompt that a chat template wrote are
+ * (tok_encode_parts), as llama.cpp does with parse_special: every
+ * CONTROL, USER_DEFINED or UNKNOWN piece, longest first, is cut out of those
+ * parts, and the raw text between special tokens (template text and user
+ * text together) is encoded as one run.  A reply ends at any
+ * end-of-generation id: EOS and the pieces llama.cpp treats as ends of a turn.
  *
- * Decoding maps U+2581 to a space, byte tokens to raw bytes, control tokens to
- * nothing and UNKNOWN to " \u2047 ", drops the dummy-prefix space of the
- * first non-control piece, and replaces every byte that is not part of a
- * valid UTF-8 sequence by U+FFFD (SentencePiece's rule, which is stricter
- * than "any lead byte plus continuation bytes": overlong forms and
- * surrogates are invalid too).
+ * Decoding is tok_decode.c's, SentencePiece encoding (and llama2.c's
+ * tokenizer.bin) tok_spm.c's, byte-level BPE tok_bpe.c's.
  *
  * Nothing here prints or exits; errors come back as malloc'd strings.
  */
-#include "engine/tokenizer.h"
+#include "engine/tok_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-/* Longest piece tok_new accepts: LLaMA's longest is 16 bytes (27 in a
- * llama2.c file, where U+2581 is stored as a 1-byte space), so anything near
- * this is a broken or hostile vocabulary, not a real one. */
-#define TOK_MAX_PIECE (1u << 20)
 
 /* Text SentencePiece shows for an unknown piece: U+2047 between spaces. */
-static const char tok_unk_surface[] = " \xe2\x81\x87 ";
-static const char tok_replacement[] = "\xef\xbf\xbd";   /* U+FFFD */
-static const char tok_space_sym[] = "\xe2\x96\x81";     /* U+2581 */
 
-struct tokenizer {
-	int n;                  /* number of pieces */
-	int bos, eos, unk;
-	char *blob;             /* every piece, NUL-terminated */
-	size_t *off;            /* (n) offset of piece id in blob */
-	uint32_t *len;          /* (n) bytes of piece id */
-	float *score;           /* (n) merge priority, higher first */
-	unsigned char *type;    /* (n) enum tok_type */
-	unsigned char *byte;    /* (n) the byte of a TOK_BYTE piece */
-	int32_t *slot;          /* (mask + 1) ids, -1 for empty */
-	uint32_t mask;
-	int byte_id[256];       /* id of <0xXX>, -1 when absent */
-	int byte_fallback;      /* some BYTE piece exists */
-	int has_unused;         /* some UNUSED piece exists */
-	uint32_t max_len;       /* longest piece */
-	uint32_t max_merge;     /* longest piece a merge may form */
-	uint32_t *user_lens;    /* distinct USER_DEFINED lengths, descending */
-	int n_user_lens;
-};
 
-static void
+void
 tok_seterr(char **err, const char *fmt, ...)
 {
 	va_list ap;
@@ -113,7 +74,7 @@ tok_trail(unsigned char c)
  * A valid sequence needs the right number of continuation bytes and a code
  * point that is not overlong, not a surrogate and at most U+10FFFF.
  */
-static int
+int
 tok_utf8(const unsigned char *s, size_t n, size_t *mblen)
 {
 	unsigned c = s[0];
@@ -150,7 +111,7 @@ tok_utf8(const unsigned char *s, size_t n, size_t *mblen)
  * at the end is left unconsumed for a later call.  Returns the bytes written
  * (at most 3n) and stores the bytes consumed in *used.
  */
-static size_t
+size_t
 tok_put_text(const unsigned char *s, size_t n, int final, int unescape, char *out,
     size_t *used)
 {
@@ -162,10 +123,10 @@ tok_put_text(const unsigned char *s, size_t n, int final, int unescape, char *ou
 		if (r < 0 && !final)
 			break;
 		if (r <= 0) {
-			memcpy(out + w, tok_replacement, 3);
+			memcpy(out + w, TOK_REPLACEMENT, 3);
 			w += 3;
 			i++;
-		} else if (unescape && mblen == 3 && memcmp(s + i, tok_space_sym, 3) == 0) {
+		} else if (unescape && mblen == 3 && memcmp(s + i, TOK_SPACE_SYM, 3) == 0) {
 			out[w++] = ' ';
 			i += 3;
 		} else {
@@ -191,7 +152,7 @@ tok_hash(const char *s, size_t n)
 }
 
 /* Id of the piece spelled by the n bytes at s, of any type, or -1. */
-static int
+int
 tok_lookup(const struct tokenizer *t, const char *s, size_t n)
 {
 	uint32_t i = tok_hash(s, n) & t->mask;
@@ -222,7 +183,7 @@ tok_parse_byte(const char *s, size_t n)
 	return (int)((hi - hex) * 16 + (lo - hex));
 }
 
-static int
+int
 tok_mergeable(int type)
 {
 	return type == TOK_NORMAL || type == TOK_USER_DEFINED || type == TOK_UNUSED;
@@ -241,6 +202,8 @@ tok_free(struct tokenizer *t)
 	free(t->byte);
 	free(t->slot);
 	free(t->user_lens);
+	free(t->special);
+	tok_bpe_free(t->bpe);
 	free(t);
 }
 
@@ -250,6 +213,53 @@ tok_cmp_desc(const void *a, const void *b)
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
 	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int
+tok_cmp_special(const void *a, const void *b, void *arg)
+{
+	const struct tokenizer *t = arg;
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+
+	if (t->len[x] != t->len[y])
+		return t->len[x] < t->len[y] ? 1 : -1;
+	return x < y ? -1 : x > y;
+}
+
+/* Pieces llama.cpp ends a reply at besides EOS (as control tokens). */
+static const char *const tok_eog_names[] = {
+	"<|eot_id|>", "<|end_of_text|>", "<|eom_id|>", "</s>", "<|im_end|>", "<|endoftext|>",
+	"<|end|>", "<end_of_turn>",
+};
+
+/* The special-token list (longest first) and the end-of-generation set. */
+static int
+tok_specials(struct tokenizer *t)
+{
+	int i, k = 0;
+
+	t->add_bos = 1;
+	for (i = 0; i < t->n; i++)
+		if (t->len[i] > 0 && (t->type[i] == TOK_CONTROL || t->type[i] == TOK_USER_DEFINED ||
+		    t->type[i] == TOK_UNKNOWN))
+			k++;
+	t->special = malloc((size_t)(k ? k : 1) * sizeof *t->special);
+	if (t->special == NULL)
+		return -1;
+	for (i = 0, k = 0; i < t->n; i++)
+		if (t->len[i] > 0 && (t->type[i] == TOK_CONTROL || t->type[i] == TOK_USER_DEFINED ||
+		    t->type[i] == TOK_UNKNOWN))
+			t->special[k++] = i;
+	qsort_r(t->special, (size_t)k, sizeof *t->special, tok_cmp_special, t);
+	t->n_special = k;
+	t->eog[t->n_eog++] = t->eos;
+	for (i = 0; i < (int)(sizeof tok_eog_names / sizeof *tok_eog_names); i++) {
+		int id = tok_lookup(t, tok_eog_names[i], strlen(tok_eog_names[i]));
+		if (id >= 0 && id != t->eos && (t->type[id] == TOK_CONTROL || t->type[id] == TOK_USER_DEFINED) &&
+		    t->n_eog < TOK_MAX_EOG)
+			t->eog[t->n_eog++] = id;
+	}
+	return 0;
 }
 
 /*
@@ -395,164 +405,13 @@ tok_new(int n, const char *const *pieces, const uint32_t *lens, const float *sco
 				t->user_lens[j++] = t->user_lens[i];
 		t->n_user_lens = j;
 	}
+	if (tok_specials(t) < 0)
+		goto oom;
 	return t;
 oom:
 	tok_free(t);
 	tok_seterr(err, "out of memory for a vocabulary of %d pieces", n);
 	return NULL;
-}
-
-static int32_t
-tok_rd_i32(const unsigned char *p)
-{
-	int32_t v;
-
-	memcpy(&v, p, sizeof v);
-	return v;
-}
-
-/*
- * The file is mapped read-only and walked twice: once to validate every
- * record against the file size (so nothing is allocated from a length the
- * file merely claims), once to build the pieces.  llama2.c's export wrote
- * U+2581 as a plain space and BOS/EOS as "\n<s>\n" and "\n</s>\n"; both are
- * undone here so the vocabulary is the same as tokenizer.model's and GGUF's
- * (a real SentencePiece piece never holds a space: the normalizer escapes
- * them all).  The host is assumed little-endian, as llama2.c assumes.
- */
-struct tokenizer *
-tok_load_bin(const char *path, int n_vocab, char **err)
-{
-	struct tokenizer *t = NULL;
-	struct stat st;
-	unsigned char *map = NULL;
-	const char **pieces = NULL;
-	uint32_t *lens = NULL;
-	float *scores = NULL;
-	char *buf = NULL, *e = NULL;
-	size_t size = 0, o, extra = 0, bo, j;
-	int fd, count, maxlen, len, i;
-
-	if (err != NULL)
-		*err = NULL;
-	if (n_vocab < 0) {
-		tok_seterr(err, "%s: vocabulary size %d is negative", path, n_vocab);
-		return NULL;
-	}
-	fd = open(path, O_RDONLY);
-	if (fd < 0) {
-		tok_seterr(err, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0) {
-		tok_seterr(err, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		tok_seterr(err, "%s: not a regular file", path);
-		goto out;
-	}
-	size = (size_t)st.st_size;
-	if (size < 4) {
-		tok_seterr(err, "%s: truncated: %zu bytes, no header", path, size);
-		goto out;
-	}
-	map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED) {
-		map = NULL;
-		tok_seterr(err, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	maxlen = tok_rd_i32(map);
-	/* A SentencePiece tokenizer.model is a protobuf whose first field is
-	 * a piece (tag 0x0a, a varint length, then the piece's own 0x0a). */
-	if (size > 3 && map[0] == 0x0a && (map[1] & 0x80 ? map[2] < 0x80 && map[3] == 0x0a : map[2] == 0x0a) &&
-	    (maxlen <= 0 || (uint32_t)maxlen > TOK_MAX_PIECE)) {
-		tok_seterr(err, "%s: a SentencePiece tokenizer.model (protobuf), not a llama2.c tokenizer.bin: "
-		    "convert it with llama2.c's `python tokenizer.py -t FILE`, or use a GGUF model, which "
-		    "holds its tokenizer", path);
-		goto out;
-	}
-	if (maxlen <= 0 || (uint32_t)maxlen > TOK_MAX_PIECE) {
-		tok_seterr(err, "%s: max_token_length %d is not in 1..%u", path, maxlen,
-		    TOK_MAX_PIECE);
-		goto out;
-	}
-
-	for (count = 0, o = 4; n_vocab > 0 ? count < n_vocab : o < size; count++) {
-		if (size - o < 8) {
-			tok_seterr(err, "%s: truncated in the header of piece %d (byte %zu of %zu)",
-			    path, count, o, size);
-			goto out;
-		}
-		len = tok_rd_i32(map + o + 4);
-		if (len < 0) {
-			tok_seterr(err, "%s: piece %d has negative length %d", path, count, len);
-			goto out;
-		}
-		if (len > maxlen) {
-			tok_seterr(err, "%s: piece %d is %d bytes, over max_token_length %d",
-			    path, count, len, maxlen);
-			goto out;
-		}
-		if (size - o - 8 < (size_t)len) {
-			tok_seterr(err, "%s: truncated in piece %d (%d bytes at byte %zu of %zu)",
-			    path, count, len, o + 8, size);
-			goto out;
-		}
-		for (j = 0; j < (size_t)len; j++)
-			if (map[o + 8 + j] == ' ')
-				extra += 2;
-		o += 8 + (size_t)len;
-	}
-	if (count == 0) {
-		tok_seterr(err, "%s: no pieces", path);
-		goto out;
-	}
-
-	pieces = malloc((size_t)count * sizeof *pieces);
-	lens = malloc((size_t)count * sizeof *lens);
-	scores = malloc((size_t)count * sizeof *scores);
-	buf = malloc(size + extra);
-	if (!pieces || !lens || !scores || !buf) {
-		tok_seterr(err, "%s: out of memory for %d pieces", path, count);
-		goto out;
-	}
-	for (i = 0, o = 4, bo = 0; i < count; i++) {
-		const unsigned char *p = map + o + 8;
-
-		memcpy(&scores[i], map + o, sizeof(float));
-		len = tok_rd_i32(map + o + 4);
-		o += 8 + (size_t)len;
-		if ((i == 1 && len == 5 && memcmp(p, "\n<s>\n", 5) == 0) ||
-		    (i == 2 && len == 6 && memcmp(p, "\n</s>\n", 6) == 0)) {
-			p++;
-			len -= 2;
-		}
-		pieces[i] = buf + bo;
-		for (j = 0; j < (size_t)len; j++) {
-			if (p[j] == ' ') {
-				memcpy(buf + bo, tok_space_sym, 3);
-				bo += 3;
-			} else
-				buf[bo++] = (char)p[j];
-		}
-		lens[i] = (uint32_t)(buf + bo - pieces[i]);
-	}
-	t = tok_new(count, pieces, lens, scores, NULL, 1, 2, 0, &e);
-	if (t == NULL) {
-		tok_seterr(err, "%s: %s", path, e != NULL ? e : "out of memory");
-		free(e);
-	}
-out:
-	free(pieces);
-	free(lens);
-	free(scores);
-	free(buf);
-	if (map != NULL)
-		munmap(map, size);
-	close(fd);
-	return t;
 }
 
 int
@@ -598,192 +457,53 @@ tok_max_tokens(size_t len)
 	return 3 * len + 4;
 }
 
-struct tok_sym {
-	int32_t prev, next;     /* neighbours in the list, -1 at the ends */
-	uint32_t start, len;    /* slice of the normalized text; len 0: merged away */
-	int frozen;             /* a USER_DEFINED match: never merged */
-};
-
-struct tok_pair {
-	float score;
-	int32_t left, right;    /* symbol indices */
-	uint32_t size;          /* len of left + right when pushed */
-};
-
-struct tok_enc {
-	const struct tokenizer *t;
-	const char *norm;
-	struct tok_sym *sym;
-	struct tok_pair *heap;
-	size_t nheap, capheap;
-	int32_t *rev_left;      /* (n) for UNUSED ids: left length that formed it */
-	uint32_t *stack;        /* resegmentation work list, (start, len) pairs */
-	int32_t *out;
-	int nout;
-	int prev_unk;           /* the last id written came from an unknown symbol */
-};
-
-/* Heap order: higher score first, then the leftmost pair. */
-static int
-tok_before(const struct tok_pair *a, const struct tok_pair *b)
+int
+tok_kind(const struct tokenizer *t)
 {
-	if (a->score != b->score)
-		return a->score > b->score;
-	return a->left < b->left;
+	return t->kind;
 }
 
-static int
-tok_heap_push(struct tok_enc *e, struct tok_pair p)
+int
+tok_add_bos(const struct tokenizer *t)
 {
-	size_t i, parent;
+	return t->add_bos;
+}
 
-	if (e->nheap == e->capheap) {
-		size_t cap = e->capheap ? 2 * e->capheap : 64;
-		struct tok_pair *h = realloc(e->heap, cap * sizeof *h);
-		if (h == NULL)
-			return -1;
-		e->heap = h;
-		e->capheap = cap;
-	}
-	i = e->nheap++;
-	while (i > 0) {
-		parent = (i - 1) / 2;
-		if (!tok_before(&p, &e->heap[parent]))
-			break;
-		e->heap[i] = e->heap[parent];
-		i = parent;
-	}
-	e->heap[i] = p;
+void
+tok_set_add_bos(struct tokenizer *t, int add_bos)
+{
+	t->add_bos = add_bos != 0;
+}
+
+int
+tok_find(const struct tokenizer *t, const char *piece)
+{
+	return tok_lookup(t, piece, strlen(piece));
+}
+
+int
+tok_is_eog(const struct tokenizer *t, int id)
+{
+	for (int i = 0; i < t->n_eog; i++)
+		if (t->eog[i] == id)
+			return 1;
 	return 0;
 }
 
-static struct tok_pair
-tok_heap_pop(struct tok_enc *e)
+const int32_t *
+tok_eog(const struct tokenizer *t, int *n)
 {
-	struct tok_pair top = e->heap[0], last = e->heap[--e->nheap];
-	size_t i = 0, c, n = e->nheap;
-
-	while ((c = 2 * i + 1) < n) {
-		if (c + 1 < n && tok_before(&e->heap[c + 1], &e->heap[c]))
-			c++;
-		if (!tok_before(&e->heap[c], &last))
-			break;
-		e->heap[i] = e->heap[c];
-		i = c;
-	}
-	if (n > 0)
-		e->heap[i] = last;
-	return top;
+	*n = t->n_eog;
+	return t->eog;
 }
 
-/* Queue the merge of symbols l and r when it spells a mergeable piece. */
+/* Raw text of one run: SentencePiece adds its dummy prefix, BPE nothing. */
 static int
-tok_try_pair(struct tok_enc *e, int32_t l, int32_t r)
+tok_encode_raw(const struct tokenizer *t, const char *text, size_t len, int32_t *out)
 {
-	const struct tokenizer *t = e->t;
-	const struct tok_sym *a, *b;
-	struct tok_pair p;
-	int id;
-
-	if (l < 0 || r < 0)
+	if (len == 0)
 		return 0;
-	a = &e->sym[l];
-	b = &e->sym[r];
-	if (a->frozen || b->frozen || (uint64_t)a->len + b->len > t->max_merge)
-		return 0;
-	id = tok_lookup(t, e->norm + a->start, (size_t)a->len + b->len);
-	if (id < 0 || !tok_mergeable(t->type[id]))
-		return 0;
-	p.score = t->score[id];
-	p.left = l;
-	p.right = r;
-	p.size = a->len + b->len;
-	/* As in SentencePiece, the split recorded last is the one an UNUSED
-	 * piece is resegmented into. */
-	if (t->type[id] == TOK_UNUSED)
-		e->rev_left[id] = (int32_t)a->len;
-	return tok_heap_push(e, p);
-}
-
-/* Write the ids of one final piece of text: its id, or its bytes. */
-static void
-tok_emit_leaf(struct tok_enc *e, const char *s, size_t n)
-{
-	const struct tokenizer *t = e->t;
-	int id = tok_lookup(t, s, n);
-	size_t i;
-	int b;
-
-	if (id >= 0 && t->type[id] != TOK_UNKNOWN) {
-		e->out[e->nout++] = id;
-		e->prev_unk = 0;
-	} else if (t->byte_fallback) {
-		for (i = 0; i < n; i++) {
-			b = t->byte_id[(unsigned char)s[i]];
-			e->out[e->nout++] = b >= 0 ? b : t->unk;
-		}
-		e->prev_unk = 0;
-	} else if (!e->prev_unk) {
-		/* Without byte fallback SentencePiece folds a run of unknown
-		 * symbols into one unknown token. */
-		e->out[e->nout++] = t->unk;
-		e->prev_unk = 1;
-	}
-}
-
-/* Write the ids of a final symbol, splitting UNUSED pieces back into the
- * pairs that formed them, left part first. */
-static void
-tok_emit(struct tok_enc *e, uint32_t start, uint32_t len)
-{
-	const struct tokenizer *t = e->t;
-	size_t sp = 0;
-	int id;
-
-	if (!t->has_unused) {
-		tok_emit_leaf(e, e->norm + start, len);
-		return;
-	}
-	e->stack[sp++] = start;
-	e->stack[sp++] = len;
-	while (sp > 0) {
-		len = e->stack[--sp];
-		start = e->stack[--sp];
-		id = tok_lookup(t, e->norm + start, len);
-		if (id < 0 || t->type[id] != TOK_UNUSED || e->rev_left[id] <= 0 ||
-		    (uint32_t)e->rev_left[id] >= len) {
-			tok_emit_leaf(e, e->norm + start, len);
-			continue;
-		}
-		e->stack[sp++] = start + (uint32_t)e->rev_left[id];
-		e->stack[sp++] = len - (uint32_t)e->rev_left[id];
-		e->stack[sp++] = start;
-		e->stack[sp++] = (uint32_t)e->rev_left[id];
-	}
-}
-
-/* Length of the symbol starting at norm[i]: the longest USER_DEFINED piece
- * there, else one (already valid) UTF-8 character. */
-static uint32_t
-tok_symbol_len(const struct tokenizer *t, const char *norm, size_t i, size_t n, int *frozen)
-{
-	unsigned char c = (unsigned char)norm[i];
-	size_t l;
-	int k, id;
-
-	*frozen = 0;
-	for (k = 0; k < t->n_user_lens; k++) {
-		l = t->user_lens[k];
-		if (l > n - i)
-			continue;
-		id = tok_lookup(t, norm + i, l);
-		if (id >= 0 && t->type[id] == TOK_USER_DEFINED) {
-			*frozen = 1;
-			return (uint32_t)l;
-		}
-	}
-	l = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-	return (uint32_t)(l < n - i ? l : n - i);
+	return t->kind == TOK_KIND_BPE ? tok_bpe_encode(t, text, len, out) : tok_spm_encode(t, text, len, out);
 }
 
 /*
@@ -793,262 +513,129 @@ tok_symbol_len(const struct tokenizer *t, const char *norm, size_t i, size_t n, 
 int
 tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_bos, int32_t *out)
 {
-	const unsigned char *s = (const unsigned char *)text;
-	struct tok_enc e;
-	char *norm = NULL;
-	size_t i, n, mblen;
-	uint32_t nsym = 0, k;
-	int ret = -1;
+	int n = 0, r;
 
 	if (len > ((size_t)INT_MAX - 4) / 3)
 		return -1;
-	memset(&e, 0, sizeof e);
-	e.t = t;
-	e.out = out;
 	if (add_bos)
-		out[e.nout++] = t->bos;
-	if (len == 0)
-		return e.nout;
-
-	/* Normalize: dummy prefix, spaces escaped, malformed bytes replaced. */
-	norm = malloc(3 * len + 3);
-	e.sym = malloc((len + 1) * sizeof *e.sym);
-	if (norm == NULL || e.sym == NULL)
-		goto done;
-	memcpy(norm, tok_space_sym, 3);
-	n = 3;
-	for (i = 0; i < len; i += mblen) {
-		if (s[i] == ' ') {
-			memcpy(norm + n, tok_space_sym, 3);
-			n += 3;
-			mblen = 1;
-		} else if (tok_utf8(s + i, len - i, &mblen) == 1) {
-			memcpy(norm + n, s + i, mblen);
-			n += mblen;
-		} else {
-			memcpy(norm + n, tok_replacement, 3);
-			n += 3;
-			mblen = 1;
-		}
-	}
-	e.norm = norm;
-
-	/* Split into symbols and queue every adjacent pair. */
-	for (i = 0; i < n; i += e.sym[nsym++].len) {
-		struct tok_sym *y = &e.sym[nsym];
-		y->start = (uint32_t)i;
-		y->len = tok_symbol_len(t, norm, i, n, &y->frozen);
-		y->prev = (int32_t)nsym - 1;
-		y->next = i + y->len < n ? (int32_t)nsym + 1 : -1;
-	}
-	if (t->has_unused) {
-		e.rev_left = calloc((size_t)t->n, sizeof *e.rev_left);
-		e.stack = malloc(2 * ((size_t)t->max_merge + 1) * sizeof *e.stack);
-		if (e.rev_left == NULL || e.stack == NULL)
-			goto done;
-	}
-	for (k = 0; k + 1 < nsym; k++)
-		if (tok_try_pair(&e, (int32_t)k, (int32_t)k + 1) < 0)
-			goto done;
-
-	/* Merge the best pair until none is left. */
-	while (e.nheap > 0) {
-		struct tok_pair p = tok_heap_pop(&e);
-		struct tok_sym *l = &e.sym[p.left], *r = &e.sym[p.right];
-
-		if (l->len == 0 || r->len == 0 || l->len + r->len != p.size)
-			continue;
-		l->len += r->len;
-		r->len = 0;
-		l->next = r->next;
-		if (r->next >= 0)
-			e.sym[r->next].prev = p.left;
-		if (tok_try_pair(&e, l->prev, p.left) < 0 ||
-		    tok_try_pair(&e, p.left, l->next) < 0)
-			goto done;
-	}
-
-	for (k = 0; k < nsym; k = e.sym[k].next >= 0 ? (uint32_t)e.sym[k].next : nsym)
-		tok_emit(&e, e.sym[k].start, e.sym[k].len);
-	ret = e.nout;
-done:
-	free(norm);
-	free(e.sym);
-	free(e.heap);
-	free(e.rev_left);
-	free(e.stack);
-	return ret;
+		out[n++] = t->bos;
+	r = tok_encode_raw(t, text, len, out + n);
+	return r < 0 ? -1 : n + r;
 }
 
-/* ------------------------------------------------------------- decoding */
+/* A piece of the prompt: raw text (id -1; special: may hold special
+ * tokens) or one special token. */
+struct tok_frag {
+	int32_t id;
+	int special;
+	size_t off, len;
+};
 
-void
-tok_decoder_init(struct tok_decoder *d, int strip_leading_space)
-{
-	memset(d, 0, sizeof *d);
-	d->strip_space = strip_leading_space != 0;
-}
-
-/*
- * One push may release up to 3 held bytes as U+FFFD (9 bytes) and then
- * write a piece (each byte at most 3), the unknown surface (5) or up to 4
- * buffered bytes as U+FFFD (12).  One byte more leaves room for the NUL
- * that push and flush write after the text.
- */
-size_t
-tok_decoder_max(const struct tokenizer *t)
-{
-	size_t piece = 3 * (size_t)t->max_len;
-
-	return 9 + (piece > 12 ? piece : 12) + 1;
-}
-
-size_t
-tok_decoder_flush(struct tok_decoder *d, char *out)
-{
-	size_t used, w;
-
-	w = tok_put_text(d->pend, (size_t)d->npend, 1, 0, out, &used);
-	d->npend = 0;
-	out[w] = '\0';
-	return w;
-}
-
-/*
- * An id out of range is treated like a control token: it writes nothing but,
- * like any non-byte token, ends the run of byte tokens before it.
- */
-size_t
-tok_decoder_push(const struct tokenizer *t, struct tok_decoder *d, int id, char *out)
-{
-	const unsigned char *p;
-	size_t w, used, n;
-	int type;
-
-	if (id >= 0 && id < t->n && t->type[id] == TOK_BYTE) {
-		d->pend[d->npend++] = t->byte[id];
-		d->strip_space = 0;
-		w = tok_put_text(d->pend, (size_t)d->npend, 0, 0, out, &used);
-		memmove(d->pend, d->pend + used, (size_t)d->npend - used);
-		d->npend -= (int)used;
-		out[w] = '\0';
-		return w;
-	}
-	w = tok_decoder_flush(d, out);
-	if (id < 0 || id >= t->n)
-		return w;
-	type = t->type[id];
-	if (type == TOK_CONTROL)
-		return w;
-	if (type == TOK_UNKNOWN) {
-		memcpy(out + w, tok_unk_surface, sizeof tok_unk_surface - 1);
-		w += sizeof tok_unk_surface - 1;
-	} else {
-		p = (const unsigned char *)t->blob + t->off[id];
-		n = t->len[id];
-		if (d->strip_space && n >= 3 && memcmp(p, tok_space_sym, 3) == 0) {
-			p += 3;
-			n -= 3;
-		}
-		w += tok_put_text(p, n, 1, 1, out + w, &used);
-	}
-	d->strip_space = 0;
-	out[w] = '\0';
-	return w;
-}
-
-struct tok_buf {
-	char *s;
+struct tok_frags {
+	struct tok_frag *f;
 	size_t n, cap;
 };
 
-/* Make room for more bytes; 0 or -1 when memory runs out. */
 static int
-tok_buf_reserve(struct tok_buf *b, size_t more)
+tok_frags_add(struct tok_frags *v, int32_t id, int special, size_t off, size_t len)
 {
-	size_t cap;
-	char *s;
-
-	if (b->cap - b->n >= more)
-		return 0;
-	cap = b->cap ? b->cap : 256;
-	while (cap - b->n < more) {
-		if (cap > SIZE_MAX / 2)
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? 2 * v->cap : 16;
+		struct tok_frag *f = realloc(v->f, cap * sizeof *f);
+		if (f == NULL)
 			return -1;
-		cap *= 2;
+		v->f = f;
+		v->cap = cap;
 	}
-	s = realloc(b->s, cap);
-	if (s == NULL)
-		return -1;
-	b->s = s;
-	b->cap = cap;
-	return 0;
-}
-
-/* Write the collected run of byte tokens out as text. */
-static int
-tok_buf_bytes(struct tok_buf *out, struct tok_buf *run)
-{
-	size_t used;
-
-	if (tok_buf_reserve(out, 3 * run->n + 1) < 0)
-		return -1;
-	out->n += tok_put_text((const unsigned char *)run->s, run->n, 1, 0, out->s + out->n, &used);
-	run->n = 0;
+	v->f[v->n++] = (struct tok_frag){ id, special, off, len };
 	return 0;
 }
 
 /*
- * Written the way SentencePiece's decoder works rather than on top of the
- * streaming decoder, so the tests can hold the two against each other: a
- * whole run of byte tokens is collected and converted at once.
+ * llama.cpp's tokenizer_st_partition: for each special piece, longest first,
+ * every template-written raw fragment is cut at each of its occurrences.
+ * Then each run of adjacent raw fragments is encoded as one text.
  */
-char *
-tok_decode(const struct tokenizer *t, const int32_t *ids, int n)
+int
+tok_encode_parts(const struct tokenizer *t, const struct tok_part *parts, int n, int32_t **ids)
 {
-	struct tok_buf out = { NULL, 0, 0 }, run = { NULL, 0, 0 };
-	const unsigned char *p;
-	size_t len, used;
-	int i, id, strip = 1;
+	struct tok_frags a = { NULL, 0, 0 }, b = { NULL, 0, 0 }, tmp;
+	size_t total = 0, off = 0, cap;
+	char *all = NULL;
+	int32_t *out = NULL;
+	int nout = 0, i, r;
 
+	*ids = NULL;
 	for (i = 0; i < n; i++) {
-		id = ids[i];
-		if (id >= 0 && id < t->n && t->type[id] == TOK_BYTE) {
-			if (tok_buf_reserve(&run, 1) < 0)
-				goto oom;
-			run.s[run.n++] = (char)t->byte[id];
-			strip = 0;
-			continue;
-		}
-		if (tok_buf_bytes(&out, &run) < 0)
-			goto oom;
-		if (id < 0 || id >= t->n || t->type[id] == TOK_CONTROL)
-			continue;
-		if (t->type[id] == TOK_UNKNOWN) {
-			if (tok_buf_reserve(&out, sizeof tok_unk_surface) < 0)
-				goto oom;
-			memcpy(out.s + out.n, tok_unk_surface, sizeof tok_unk_surface - 1);
-			out.n += sizeof tok_unk_surface - 1;
-		} else {
-			p = (const unsigned char *)t->blob + t->off[id];
-			len = t->len[id];
-			if (strip && len >= 3 && memcmp(p, tok_space_sym, 3) == 0) {
-				p += 3;
-				len -= 3;
-			}
-			if (tok_buf_reserve(&out, 3 * len + 1) < 0)
-				goto oom;
-			out.n += tok_put_text(p, len, 1, 1, out.s + out.n, &used);
-		}
-		strip = 0;
+		if (parts[i].len > ((size_t)INT_MAX - 4) / 6 - total)
+			return -1;
+		total += parts[i].len;
 	}
-	if (tok_buf_bytes(&out, &run) < 0 || tok_buf_reserve(&out, 1) < 0)
-		goto oom;
-	out.s[out.n] = '\0';
-	free(run.s);
-	return out.s;
-oom:
-	free(out.s);
-	free(run.s);
-	return NULL;
+	all = malloc(total + 1);
+	if (all == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		memcpy(all + off, parts[i].s, parts[i].len);
+		if (parts[i].len && tok_frags_add(&a, -1, parts[i].special, off, parts[i].len) < 0)
+			goto fail;
+		off += parts[i].len;
+	}
+	for (int k = 0; k < t->n_special; k++) {
+		int32_t id = t->special[k];
+		const char *p = t->blob + t->off[id];
+		size_t pl = t->len[id];
+		b.n = 0;
+		for (size_t j = 0; j < a.n; j++) {
+			struct tok_frag f = a.f[j];
+			const char *hit;
+			if (f.id >= 0 || !f.special || f.len < pl) {
+				if (tok_frags_add(&b, f.id, f.special, f.off, f.len) < 0)
+					goto fail;
+				continue;
+			}
+			while (f.len > 0 && (hit = memmem(all + f.off, f.len, p, pl)) != NULL) {
+				size_t before = (size_t)(hit - (all + f.off));
+				if ((before && tok_frags_add(&b, -1, 1, f.off, before) < 0) ||
+				    tok_frags_add(&b, id, 0, f.off + before, pl) < 0)
+					goto fail;
+				f.off += before + pl;
+				f.len -= before + pl;
+			}
+			if (f.len && tok_frags_add(&b, -1, 1, f.off, f.len) < 0)
+				goto fail;
+		}
+		tmp = a;
+		a = b;
+		b = tmp;
+	}
+	/* Each run can add a dummy prefix (three byte tokens) to its 3 ids a
+	 * byte; each special token is one id. */
+	cap = tok_max_tokens(total) + 4 * a.n;
+	out = malloc(cap * sizeof *out);
+	if (out == NULL)
+		goto fail;
+	for (size_t j = 0; j < a.n;) {
+		if (a.f[j].id >= 0) {
+			out[nout++] = a.f[j++].id;
+			continue;
+		}
+		size_t s0 = a.f[j].off, e0 = s0;
+		while (j < a.n && a.f[j].id < 0)
+			e0 = a.f[j].off + a.f[j].len, j++;
+		r = tok_encode_raw(t, all + s0, e0 - s0, out + nout);
+		if (r < 0)
+			goto fail;
+		nout += r;
+	}
+	free(all);
+	free(a.f);
+	free(b.f);
+	*ids = out;
+	return nout;
+fail:
+	free(all);
+	free(a.f);
+	free(b.f);
+	free(out);
+	return -1;
 }

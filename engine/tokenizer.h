@@ -1,7 +1,10 @@
 /*
- * tokenizer.h: the SentencePiece BPE tokenizer of LLaMA-2, built from a
- * vocabulary read out of a GGUF file or a llama2.c tokenizer.bin.
+ * tokenizer.h: a model's tokenizer, built from a vocabulary read out of a
+ * GGUF file or a llama2.c tokenizer.bin: SentencePiece BPE (LLaMA-2,
+ * Mistral, TinyLlama: tok_spm.c) or byte-level BPE (Llama 3: tok_bpe.c,
+ * after tok_set_bpe).
  *
+ * SentencePiece:
  * Encoding follows SentencePiece (bpe_model.cc) as LLaMA-2's tokenizer.model
  * configures it: identity normalization, spaces escaped as U+2581 with a dummy
  * prefix, pieces merged pairwise by highest score (ties to the left), only
@@ -29,6 +32,8 @@ enum tok_type {
 	TOK_BYTE = 6,
 };
 
+enum tok_kind { TOK_KIND_SPM = 0, TOK_KIND_BPE = 1 };
+
 struct tokenizer;
 
 /*
@@ -46,8 +51,26 @@ struct tokenizer *tok_new(int n, const char *const *pieces, const uint32_t *lens
  * many pieces; 0 reads until end of file.  bos=1, eos=2, unk=0.  NULL with
  * *err = "<path>: <what is wrong>" on a missing, truncated or hostile file.
  */
-struct tokenizer *tok_load_bin(const char *path, int n_vocab, char **err);
+struct tokenizer *tok_spm_load_bin(const char *path, int n_vocab, char **err);
 void tok_free(struct tokenizer *t);
+/*
+ * Make t a byte-level BPE tokenizer (GGUF tokenizer.ggml.model "gpt2"):
+ * pre is tokenizer.ggml.pre (only "llama-bpe" is known), merges[i] the i-th
+ * "A B" of tokenizer.ggml.merges (lens[i] bytes; read, not kept).  -1 with
+ * *err naming the problem (an unknown pre is named); t is then unchanged.
+ */
+int tok_set_bpe(struct tokenizer *t, const char *pre, const char *const *merges, const uint32_t *lens, int n,
+    char **err);
+int tok_kind(const struct tokenizer *t);
+/* tokenizer.ggml.add_bos_token (1 unless the file says otherwise). */
+int tok_add_bos(const struct tokenizer *t);
+void tok_set_add_bos(struct tokenizer *t, int add_bos);
+/* Id of the piece spelled exactly piece, or -1. */
+int tok_find(const struct tokenizer *t, const char *piece);
+/* End-of-generation ids: EOS plus the control pieces llama.cpp ends a turn
+ * at (<|eot_id|>, <|end_of_text|>, <|eom_id|>, </s>, <|im_end|> ...). */
+int tok_is_eog(const struct tokenizer *t, int id);
+const int32_t *tok_eog(const struct tokenizer *t, int *n);
 
 int tok_n_vocab(const struct tokenizer *t);
 int tok_bos(const struct tokenizer *t);
@@ -59,9 +82,25 @@ const char *tok_piece(const struct tokenizer *t, int id, size_t *len);
 size_t tok_max_tokens(size_t len);
 /*
  * Encode len bytes of text, BOS first if add_bos.  out must hold
- * tok_max_tokens(len) ids.  Returns the number of ids written.
+ * tok_max_tokens(len) ids.  Returns the number of ids written (-1: out of
+ * memory).  Special tokens are never parsed: "<|eot_id|>" is ordinary text.
  */
 int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_bos, int32_t *out);
+
+/* One piece of a prompt: text a template wrote (special = 1: special tokens
+ * in it become their ids) or that a user wrote (special = 0). */
+struct tok_part {
+	const char *s;
+	size_t len;
+	int special;
+};
+/*
+ * Encode the concatenation of n parts as llama.cpp tokenizes a chat prompt
+ * with parse_special, except that only parts marked special are searched for
+ * special tokens.  No BOS is added.  *ids is malloc'd; returns the count or
+ * -1 (out of memory).
+ */
+int tok_encode_parts(const struct tokenizer *t, const struct tok_part *parts, int n, int32_t **ids);
 
 struct tok_decoder {
 	unsigned char pend[4];   /* bytes of an incomplete UTF-8 sequence */

@@ -55,14 +55,43 @@ struct worker {
 	atomic_int stop;
 	atomic_int stop_upto;
 	int cur_seq;
+	/* Requests whose last event could not be queued (out of memory): the
+	 * caller gets an error event for each instead (see post). */
+	int lost_seq[16];
+	int n_lost;
 };
 
+static void
+wake(struct worker *w)
+{
+	uint64_t one = 1;
+	while (write(w->efd, &one, sizeof one) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Queue ev for the caller.  When there is no memory for it, a progress or
+ * token event is dropped (the reply's ids and text come whole with
+ * WEV_DONE), but the event that ends a request (DONE, ERROR, LOADED) must
+ * not be lost, or the caller waits for ever: its request is stopped and
+ * remembered in lost_seq, and worker_poll hands out an error for it.
+ */
 static void
 post(struct worker *w, struct worker_event *ev)
 {
 	struct ev_node *n = calloc(1, sizeof *n);
 	if (n == NULL) {
+		int final = ev->type == WEV_DONE || ev->type == WEV_ERROR || ev->type == WEV_LOADED;
 		worker_event_free(ev);
+		if (final) {
+			pthread_mutex_lock(&w->mu);
+			if (w->n_lost < (int)(sizeof w->lost_seq / sizeof w->lost_seq[0]))
+				w->lost_seq[w->n_lost++] = ev->seq;
+			pthread_mutex_unlock(&w->mu);
+			wake(w);
+		} else if (ev->type == WEV_TOKEN) {
+			atomic_store(&w->stop, 1);   /* the text would have a hole: end the reply */
+		}
 		return;
 	}
 	n->ev = *ev;
@@ -73,9 +102,7 @@ post(struct worker *w, struct worker_event *ev)
 		w->ev_head = n;
 	w->ev_tail = n;
 	pthread_mutex_unlock(&w->mu);
-	uint64_t one = 1;
-	while (write(w->efd, &one, sizeof one) < 0 && errno == EINTR)
-		;
+	wake(w);
 }
 
 static void
@@ -114,7 +141,6 @@ on_progress(void *ud, int done, int total)
 static void
 generate(struct worker *w, const struct req *r, int user_added)
 {
-	const struct engine_info *in = engine_info(w->m);
 	int n_ctx = engine_ctx_size(w->ctx);
 	/* Room kept for the reply: what was asked, within a quarter window. */
 	int reserve = r->max_tokens > 0 ? r->max_tokens : 256;
@@ -123,7 +149,12 @@ generate(struct worker *w, const struct req *r, int user_added)
 	int32_t *ids = NULL;
 	int n = 0, dropped = 0;
 	char *err = NULL;
+	/* chat_build may move the window's start before it finds that the
+	 * last message cannot fit: a failed request leaves the window as it
+	 * was. */
+	int first = w->chat.first;
 	if (chat_build(&w->chat, w->m, n_ctx, reserve, &ids, &n, &dropped, &err) != 0) {
+		w->chat.first = first;
 		if (user_added)
 			chat_truncate(&w->chat, w->chat.n - 1);
 		post_error(w, err);
@@ -159,9 +190,10 @@ generate(struct worker *w, const struct req *r, int user_added)
 		free(out);
 		return;
 	}
-	/* A reply is always closed by EOS, also when stopped or cut short, so
-	 * the next turn's BOS follows a finished exchange. */
-	if (n_out == 0 || out[n_out - 1] != in->eos) {
+	/* A reply is always closed by an end-of-generation token (the
+	 * family's: EOS, <|eot_id|>, <|im_end|>), also when stopped or cut
+	 * short, so the next turn follows a finished exchange. */
+	if (n_out == 0 || !engine_is_eog(w->m, out[n_out - 1])) {
 		int32_t *no = realloc(out, (size_t)(n_out + 1) * sizeof *no);
 		if (no == NULL) {
 			free(out);
@@ -169,7 +201,7 @@ generate(struct worker *w, const struct req *r, int user_added)
 			return;
 		}
 		out = no;
-		out[n_out++] = in->eos;
+		out[n_out++] = chat_tmpl_reply_end(w->m);
 	}
 	char *text = engine_detokenize(w->m, out, n_out);
 	chat_push(&w->chat, CHAT_ASSISTANT, text ? text : "", out, n_out);
@@ -209,10 +241,25 @@ load(struct worker *w, struct req *r)
 					}
 				}
 				engine_ctx_truncate(w->ctx, keep);
+				int rc = 0;
+				char *derr = NULL;
 				if (want > keep)
-					engine_decode(w->ctx, ids + keep, want - keep, 0, &w->stop, NULL);
-				ev.done = want - keep;
-				ev.total = want;
+					rc = engine_decode(w->ctx, ids + keep, want - keep, 0, &w->stop, &derr);
+				if (rc != 0) {
+					/* Stopped or failed: the cache holds what it holds, and
+					 * the next request computes the rest. */
+					int n_in;
+					engine_ctx_tokens(w->ctx, &n_in);
+					if (rc < 0 && ev.text == NULL)
+						ev.text = derr;
+					else
+						free(derr);
+					ev.done = n_in > keep ? n_in - keep : 0;
+					ev.total = n_in;
+				} else {
+					ev.done = want - keep;
+					ev.total = want;
+				}
 			}
 			chat_truncate(&w->chat, w->chat.n - 1);
 		}
@@ -548,12 +595,22 @@ worker_poll(struct worker *w, struct worker_event *ev)
 		if (w->ev_head == NULL)
 			w->ev_tail = NULL;
 	}
-	int more = w->ev_head != NULL;
+	int lost = 0;
+	if (n == NULL && w->n_lost > 0) {
+		lost = w->lost_seq[0];
+		memmove(w->lost_seq, w->lost_seq + 1, (size_t)--w->n_lost * sizeof w->lost_seq[0]);
+	}
+	int more = w->ev_head != NULL || w->n_lost > 0;
 	pthread_mutex_unlock(&w->mu);
-	if (more) {
-		uint64_t one = 1;   /* keep the fd readable for the rest */
-		while (write(w->efd, &one, sizeof one) < 0 && errno == EINTR)
-			;
+	if (more)
+		wake(w);   /* keep the fd readable for the rest */
+	if (lost) {
+		memset(ev, 0, sizeof *ev);
+		ev->type = WEV_ERROR;
+		ev->seq = lost;
+		ev->text = strdup("out of memory in the inference thread");
+		ev->len = ev->text ? strlen(ev->text) : 0;
+		return 1;
 	}
 	if (n == NULL)
 		return 0;

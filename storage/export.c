@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/afile.h"
+#include "common/utf8.h"
 #include "storage/db_int.h"
 
 /* Enough digits that any real read from text prints back the same text. */
@@ -114,38 +116,6 @@ export_time_local(int64_t t, char *buf, size_t size)
 
 /* ---- JSON ----------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static int
-export_utf8_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	int n;
-	uint32_t cp;
-	if ((s[0] & 0xE0) == 0xC0) {
-		n = 2;
-		cp = s[0] & 0x1F;
-	} else if ((s[0] & 0xF0) == 0xE0) {
-		n = 3;
-		cp = s[0] & 0x0F;
-	} else if ((s[0] & 0xF8) == 0xF0) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (int i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3F);
-	}
-	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-	if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 /*
  * A JSON string for s.  JSON text must be Unicode, but a reply cut off by
  * kill -9 can end inside a multi-byte character: such bytes become U+FFFD
@@ -156,23 +126,19 @@ export_str(const char *s)
 {
 	if (s == NULL)
 		return json_null();
-	const unsigned char *u = (const unsigned char *)s;
-	size_t len = strlen(s), i = 0;
-	int l;
-	while (i < len && (l = export_utf8_len(u + i)) > 0)
-		i += (size_t)l;
-	if (i == len)
+	size_t len = strlen(s), i, l;
+	if (utf8_valid(s, len))
 		return json_stringn(s, len);
 	char *fixed = malloc(len * 3 + 1);
 	if (fixed == NULL)
 		return NULL;
 	size_t o = 0;
 	for (i = 0; i < len;) {
-		l = export_utf8_len(u + i);
+		l = utf8_seq_len(s + i, len - i);
 		if (l > 0) {
-			memcpy(fixed + o, s + i, (size_t)l);
-			o += (size_t)l;
-			i += (size_t)l;
+			memcpy(fixed + o, s + i, l);
+			o += l;
+			i += l;
 		} else {
 			memcpy(fixed + o, "\xef\xbf\xbd", 3);
 			o += 3;
@@ -536,7 +502,7 @@ int
 export_file(const struct db_conv *c, enum export_format f, const char *path, int force,
     char **err)
 {
-	char *tmp = NULL;
+	struct afile a = { .fd = -1 };
 	int fd;
 
 	if (!force) {
@@ -550,16 +516,15 @@ export_file(const struct db_conv *c, enum export_format f, const char *path, int
 		struct stat sb;
 		if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
 			return db_errf(err, "%s: not a regular file", path);
-		if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
-			return db_errf(err, "%s: out of memory", path);
-		fd = mkstemp(tmp);      /* mode 0600 */
+		if (afile_open(&a, path) != 0)
+			return db_errf(err, "%s: cannot create: %s", path, strerror(errno));
+		fd = dup(a.fd);          /* the stream below owns this one */
 		if (fd < 0) {
-			db_errf(err, "%s: cannot create: %s", path, strerror(errno));
-			free(tmp);
+			db_errf(err, "%s: %s", path, strerror(errno));
+			afile_abort(&a);
 			return -1;
 		}
 	}
-	const char *written = tmp != NULL ? tmp : path;
 	FILE *out = fdopen(fd, "w");
 	if (out == NULL) {
 		db_errf(err, "%s: %s", path, strerror(errno));
@@ -575,14 +540,13 @@ export_file(const struct db_conv *c, enum export_format f, const char *path, int
 		free(werr);
 		goto fail;
 	}
-	if (tmp != NULL && rename(tmp, path) != 0) {
-		db_errf(err, "%s: cannot replace: %s", path, strerror(errno));
-		goto fail;
-	}
-	free(tmp);
+	if (force && afile_commit(&a) != 0)
+		return db_errf(err, "%s: cannot replace: %s", path, strerror(errno));
 	return 0;
 fail:
-	unlink(written);
-	free(tmp);
+	if (force)
+		afile_abort(&a);
+	else
+		unlink(path);
 	return -1;
 }

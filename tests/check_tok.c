@@ -128,8 +128,8 @@ load_llama(void)
 	struct tokenizer *t;
 
 	ck_assert_msg(p != NULL, "models/tokenizer.bin missing");
-	t = tok_load_bin(p, 0, &err);
-	ck_assert_msg(t != NULL, "tok_load_bin: %s", err ? err : "(no message)");
+	t = tok_spm_load_bin(p, 0, &err);
+	ck_assert_msg(t != NULL, "tok_spm_load_bin: %s", err ? err : "(no message)");
 	ck_assert_int_eq(tok_n_vocab(t), 32000);
 	free(p);
 	return t;
@@ -827,12 +827,12 @@ write_file(const char *dir, const char *name, const void *data, size_t n)
 	return p;
 }
 
-/* tok_load_bin must fail with a message that starts "<path>: ". */
+/* tok_spm_load_bin must fail with a message that starts "<path>: ". */
 static void
 expect_load_error(const char *path, int n_vocab, const char *what)
 {
 	char *err = NULL;
-	struct tokenizer *t = tok_load_bin(path, n_vocab, &err);
+	struct tokenizer *t = tok_spm_load_bin(path, n_vocab, &err);
 	size_t pl = strlen(path);
 
 	ck_assert_msg(t == NULL, "%s: loaded", what);
@@ -907,7 +907,7 @@ START_TEST(test_hostile_files)
 	rec_piece(&r, 0, 5, "\n<s>\n");
 	rec_piece(&r, 0, 6, "\n</s>\n");
 	p = write_file(dir, "ok.bin", r.b, r.n);
-	t = tok_load_bin(p, 0, &err);
+	t = tok_spm_load_bin(p, 0, &err);
 	ck_assert_msg(t != NULL, "%s", err);
 	ck_assert_int_eq(tok_n_vocab(t), 3);
 	tok_free(t);
@@ -982,7 +982,7 @@ START_TEST(test_truncated_files)
 		if (whole >= 3) {
 			struct tokenizer *t;
 			err = NULL;
-			t = tok_load_bin(p, 0, &err);
+			t = tok_spm_load_bin(p, 0, &err);
 			ck_assert_msg(t != NULL, "%s: %s", name, err);
 			ck_assert_int_eq(tok_n_vocab(t), whole);
 			tok_free(t);
@@ -995,6 +995,39 @@ START_TEST(test_truncated_files)
 	free(data);
 	free(src);
 	tmpdir_remove(dir);
+}
+END_TEST
+
+/*
+ * A prompt in parts (tok_encode_parts): special tokens are cut only out of
+ * what the template wrote, the raw text between them is one run with its
+ * own dummy prefix (llama.cpp's parse_special for SentencePiece), and typed
+ * "<s>" / "</s>" stay text.
+ */
+START_TEST(test_encode_parts)
+{
+	struct tokenizer *t = load_llama();
+	struct tok_part p1[] = { { "<s>", 3, 1 }, { "[INST] ", 7, 1 }, { "Hi </s> <s>", 11, 0 }, { " [/INST]", 8, 1 } };
+	int32_t *ids;
+	int n = tok_encode_parts(t, p1, 4, &ids);
+	int nw;
+	int32_t *want = encode(t, "[INST] Hi </s> <s> [/INST]", 26, 1, &nw);
+	ck_assert_msg(n == nw && memcmp(ids, want, (size_t)n * sizeof *ids) == 0, "typed specials were parsed");
+	free(ids);
+	free(want);
+	/* After a template's </s>, the next run starts with its own prefix. */
+	struct tok_part p2[] = { { "a</s>b", 6, 1 } };
+	n = tok_encode_parts(t, p2, 1, &ids);
+	int na, nb;
+	int32_t *a = encode(t, "a", 1, 0, &na), *b = encode(t, "b", 1, 0, &nb);
+	ck_assert_int_eq(n, na + 1 + nb);
+	ck_assert_int_eq(ids[na], tok_eos(t));
+	ck_assert(memcmp(ids, a, (size_t)na * sizeof *ids) == 0 && memcmp(ids + na + 1, b, (size_t)nb * sizeof *ids) == 0);
+	ck_assert(tok_is_eog(t, tok_eos(t)) && !tok_is_eog(t, tok_bos(t)));
+	free(ids);
+	free(a);
+	free(b);
+	tok_free(t);
 }
 END_TEST
 
@@ -1020,6 +1053,7 @@ Suite *tok_suite(void)
 	tcase_add_fixture_test(tc, test_long_input);
 	tcase_add_fixture_test(tc, test_truncated_files);
 	tcase_add_test(tc, test_merge_rules);
+	tcase_add_fixture_test(tc, test_encode_parts);
 	tcase_add_test(tc, test_new_rejects);
 	tcase_add_test(tc, test_hostile_files);
 	suite_add_tcase(s, tc);

@@ -11,6 +11,7 @@
  * being typed and gives it back after the newest entry.  No curses here.
  */
 #include "ui/ui_int.h"
+#include "common/afile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -103,7 +104,7 @@ int
 input_insert_cp(struct input *in, uint32_t cp)
 {
 	char b[4];
-	return input_insert(in, b, wrap_encode(cp, b));
+	return input_insert(in, b, utf8_encode(cp, b));
 }
 
 static void
@@ -413,20 +414,6 @@ fail(char **err, const char *what, const char *path)
 	return -1;
 }
 
-/* Valid UTF-8 without NUL (what get_wch can type). */
-static int
-text_utf8_ok(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		uint32_t cp;
-		size_t n = wrap_decode(s + i, len - i, &cp);
-		if (s[i] == '\0' || (cp == 0xfffd && n == 1))
-			return 0;
-		i += n;
-	}
-	return 1;
-}
-
 int
 input_history_load(struct input *in, const char *path, char **err)
 {
@@ -450,7 +437,7 @@ input_history_load(struct input *in, const char *path, char **err)
 			}
 		}
 		line[j] = '\0';
-		if (!text_utf8_ok(line, j))
+		if (!utf8_valid(line, j))
 			continue;   /* a damaged line: the editor holds UTF-8 only */
 		input_history_add(in, line);
 	}
@@ -463,20 +450,12 @@ input_history_load(struct input *in, const char *path, char **err)
 int
 input_history_save(const struct input *in, const char *path, char **err)
 {
-	char *tmp;
-	if (asprintf(&tmp, "%s.tmp%ld", path, (long)getpid()) < 0)
+	struct afile a;
+	if (afile_open(&a, path) != 0)
 		return fail(err, "cannot write", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		free(tmp);
-		return fail(err, "cannot write", path);
-	}
-	fchmod(fd, 0600);
-	FILE *f = fdopen(fd, "w");
+	FILE *f = fdopen(a.fd, "w");
 	if (f == NULL) {
-		close(fd);
-		unlink(tmp);
-		free(tmp);
+		afile_abort(&a);
 		return fail(err, "cannot write", path);
 	}
 	for (int i = 0; i < in->nhist; i++) {
@@ -490,14 +469,15 @@ input_history_save(const struct input *in, const char *path, char **err)
 		}
 		fputc('\n', f);
 	}
-	int bad = ferror(f);
-	if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-		int e = errno;
-		unlink(tmp);
-		free(tmp);
-		errno = e;
+	/* The stream's buffer goes to the fd; afile_commit syncs and renames. */
+	int bad = fflush(f) != 0 || ferror(f);
+	a.fd = dup(fileno(f));
+	fclose(f);
+	if (bad || a.fd < 0) {
+		afile_abort(&a);
 		return fail(err, "cannot write", path);
 	}
-	free(tmp);
+	if (afile_commit(&a) != 0)
+		return fail(err, "cannot write", path);
 	return 0;
 }

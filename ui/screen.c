@@ -219,7 +219,7 @@ screen_put_clean(int y, int x, int maxw, const char *text, size_t len, attr_t at
 	size_t k = 0;
 	for (size_t i = 0; i < n; ) {
 		uint32_t cp;
-		i += wrap_decode(text + i, n - i, &cp);
+		i += utf8_decode(text + i, n - i, &cp);
 		wb[k++] = (wchar_t)cp;
 	}
 	wb[k] = 0;

@@ -20,6 +20,7 @@
  * a reply in flight and keeps its partial text, marked interrupted.
  */
 #include "ui/ui.h"
+#include "common/clock.h"
 #include "ui/ui_draw.h"
 
 #include <errno.h>
@@ -37,14 +38,6 @@
 #define INPUT_MAX_ROWS 8
 #define FRAME_MS 40
 
-double
-ui_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 void
 ui_notice(struct ui *u, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -60,7 +53,7 @@ ui_notice(struct ui *u, int err, const char *fmt, ...)
 	free(u->msg);
 	u->msg = m;
 	u->msg_err = err;
-	u->msg_until = ui_now_ms() + NOTICE_MS;
+	u->msg_until = clock_now_ms() + NOTICE_MS;
 }
 
 /* The session's last error as a notice (and forget it). */
@@ -169,7 +162,7 @@ loop(struct ui *u)
 	double next_frame = 0;
 	int keyed = 1;
 	while (!u->quit) {
-		double t = ui_now_ms();
+		double t = clock_now_ms();
 		/* While a reply streams, one frame every FRAME_MS: after a frame
 		 * the worker's events are waited for, then the loop sleeps until
 		 * the next frame is due while tokens pile up in the worker's
@@ -191,9 +184,9 @@ loop(struct ui *u)
 			p[n++] = (struct pollfd){ .fd = session_fd(u->s), .events = POLLIN };
 		double timeout = -1;
 		if (u->msg)
-			timeout = u->msg_until - ui_now_ms();
+			timeout = u->msg_until - clock_now_ms();
 		if (session_busy(u->s) && !watch_worker) {
-			double f = next_frame - ui_now_ms();
+			double f = next_frame - clock_now_ms();
 			if (timeout < 0 || f < timeout)
 				timeout = f;
 		}
@@ -205,7 +198,7 @@ loop(struct ui *u)
 			u->quit = 1;
 			break;
 		}
-		if (u->msg && ui_now_ms() >= u->msg_until) {
+		if (u->msg && clock_now_ms() >= u->msg_until) {
 			free(u->msg);
 			u->msg = NULL;
 		}

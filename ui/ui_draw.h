@@ -194,8 +194,6 @@ void status_draw(struct ui *u, int y, int w);
 
 /* ---- ui.c ---------------------------------------------------------------- */
 
-/* Monotonic milliseconds. */
-double ui_now_ms(void);
 /* A one-line notice in the status bar for a few seconds (err: in red). */
 void ui_notice(struct ui *u, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The session's last error as a notice (and forget it). */

@@ -17,6 +17,7 @@
 
 #include "app/session.h"
 #include "common/msg.h"
+#include "common/utf8.h"
 
 /* ---- wrap.c --------------------------------------------------------------- */
 
@@ -25,11 +26,6 @@ struct wrap_line {
 	size_t start, end;
 };
 
-/* Decode one code point at s[0..len) (len >= 1): bytes used (1..4), *cp
- * set; a malformed or truncated sequence gives U+FFFD for one byte. */
-size_t wrap_decode(const char *s, size_t len, uint32_t *cp);
-/* Encode cp into out (4 bytes): bytes written. */
-size_t wrap_encode(uint32_t cp, char *out);
 /* Columns of cp: 0 for combining marks and other zero-width characters, 2
  * for wide ones, -1 for controls and unprintable code points. */
 int wrap_cpwidth(uint32_t cp);

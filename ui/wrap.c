@@ -1,6 +1,6 @@
 /*
- * wrap.c: text measured in terminal columns.  UTF-8 decoding that never
- * fails (a bad byte is one U+FFFD), clusters (a character with the
+ * wrap.c: text measured in terminal columns (decoded by common/utf8.c, a
+ * bad byte is one U+FFFD): clusters (a character with the
  * zero-width marks that follow it, which must never be split from it),
  * word wrapping and hard wrapping to a width, and the sanitizer that turns
  * any text (a model's output, a stored title) into something the terminal
@@ -12,71 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
-
-size_t
-wrap_decode(const char *str, size_t len, uint32_t *cp)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	unsigned char c = s[0];
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	size_t n;
-	uint32_t v, min;
-	if ((c & 0xe0) == 0xc0) {
-		n = 2, v = c & 0x1f, min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		n = 3, v = c & 0x0f, min = 0x800;
-	} else if ((c & 0xf8) == 0xf0) {
-		n = 4, v = c & 0x07, min = 0x10000;
-	} else {
-		*cp = 0xfffd;
-		return 1;
-	}
-	if (n > len)
-		goto bad;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			goto bad;
-		v = (v << 6) | (s[i] & 0x3f);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		goto bad;
-	*cp = v;
-	return n;
-bad:
-	*cp = 0xfffd;
-	return 1;
-}
-
-size_t
-wrap_encode(uint32_t cp, char *out)
-{
-	unsigned char *o = (unsigned char *)out;
-	if (cp < 0x80) {
-		o[0] = (unsigned char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (unsigned char)(0xc0 | (cp >> 6));
-		o[1] = (unsigned char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		cp = 0xfffd;
-	if (cp < 0x10000) {
-		o[0] = (unsigned char)(0xe0 | (cp >> 12));
-		o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (unsigned char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (unsigned char)(0xf0 | (cp >> 18));
-	o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (unsigned char)(0x80 | (cp & 0x3f));
-	return 4;
-}
 
 int
 wrap_cpwidth(uint32_t cp)
@@ -93,13 +28,13 @@ wrap_next(const char *s, size_t len, size_t i, int *width)
 	uint32_t cp;
 	int w = 0;
 	if (i < len) {
-		i += wrap_decode(s + i, len - i, &cp);
+		i += utf8_decode(s + i, len - i, &cp);
 		w = wrap_cpwidth(cp);
 		if (w < 0)
 			w = 1;   /* drawn as U+FFFD by whoever sanitized it */
 		/* Zero-width marks that follow belong to this cluster. */
 		while (i < len) {
-			size_t n = wrap_decode(s + i, len - i, &cp);
+			size_t n = utf8_decode(s + i, len - i, &cp);
 			if (wrap_cpwidth(cp) != 0)
 				break;
 			i += n;
@@ -120,7 +55,7 @@ wrap_prev(const char *s, size_t i)
 		while (j > 0 && i - j < 4 && (u[j] & 0xc0) == 0x80)
 			j--;
 		uint32_t cp;
-		size_t n = wrap_decode(s + j, i - j, &cp);
+		size_t n = utf8_decode(s + j, i - j, &cp);
 		if (n != i - j)
 			j = i - 1;   /* malformed: step one byte */
 		else if (wrap_cpwidth(cp) == 0 && j > 0) {
@@ -270,7 +205,7 @@ wrap_sanitize(const char *s, size_t len, int keep_nl, size_t *outlen)
 	int at_start = 1;   /* nothing for a zero-width mark to sit on */
 	for (size_t i = 0; i < len; ) {
 		uint32_t cp;
-		size_t n = wrap_decode(s + i, len - i, &cp);
+		size_t n = utf8_decode(s + i, len - i, &cp);
 		i += n;
 		if (cp == '\n' && keep_nl) {
 			o[j++] = '\n';
@@ -291,8 +226,8 @@ wrap_sanitize(const char *s, size_t len, int keep_nl, size_t *outlen)
 		if (w < 0)
 			cp = 0xfffd;
 		else if (w == 0 && at_start)
-			j += wrap_encode(0xa0, o + j);
-		j += wrap_encode(cp, o + j);
+			j += utf8_encode(0xa0, o + j);
+		j += utf8_encode(cp, o + j);
 		at_start = 0;
 	}
 	o[j] = '\0';

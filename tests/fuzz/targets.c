@@ -490,7 +490,7 @@ input_ok(const struct input *in)
 	FUZZ_CHECK(in->cur == in->len || ((unsigned char)s[in->cur] & 0xc0) != 0x80);
 	uint32_t cp = 0;
 	if (in->cur < in->len)
-		wrap_decode(s + in->cur, in->len - in->cur, &cp);
+		utf8_decode(s + in->cur, in->len - in->cur, &cp);
 	FUZZ_CHECK(i == in->cur || (in->cur < in->len && wrap_cpwidth(cp) == 0));
 	FUZZ_CHECK(in->nhist <= in->max_hist);
 	FUZZ_CHECK(in->hpos >= 0 && in->hpos <= in->nhist);

@@ -19,12 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 enum {
 	OPT_TOKENIZER = 1000, OPT_CONFIG, OPT_DB, OPT_PRESET, OPT_PROMPT_IDS, OPT_RESUME, OPT_CTX,
 	OPT_IDS, OPT_NO_BOS,
 	OPT_KV_F32, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
-	OPT_VERBOSE, OPT_IGNORE_EOS, OPT_REMOTE, OPT_REMOTE_MODEL, OPT_REMOTE_TIMEOUT,
+	OPT_VERBOSE, OPT_IGNORE_EOS, OPT_REMOTE, OPT_REMOTE_MODEL, OPT_REMOTE_TIMEOUT, OPT_VERSION,
 	OPT_CHAT_TEMPLATE,
 	OPT_SETTING = 2000,       /* + enum setting_id: the settings table's flags */
 };
@@ -61,6 +63,8 @@ static const struct option long_opts[] = {
 	{ "remote", required_argument, NULL, OPT_REMOTE },
 	{ "remote-model", required_argument, NULL, OPT_REMOTE_MODEL },
 	{ "remote-timeout", required_argument, NULL, OPT_REMOTE_TIMEOUT },
+	{ "file", required_argument, NULL, 'f' },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE },
 	{ "help", no_argument, NULL, 'h' },
 };
@@ -141,7 +145,7 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 	int c, bad = 0;
 	opterr = 0;
 	optind = 1;
-	while (!bad && (c = getopt_long(argc, argv, ":m:s:p:cn:t:o:r:h", cli_options(), NULL)) != -1) {
+	while (!bad && (c = getopt_long(argc, argv, ":m:s:p:f:cn:t:o:r:hV", cli_options(), NULL)) != -1) {
 		switch (c) {
 		case 'm': o->model = optarg; o->local_flags |= LOCAL_MODEL; break;
 		case OPT_TOKENIZER: o->tokenizer = optarg; o->local_flags |= LOCAL_TOKENIZER; break;
@@ -197,7 +201,9 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 			o->remote_flag = "--remote-timeout";
 			break;
 		case OPT_CHAT_TEMPLATE: o->chat_template = optarg; o->local_flags |= LOCAL_TEMPLATE; break;
-		case 'h': cli_help(stdout); exit(0);
+		case 'f': o->prompt_file = optarg; break;
+		case 'h': cli_help_command(stdout, cmd); exit(0);
+		case 'V': case OPT_VERSION: puts(PROG " " VERSION); exit(0);
 		case ':':
 			bad = cli_usage_error("option '%s' needs a value", argv[optind - 1]);
 			break;
@@ -236,25 +242,30 @@ cli_help(FILE *f)
 {
 	fputs(
 "usage: " PROG " [-m MODEL] [options]            open the chat interface\n"
-"       " PROG " -m MODEL [-s SYSTEM] -p MESSAGE  one reply to stdout (-p - reads stdin)\n"
-"       " PROG " chat -m MODEL [--stats]         chat line by line on stdin/stdout\n"
+"       " PROG " -m MODEL [-s SYSTEM] -p MESSAGE  one reply to stdout (-p - sends all of stdin\n"
+"                                                as one message, -f FILE a file's contents)\n"
+"       " PROG " run [-m MODEL] [options] QUESTION...  the same, the words as the message\n"
+"       " PROG " chat -m MODEL [--stats] [--json]  one message per line of stdin\n"
 "       " PROG " complete -m MODEL [--ids] TEXT  continue TEXT, no chat template\n"
-"       " PROG " tokenize (-m MODEL | --tokenizer FILE) [--no-bos] TEXT\n"
+"       " PROG " tokenize (-m MODEL | --tokenizer FILE) [--no-bos] (TEXT | -)\n"
 "       " PROG " render (-m MODEL | --tokenizer FILE) [--ids] < dialog.json\n"
-"       " PROG " info (-m MODEL | --remote URL)\n"
+"       " PROG " info (-m MODEL | --remote URL) [--json]\n"
 "       " PROG " bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]\n"
-"       " PROG " list | show ID | export ID | import FILE | search QUERY | rename ID TITLE | rm ID...\n"
+"       " PROG " list [--limit N] [--json] | show ID [--json] | export ID | import FILE\n"
+"       " PROG " search QUERY | rename ID TITLE | rm ID...\n"
 "       " PROG " presets [list | show NAME | add NAME --system TEXT | edit NAME ... | rm NAME]\n"
 "       " PROG " cache [list | clear]                KV snapshots kept for instant resume\n"
 "       " PROG " regenerate [ID] | show ID --tree | branch ID [N] | replay ID   branches, exact replay\n"
 "       " PROG " perplexity -m MODEL -f TEXT [-c N]  the model's loss on a text (see --help)\n"
 "       " PROG " quantize IN.gguf OUT.gguf TYPE  a smaller model file (see --help)\n"
+"       " PROG " COMMAND --help                      each command's own options\n"
 "\n"
 "model:\n"
 "  -m, --model FILE        GGUF (v2/v3) or llama2.c checkpoint; default $LLAMA2_CHAT_MODEL\n"
 "      --tokenizer FILE    tokenizer.bin for llama2.c checkpoints\n"
 "  -t, --threads N         threads (default: physical cores)\n"
-"      --ctx-size N        context window in tokens (default: the model's, at most 4096)\n"
+"      --ctx-size N        context window in tokens (default: the model's, at most 4096;\n"
+"                          more than the model was trained on needs --force)\n"
 "      --batch-size N      prompt tokens per forward pass (default 64)\n"
 "      --kv-f32            keep the KV cache in float32 (default float16)\n"
 "      --remote URL        run the model on an OpenAI-compatible server instead\n"
@@ -271,16 +282,84 @@ cli_help(FILE *f)
 "      --chat-template NAME  llama2, llama3, llama3.1, mistral, zephyr or chatml\n"
 "                          instead of the format the model file names\n"
 "      --prompt-ids LIST   complete: comma-separated ids instead of text\n"
-"      --ids               print ids instead of text\n"
+"      --ids               print ids instead of text (with --json: add them)\n"
+"      --no-bos            tokenize/complete: no BOS token first\n"
 "chat:\n"
-"  -s, --system TEXT       system prompt      --preset NAME   a stored preset\n"
+"  -s, --system TEXT       system prompt      --preset NAME   a stored or built-in preset\n"
 "  -p, --prompt TEXT       one message        -c, --continue  the last conversation\n"
+"  -f, --file FILE         one message read from FILE\n"
 "      --resume ID         a stored conversation     --no-save  keep nothing\n"
+"      --json              -p, run, chat: one JSON object per reply on stdout\n"
 "      --stats             per-turn statistics on stderr\n"
-"      --verbose           say whether a KV snapshot was used, and why not\n"
+"      --verbose           KV snapshot use (and why not), history past the window\n"
 "      --db FILE           database (default $XDG_DATA_HOME/llama2-chat/chats.db)\n"
 "      --config FILE       config (default $XDG_CONFIG_HOME/llama2-chat/config)\n"
-"  -h, --help              this text\n", f);
+"bench:\n"
+"  -p N, -n N              prompt and generated tokens   -r, --repetitions N  runs (5)\n"
+"  -h, --help              this text          -V, --version   the version\n"
+"Exit status: 0 done, 1 failed, 2 usage error, 130 interrupted.\n", f);
+}
+
+static const struct {
+	const char *cmd, *usage;
+} cli_command_usage[] = {
+	{ "run", "usage: " PROG " run [-m MODEL] [-s SYSTEM] [--preset NAME] [--json] [options] QUESTION...\n"
+	    "Send the words (joined by spaces) as one message and print the reply, as\n"
+	    "'" PROG " -p' does; '-' alone reads the message from stdin.\n" },
+	{ "chat", "usage: " PROG " chat [-m MODEL] [-s SYSTEM] [--preset NAME] [--stats] [--json] < lines\n"
+	    "Each line of stdin is one message; each reply is printed followed by a blank\n"
+	    "line (--json: one JSON object per line).  A line that is not UTF-8 is reported\n"
+	    "with its number and skipped.  -p TEXT, -f FILE: one message instead.\n" },
+	{ "tokenize", "usage: " PROG " tokenize (-m MODEL | --tokenizer FILE) [--no-bos] (TEXT... | -)\n"
+	    "Print the token ids of TEXT (the words joined by spaces; '-' reads stdin).\n" },
+	{ "complete", "usage: " PROG " complete -m MODEL [-n N] [--ids] [--no-bos] [--prompt-ids LIST] TEXT...\n"
+	    "Continue TEXT with no chat template; sampling options as for chat.\n" },
+	{ "render", "usage: " PROG " render (-m MODEL | --tokenizer FILE) [--ids] < dialog.json\n"
+	    "Print the prompt the chat template makes of a [{\"role\",\"content\"}] array.\n" },
+	{ "info", "usage: " PROG " info -m MODEL [--json]\n"
+	    "Print the model's shape, vocabulary, context and tensor types.\n" },
+	{ "bench", "usage: " PROG " bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]\n"
+	    "Prompt processing (-p tokens) and generation (-n tokens) speed, as llama-bench\n"
+	    "measures them, averaged over -r runs (default 5).\n" },
+	{ "cache", "usage: " PROG " cache [list | clear]\n"
+	    "List or remove the KV snapshots kept for instant resume\n"
+	    "($XDG_CACHE_HOME/llama2-chat/kv, at most kv_cache_max bytes).\n" },
+};
+
+void
+cli_help_command(FILE *f, const char *cmd)
+{
+	for (size_t i = 0; cmd != NULL && i < sizeof cli_command_usage / sizeof cli_command_usage[0]; i++)
+		if (strcmp(cmd, cli_command_usage[i].cmd) == 0) {
+			fputs(cli_command_usage[i].usage, f);
+			fputs("Common options (model, generation): see '" PROG " --help'.\n", f);
+			return;
+		}
+	cli_help(f);
+}
+
+int
+cli_option_takes_value(const char *arg)
+{
+	if (arg[0] != '-' || arg[1] == '\0')
+		return 0;
+	if (arg[1] != '-')
+		return arg[2] == '\0' && arg[1] != '\0' && strchr("mspfntor", arg[1]) != NULL;
+	const char *name = arg + 2;
+	if (strchr(name, '=') != NULL)
+		return 0;
+	/* getopt_long takes unambiguous prefixes: match the same way. */
+	size_t len = strlen(name);
+	int found = -1;
+	const struct option *all = cli_options();
+	for (int i = 0; all[i].name != NULL; i++) {
+		if (strncmp(all[i].name, name, len) != 0)
+			continue;
+		if (strlen(all[i].name) == len)
+			return all[i].has_arg == required_argument;
+		found = found == -1 ? i : -2;
+	}
+	return found >= 0 && all[found].has_arg == required_argument;
 }
 
 /* --chat-template (or config chat_template) over the file's template;
@@ -307,9 +386,12 @@ cli_open_model(const struct opts *o, int *status)
 		*status = cli_usage_error("no model: give -m FILE or set LLAMA2_CHAT_MODEL");
 		return NULL;
 	}
+	/* A named file that is not there is a runtime failure (1), like
+	 * cat(1); only a missing or malformed argument is a usage error. */
 	struct stat st;
 	if (stat(o->model, &st) != 0) {
-		*status = cli_usage_error("%s: %s", o->model, strerror(errno));
+		cli_error("%s: %s", o->model, strerror(errno));
+		*status = 1;
 		return NULL;
 	}
 	char *err = NULL;
@@ -318,6 +400,15 @@ cli_open_model(const struct opts *o, int *status)
 		cli_error("%s: %s", o->model, err ? err : "cannot open");
 		free(err);
 		*status = 1;
+		return NULL;
+	}
+	/* Past its training length a model's attention sees positions it
+	 * never learned, and the text degrades: refuse unless asked for. */
+	int train = engine_info(m)->n_ctx_train;
+	if (o->ctx_size > train && train > 0 && !o->force) {
+		*status = cli_usage_error("--ctx-size %d is more than the %d positions %s was trained on "
+		    "(add --force to use it anyway)", o->ctx_size, train, o->model);
+		engine_close(m);
 		return NULL;
 	}
 	if (cli_chat_format(m, o, status) != 0) {
@@ -359,6 +450,48 @@ cli_api_key(void)
 	if (k == NULL || k[0] == '\0')
 		k = getenv("OPENAI_API_KEY");
 	return k && k[0] ? k : NULL;
+}
+
+struct cli_progress {
+	double last;     /* monotonic seconds of the last line */
+	int shown;
+};
+
+static double
+cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int
+cli_show_load(void *ud, uint64_t done, uint64_t total)
+{
+	struct cli_progress *p = ud;
+	double t = cli_now();
+	if (done < total && t - p->last < 0.1)
+		return 0;
+	p->last = t;
+	p->shown = 1;
+	fprintf(stderr, "\r" PROG ": reading the model: %3d%% (%.1f of %.1f GiB)", (int)(100.0 * done / total),
+	    done / 1073741824.0, total / 1073741824.0);
+	fflush(stderr);
+	return 0;
+}
+
+void
+cli_prefetch(const struct engine_model *m)
+{
+	if (m == NULL)   /* --remote: no local file */
+		return;
+	/* Small files read in a blink: no line for them. */
+	const uint64_t big = (uint64_t)256 << 20;
+	struct cli_progress p = { cli_now(), 0 };
+	int show = isatty(STDERR_FILENO) && engine_info(m)->file_size >= big;
+	engine_prefetch(m, show ? cli_show_load : NULL, &p);
+	if (p.shown)
+		fputs("\r\033[K", stderr);   /* the line goes when the model is in */
 }
 
 struct engine_ctx *

@@ -14,6 +14,10 @@
 
 #define PROG "llama2-chat"
 #define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+#ifndef VERSION
+#define VERSION "0.1.0"
+#endif
 
 /* Flags of the local engine, refused beside --remote. */
 enum { LOCAL_MODEL = 1, LOCAL_TOKENIZER = 2, LOCAL_THREADS = 4, LOCAL_CTX = 8, LOCAL_BATCH = 16, LOCAL_KV_F32 = 32,
@@ -26,7 +30,8 @@ struct opts {
 	const char *db;
 	const char *system;       /* -s */
 	const char *preset;
-	const char *prompt;       /* -p */
+	const char *prompt;       /* -p, or run's words */
+	const char *prompt_file;  /* -f FILE: its contents as one message */
 	const char *prompt_ids;   /* --prompt-ids 1,2,3 */
 	const char *resume;       /* --resume ID */
 	const char *format;
@@ -68,6 +73,12 @@ void cli_verror(const char *fmt, va_list ap);
 /* Usage error: the line plus a hint; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_help(FILE *f);
+/* The usage of one subcommand (cmd NULL or without one of its own: the
+ * global usage). */
+void cli_help_command(FILE *f, const char *cmd);
+/* Does the option word arg (as typed: "-m", "--model", "--model=x")
+ * take the next word as its value?  For scanning argv before getopt. */
+int cli_option_takes_value(const char *arg);
 
 /* Open opts->model (usage error if none or missing, exit 1 if unreadable).
  * Returns NULL and sets *status on failure. */
@@ -82,6 +93,9 @@ int cli_chat_engine(const struct opts *o, struct engine_model **m);
 /* The API key for the remote engine: $LLAMA2_CHAT_API_KEY, else
  * $OPENAI_API_KEY, else NULL (never a flag, never the database). */
 const char *cli_api_key(void);
+/* Read the model file in before the first reply (engine_prefetch), with
+ * a progress line on stderr when it is a terminal and the file is big. */
+void cli_prefetch(const struct engine_model *m);
 struct engine_ctx *cli_new_ctx(struct engine_model *m, const struct opts *o, int *status);
 
 #endif

@@ -11,6 +11,7 @@
 #include "engine/chat.h"
 #include "engine/tokenizer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,14 +29,23 @@ on_signal(int sig)
 	g_interrupted = 1;
 }
 
+/* What the token callback needs: the session to stop, and whether the
+ * text goes out now (plain) or in one JSON object at the end. */
+struct turn_out {
+	struct session *s;
+	int json;
+};
+
 static void
 print_text(void *ud, const char *text, size_t len)
 {
-	struct session *s = ud;
-	fwrite(text, 1, len, stdout);
-	fflush(stdout);
+	struct turn_out *t = ud;
+	if (!t->json) {
+		fwrite(text, 1, len, stdout);
+		fflush(stdout);
+	}
 	if (g_interrupted)
-		session_stop(s);
+		session_stop(t->s);
 }
 
 static char *
@@ -70,12 +80,67 @@ print_stats(const struct session *s)
 	    st->n_prompt, st->n_reused, st->ttft_ms, st->tg_tps, st->ctx_used, session_ctx_size(s));
 }
 
-/* One reply to text, or (text NULL) the last reply made again. */
+static const char *
+finish_name(enum engine_stop_reason r)
+{
+	switch (r) {
+	case ENGINE_STOP_EOS: return "eos";
+	case ENGINE_STOP_USER: return "stopped";
+	case ENGINE_STOP_LENGTH: case ENGINE_STOP_CTX: return "length";
+	case ENGINE_STOP_ERROR: return "error";
+	}
+	return "length";
+}
+
+/* --json: the reply as one JSON object on one line (jansson escapes the
+ * text, so any reply is one line a script can read with a JSON parser). */
 static int
-one_turn(const struct opts *o, struct session *s, const char *text)
+print_json(const struct opts *o, const struct session *s, int line)
+{
+	const struct engine_gen_stats *st = session_stats(s);
+	size_t tlen = 0;
+	const char *text = session_reply_text(s, &tlen);
+	json_t *j = json_pack("{s:s%, s:s, s:{s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i}}",
+	    "text", text != NULL ? text : "", text != NULL ? tlen : 0,
+	    "finish", finish_name(st->reason),
+	    "stats", "prompt_tokens", st->n_prompt, "reused_tokens", st->n_reused, "gen_tokens", st->n_gen,
+	    "ttft_ms", st->ttft_ms, "prefill_ms", st->prefill_ms, "tg_tps", st->tg_tps, "pp_tps", st->pp_tps,
+	    "ctx_used", st->ctx_used, "ctx_size", session_ctx_size(s));
+	if (j == NULL)
+		return -1;
+	if (session_pid(s)[0] != '\0')
+		json_object_set_new(j, "conversation", json_string(session_pid(s)));
+	if (line > 0)
+		json_object_set_new(j, "line", json_integer(line));
+	if (o->ids) {
+		int n = 0;
+		const int32_t *ids = session_reply_ids(s, &n);
+		json_t *a = json_array();
+		for (int i = 0; a != NULL && i < n; i++)
+			json_array_append_new(a, json_integer(ids[i]));
+		json_object_set_new(j, "ids", a);
+	}
+	int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
+	json_decref(j);
+	fputc('\n', stdout);
+	fflush(stdout);
+	return rc;
+}
+
+/* One message and its reply (text NULL: the last reply made again).  line > 0: the message is stdin's line
+ * `line` (chat), named in messages about it.  Returns 0, 1 (failed),
+ * TURN_SKIPPED (this line was refused, the session goes on) or
+ * EXIT_INTERRUPTED. */
+#define TURN_SKIPPED 3
+static int
+one_turn(const struct opts *o, struct session *s, const char *text, int line)
 {
 	/* Valid UTF-8 with no NUL: the only text we hand the tokenizer from people. */
 	if (text != NULL && !utf8_valid(text, strlen(text))) {
+		if (line > 0) {
+			cli_error("line %d: not valid UTF-8 (skipped)", line);
+			return TURN_SKIPPED;
+		}
 		cli_error("the message is not valid UTF-8");
 		return 1;
 	}
@@ -83,13 +148,22 @@ one_turn(const struct opts *o, struct session *s, const char *text)
 		cli_error("%s", session_error(s));
 		return 1;
 	}
-	if (session_wait(s, print_text, s) != 0) {
-		fputc('\n', stdout);
+	struct turn_out t = { s, o->json };
+	if (session_wait(s, print_text, &t) != 0) {
+		if (!o->json)
+			fputc('\n', stdout);
 		cli_error("%s", session_error(s) ? session_error(s) : "generation failed");
 		return 1;
 	}
-	fputc('\n', stdout);
-	fflush(stdout);
+	if (o->json) {
+		if (print_json(o, s, line) != 0) {
+			cli_error("cannot write to standard output");
+			return 1;
+		}
+	} else {
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
 	char *err = session_take_error(s);
 	if (err) {      /* e.g. the disk filled while saving: say so */
 		cli_error("%s", err);
@@ -108,6 +182,18 @@ one_turn(const struct opts *o, struct session *s, const char *text)
 			fprintf(stderr, "llama2-chat: %s not used: %s\n", kv ? kv : "snapshot", notice);
 	}
 	free(notice);
+	/* A resume whose history did not fit: say what the model no longer sees. */
+	int dropped = session_dropped(s);
+	static int told;
+	if (o->verbose && dropped > told) {
+		fprintf(stderr, "llama2-chat: %d earlier message%s did not fit the %d-token window and "
+		    "%s left out of the model's view\n", dropped, dropped == 1 ? "" : "s",
+		    session_ctx_size(s), dropped == 1 ? "was" : "were");
+		told = dropped;
+	}
+	/* Stopped by Ctrl-C: the reply is saved as stopped; scripts see 130. */
+	if (g_interrupted)
+		return EXIT_INTERRUPTED;
 	return 0;
 }
 
@@ -122,24 +208,69 @@ install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* --verbose: say when KV snapshots cannot be kept (a read-only cache
+ * folder), which otherwise only shows as slower resumes. */
+static void
+verbose_cache_check(const struct opts *o)
+{
+	if (!o->verbose || o->no_save)
+		return;
+	char *err = NULL;
+	char *dir = path_for(PATH_CACHE, "kv", 1, &err);
+	if (dir == NULL)
+		fprintf(stderr, PROG ": KV snapshots are off: %s\n", err ? err : "no cache folder");
+	else if (access(dir, W_OK) != 0)
+		fprintf(stderr, PROG ": KV snapshots are off: %s: %s\n", dir, strerror(errno));
+	free(dir);
+	free(err);
+}
+
+/* The whole of a file (or stdin for "-") as one message; NULL after
+ * printing why not. */
+static char *
+read_message(const char *path, const char *flag)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	if (f == NULL) {
+		cli_error("%s %s: %s", flag, path, strerror(errno));
+		return NULL;
+	}
+	size_t len = 0;
+	char *msg = read_all(f, &len);
+	int bad = ferror(f);
+	int is_stdin = f == stdin;
+	if (!is_stdin)
+		fclose(f);
+	if (msg == NULL || bad) {
+		cli_error("%s %s: cannot read it", flag, is_stdin ? "(standard input)" : path);
+		free(msg);
+		return NULL;
+	}
+	if (strlen(msg) != len) {
+		cli_error("%s %s: holds a NUL byte; a message is text", flag, path);
+		free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
 int
 cmd_oneshot(struct opts *o)
 {
 	char *msg = NULL;
-	if (strcmp(o->prompt, "-") == 0) {
-		msg = read_all(stdin, NULL);
-		if (msg == NULL) {
-			cli_error("cannot read the message from standard input");
-			return 1;
-		}
-	} else {
+	if (o->prompt_file != NULL)
+		msg = read_message(o->prompt_file, "-f");
+	else if (strcmp(o->prompt, "-") == 0)
+		msg = read_message("-", "-p");
+	else
 		msg = strdup(o->prompt);
-	}
+	if (msg == NULL)
+		return 1;
 	/* Checked before anything is loaded or stored. */
 	const char *p = msg;
-	while (p != NULL && (*p == ' ' || (*p >= '\t' && *p <= '\r')))
+	while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
 		p++;
-	if (p != NULL && *p == '\0') {
+	if (*p == '\0') {
 		free(msg);
 		return cli_usage_error("-p: the message is empty");
 	}
@@ -149,6 +280,7 @@ cmd_oneshot(struct opts *o)
 		free(msg);
 		return status;
 	}
+	cli_prefetch(m);
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {
 		free(msg);
@@ -156,7 +288,8 @@ cmd_oneshot(struct opts *o)
 		return status;
 	}
 	install_signals();
-	status = one_turn(o, s, msg);
+	verbose_cache_check(o);
+	status = one_turn(o, s, msg, 0);
 	session_close(s);
 	engine_close(m);
 	free(msg);
@@ -191,7 +324,7 @@ cmd_regenerate(struct opts *o)
 		status = 1;
 	} else {
 		install_signals();
-		status = one_turn(o, s, NULL);
+		status = one_turn(o, s, NULL, 0);
 	}
 	session_close(s);
 	engine_close(m);
@@ -207,31 +340,49 @@ cmd_chat_pipe(struct opts *o)
 	int status = cli_chat_engine(o, &m);   /* none with --remote */
 	if (status != 0)
 		return status;
+	cli_prefetch(m);
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {
 		engine_close(m);
 		return status;
 	}
 	install_signals();
+	verbose_cache_check(o);
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
+	int ln = 0, skipped = 0;
 	while (!g_interrupted && (n = getline(&line, &cap, stdin)) > 0) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
-		    line[n - 1] == '\t'))
+		ln++;
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = '\0';
-		if (n == 0)
+		size_t lead = strspn(line, " \t\v\f");
+		if (line[lead] == '\0')
 			continue;   /* a blank line is no message */
-		status = one_turn(o, s, line);
+		if ((ssize_t)strlen(line) != n) {
+			cli_error("line %d: holds a NUL byte (skipped)", ln);
+			skipped = 1;
+			continue;
+		}
+		status = one_turn(o, s, line, ln);
+		if (status == TURN_SKIPPED) {     /* said so; go on with the next line */
+			skipped = 1;
+			status = 0;
+			continue;
+		}
 		if (status != 0)
 			break;
-		fputc('\n', stdout);   /* a blank line after each reply */
+		if (!o->json)
+			fputc('\n', stdout);   /* a blank line after each reply */
 		fflush(stdout);
 	}
 	free(line);
 	session_close(s);
 	engine_close(m);
-	return status;
+	if (status == 0 && g_interrupted)
+		status = EXIT_INTERRUPTED;
+	/* Lines were skipped: the run as a whole did not do everything asked. */
+	return status != 0 ? status : skipped ? 1 : 0;
 }
 
 int
@@ -242,6 +393,8 @@ cmd_chat_ui(struct opts *o)
 	/* A model or a server to chat with, or neither: history only. */
 	if (((o->remote && *o->remote) || (o->model && *o->model)) && (status = cli_chat_engine(o, &m)) != 0)
 		return status;
+	if (m != NULL)
+		cli_prefetch(m);   /* before the interface takes the screen */
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {
 		engine_close(m);

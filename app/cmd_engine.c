@@ -32,11 +32,35 @@ cli_join_args(const struct opts *o)
 int
 cmd_tokenize(struct opts *o)
 {
+	if (o->nargs == 0)
+		return cli_usage_error("tokenize: what text? (give it as arguments, or '-' to read stdin)");
+	char *text = NULL;
+	if (o->nargs == 1 && strcmp(o->args[0], "-") == 0) {
+		/* All of stdin, exactly: a final newline is part of the text. */
+		size_t cap = 4096, len = 0, r;
+		text = malloc(cap);
+		while (text != NULL && (r = fread(text + len, 1, cap - len - 1, stdin)) > 0) {
+			len += r;
+			char *nt = len + 1 < cap ? text : realloc(text, cap *= 2);
+			if (nt == NULL)
+				free(text);
+			text = nt;
+		}
+		if (text == NULL || ferror(stdin)) {
+			free(text);
+			cli_error("tokenize: cannot read standard input");
+			return 1;
+		}
+		text[len] = '\0';
+	} else {
+		text = cli_join_args(o);
+	}
 	int status = 0;
 	struct engine_model *m = cli_open_model_or_tokenizer(o, &status);
-	if (m == NULL)
+	if (m == NULL) {
+		free(text);
 		return status;
-	char *text = cli_join_args(o);
+	}
 	int32_t *ids = NULL;
 	int n = text ? engine_tokenize(m, text, strlen(text), !o->no_bos, &ids) : -1;
 	for (int i = 0; i < n; i++)

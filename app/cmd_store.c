@@ -64,7 +64,8 @@ cmd_store_usage(const struct cmd_ctx *x, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '" CMD_PROG " %s --help'.\n", x->name);
+	/* One line, as every usage error (cli_usage_error). */
+	fprintf(stderr, " (try '" CMD_PROG " %s --help')\n", x->name);
 	return CMD_EXIT_USAGE;
 }
 
@@ -241,7 +242,13 @@ cmd_store_open(const struct cmd_ctx *x, int *status)
 		*status = cmd_store_fail_err(err != NULL ? err : strdup("cannot find the data folder"));
 		return NULL;
 	}
-	struct db *d = db_open(path, &err);
+	/* The commands that only read work on a read-only file too. */
+	static const char *const readers[] = { "list", "show", "export", "search", "presets list",
+		"presets show", "presets" };
+	int reader = 0;
+	for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++)
+		reader |= strcmp(x->name, readers[i]) == 0;
+	struct db *d = reader ? db_open_read(path, &err) : db_open(path, &err);
 	free(path);
 	if (d == NULL)
 		*status = cmd_store_fail_err(err);

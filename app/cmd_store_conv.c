@@ -8,6 +8,7 @@
 #include "app/cmd_store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -184,10 +185,72 @@ cmd_store_show(const char *db, int argc, char **argv)
 
 static const char cmd_export_help[] =
 	"usage: " CMD_PROG " export ID [--format md|txt|json|html] [-o FILE] [--force] [--db FILE]\n"
+	"       " CMD_PROG " export --all [-o FILE] [--force] [--db FILE]\n"
 	"Write a conversation as Markdown (default), plain text, JSON (for import) or\n"
-	"one self-contained HTML page; to standard output, or to FILE (created 0600;\n"
-	"the format follows FILE's extension unless --format says otherwise).  An\n"
-	"existing FILE is kept unless --force.\n";
+	"one self-contained HTML page; to standard output, or to FILE (created 0600).\n"
+	"The format follows FILE's extension (.md .txt .json .html .htm, any case);\n"
+	"an extension that is none of these needs --format, and --format must agree\n"
+	"with the extension.  --all writes every conversation as one JSON array,\n"
+	"which import reads back.  An existing FILE is kept unless --force.\n";
+
+/* Create path 0600 for writing (an existing file only with force). */
+static FILE *
+cmd_export_create(const char *path, int force)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			cmd_store_fail("%s: already exists (--force overwrites it)", path);
+		else
+			cmd_store_fail("%s: cannot create: %s", path, strerror(errno));
+		return NULL;
+	}
+	FILE *f = fdopen(fd, "w");
+	if (f == NULL) {
+		cmd_store_fail("%s: %s", path, strerror(errno));
+		close(fd);
+	}
+	return f;
+}
+
+/* export --all: every conversation, one JSON array. */
+static int
+cmd_export_all(struct db *d, const char *out, int force)
+{
+	char *err = NULL;
+	struct db_conv *list;
+	size_t n;
+	if (db_conv_list(d, 0, &list, &n, &err) != 0)
+		return cmd_store_fail_err(err);
+	json_t *arr = json_array();
+	int status = arr == NULL ? cmd_store_fail("out of memory") : 0;
+	/* Oldest first, so that importing recreates them in their order. */
+	for (size_t i = n; status == 0 && i-- > 0;) {
+		struct db_conv *c = db_conv_load(d, list[i].id, &err);
+		json_t *j = c != NULL ? export_json(c, &err) : NULL;
+		db_conv_free(c);
+		if (j == NULL)
+			status = cmd_store_fail_err(err);
+		else
+			json_array_append_new(arr, j);
+	}
+	db_conv_array_free(list, n);
+	FILE *f = NULL;
+	if (status == 0)
+		f = out != NULL && strcmp(out, "-") != 0 ? cmd_export_create(out, force) : stdout;
+	if (status == 0 && f == NULL)
+		status = 1;
+	if (status == 0) {
+		int rc = json_dumpf(arr, f, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+		fputc('\n', f);
+		if (f != stdout && fclose(f) != 0)
+			rc = -1;
+		if (rc != 0)
+			status = cmd_store_fail("%s: cannot write the export", f == stdout ? "standard output" : out);
+	}
+	json_decref(arr);
+	return status;
+}
 
 int
 cmd_store_export(const char *db, int argc, char **argv)
@@ -195,10 +258,10 @@ cmd_store_export(const char *db, int argc, char **argv)
 	struct cmd_ctx ctx, *x = cmd_store_begin(&ctx, "export", db);
 	static const struct option lo[] = {
 		{ "format", required_argument, NULL, 'f' }, { "output", required_argument, NULL, 'o' },
-		{ "force", no_argument, NULL, 'F' }, CMD_COMMON_OPTS, { 0 }
+		{ "force", no_argument, NULL, 'F' }, { "all", no_argument, NULL, 'a' }, CMD_COMMON_OPTS, { 0 }
 	};
 	const char *out = NULL;
-	int force = 0, have_format = 0;
+	int force = 0, have_format = 0, all = 0;
 	enum export_format fmt = EXPORT_MD;
 	int c;
 	while ((c = getopt_long(argc, argv, ":f:o:h", lo, NULL)) != -1) {
@@ -216,6 +279,9 @@ cmd_store_export(const char *db, int argc, char **argv)
 		case 'F':
 			force = 1;
 			break;
+		case 'a':
+			all = 1;
+			break;
 		case 'h':
 			fputs(cmd_export_help, stdout);
 			return 0;
@@ -223,24 +289,46 @@ cmd_store_export(const char *db, int argc, char **argv)
 			return cmd_store_bad_opt(x, c, argv);
 		}
 	}
-	if (optind >= argc)
-		return cmd_store_usage(x, "which conversation? (an ID from '" CMD_PROG " list')");
+	if (all && optind < argc)
+		return cmd_store_usage(x, "--all or an ID, not both ('%s')", argv[optind]);
+	if (!all && optind >= argc)
+		return cmd_store_usage(x, "which conversation? (an ID from '" CMD_PROG " list', or --all)");
 	if (optind + 1 < argc)
-		return cmd_store_usage(x, "one ID at a time, '%s' is extra", argv[optind + 1]);
+		return cmd_store_usage(x, "one ID at a time, '%s' is extra (--all exports every one)",
+		    argv[optind + 1]);
 	if (x->json && have_format && fmt != EXPORT_JSON)
 		return cmd_store_usage(x, "--json and --format %s disagree", export_format_name(fmt));
-	if (x->json)
+	if (x->json) {
 		fmt = EXPORT_JSON;
-	else if (!have_format && out != NULL) {
-		const char *dot = strrchr(out, '.');
-		if (dot != NULL && strchr(dot, '/') == NULL)
-			export_format_parse(dot + 1, &fmt);
+		have_format = 1;
 	}
+	/* The extension of -o FILE names the format; a disagreement, or an
+	 * extension that names none, is refused rather than guessed. */
+	const char *base = out != NULL ? strrchr(out, '/') : NULL;
+	const char *dot = out != NULL && strcmp(out, "-") != 0 ? strrchr(base != NULL ? base : out, '.') : NULL;
+	if (dot != NULL && dot[1] != '\0' && !(base == NULL && dot == out)) {
+		enum export_format ext;
+		if (export_format_parse(dot + 1, &ext) != 0) {
+			if (!have_format && !all)
+				return cmd_store_usage(x, "cannot tell the format from '%s' (.md .txt .json .html): "
+				    "give --format", dot);
+		} else if (have_format && ext != fmt) {
+			return cmd_store_usage(x, "--format %s and the extension of '%s' disagree",
+			    export_format_name(fmt), out);
+		} else {
+			fmt = ext;
+		}
+	}
+	if (all && fmt != EXPORT_JSON && (have_format || dot != NULL))
+		return cmd_store_usage(x, "--all writes one JSON array (import reads it back), not %s",
+		    export_format_name(fmt));
 
 	int status = 0;
 	struct db *d = cmd_store_open(x, &status);
 	if (d == NULL)
 		return status;
+	if (all)
+		return cmd_store_done(d, cmd_export_all(d, out, force));
 	int64_t id;
 	char *err = NULL;
 	if (cmd_store_resolve(d, argv[optind], &id) != 0)
@@ -263,19 +351,27 @@ cmd_store_export(const char *db, int argc, char **argv)
 /* ---- import ------------------------------------------------------------------- */
 
 static const char cmd_import_help[] =
-	"usage: " CMD_PROG " import FILE [--json] [--db FILE]\n"
-	"Add a conversation from a JSON export ('-' reads standard input).  It gets\n"
-	"a new id; everything else is kept as exported.\n";
+	"usage: " CMD_PROG " import FILE [--force] [--json] [--db FILE]\n"
+	"Add conversations from JSON ('-' reads standard input): a llama2-chat export,\n"
+	"an array of them (export --all), an OpenAI-style {\"messages\": [...]} object,\n"
+	"or a plain [{\"role\": ..., \"content\": ...}] array.  Each gets a new id;\n"
+	"everything else is kept as exported.  A conversation whose messages are those\n"
+	"of a stored one is skipped, with a message naming it (--force imports it\n"
+	"again).\n";
 
 int
 cmd_store_import(const char *db, int argc, char **argv)
 {
 	struct cmd_ctx ctx, *x = cmd_store_begin(&ctx, "import", db);
-	static const struct option lo[] = { CMD_COMMON_OPTS, { 0 } };
-	int c;
+	static const struct option lo[] = { { "force", no_argument, NULL, 'F' }, CMD_COMMON_OPTS, { 0 } };
+	int c, force = 0;
 	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
 		if (cmd_store_common(x, c))
 			continue;
+		if (c == 'F') {
+			force = 1;
+			continue;
+		}
 		if (c == 'h') {
 			fputs(cmd_import_help, stdout);
 			return 0;
@@ -286,21 +382,38 @@ cmd_store_import(const char *db, int argc, char **argv)
 		return cmd_store_usage(x, "which file? (a JSON export)");
 	if (optind + 1 < argc)
 		return cmd_store_usage(x, "one file at a time, '%s' is extra", argv[optind + 1]);
+	/* A missing file is said before the database is created or opened. */
+	if (strcmp(argv[optind], "-") != 0 && access(argv[optind], R_OK) != 0)
+		return cmd_store_fail("%s: %s", argv[optind], strerror(errno));
 
 	int status = 0;
 	struct db *d = cmd_store_open(x, &status);
 	if (d == NULL)
 		return status;
-	char *err = NULL, pid[DB_PID_LEN + 1];
-	int64_t id;
-	if (import_file(d, argv[optind], &id, pid, &err) != 0) {
+	char *err = NULL;
+	struct import_result *r = NULL;
+	size_t n = 0;
+	int rc = import_any_file(d, argv[optind], force, &r, &n, &err);
+	json_t *arr = x->json ? json_array() : NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].id == 0)
+			fprintf(stderr, CMD_PROG ": %s%s: already stored as %s (same messages): skipped "
+			    "(--force imports it again)\n", argv[optind], n > 1 ? "" : "", r[i].same_as);
+		if (arr != NULL)
+			json_array_append_new(arr, r[i].id != 0 ? json_pack("{s:s}", "id", r[i].pid) :
+			    json_pack("{s:s, s:s}", "skipped", "duplicate", "same_as", r[i].same_as));
+		else if (r[i].id != 0)
+			printf("imported as %s\n", r[i].pid);
+	}
+	import_any_free(r, n);
+	if (rc != 0) {
+		json_decref(arr);
 		db_close(d);
 		return cmd_store_fail_err(err);
 	}
-	if (x->json)
-		status = cmd_store_print_json(json_pack("{s:s}", "id", pid));
-	else
-		printf("imported as %s\n", pid);
+	if (arr != NULL)
+		status = cmd_store_print_json(n == 1 ? json_incref(json_array_get(arr, 0)) : json_incref(arr));
+	json_decref(arr);
 	return cmd_store_done(d, status);
 }
 

@@ -20,19 +20,24 @@
 /* ---- search ------------------------------------------------------------------ */
 
 static const char cmd_search_help[] =
-	"usage: " CMD_PROG " search QUERY... [--limit N] [--json] [--db FILE]\n"
-	"Find messages, newest first (default 20 hits).  QUERY is FTS5 syntax: words\n"
-	"(all must occur), \"exact phrases\", OR, NOT, prefix*.  Several arguments are\n"
-	"joined with spaces.\n";
+	"usage: " CMD_PROG " search [--fts] QUERY... [--limit N] [--json] [--db FILE]\n"
+	"Find messages, newest first (default 20 hits).  QUERY is plain text: words\n"
+	"(all must occur; punctuation is fine: what's, C++, e-mail), \"exact phrases\",\n"
+	"prefix*, and OR/NOT/AND between words.  Chinese, Japanese and Korean text\n"
+	"matches anywhere inside a word (東 finds 東京).  Several arguments are joined\n"
+	"with spaces.  --fts: QUERY is SQLite FTS5 query syntax, passed as it is\n"
+	"(columns, NEAR, ^, ...).\n";
 
 int
 cmd_store_search(const char *db, int argc, char **argv)
 {
 	struct cmd_ctx ctx, *x = cmd_store_begin(&ctx, "search", db);
 	static const struct option lo[] = {
-		{ "limit", required_argument, NULL, 'n' }, CMD_COMMON_OPTS, { 0 }
+		{ "limit", required_argument, NULL, 'n' }, { "fts", no_argument, NULL, 'F' },
+		CMD_COMMON_OPTS, { 0 }
 	};
 	long limit = 20;
+	int raw = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, ":n:h", lo, NULL)) != -1) {
 		if (cmd_store_common(x, c))
@@ -41,6 +46,9 @@ cmd_store_search(const char *db, int argc, char **argv)
 		case 'n':
 			if (cmd_store_parse_int(optarg, 1, 100000, &limit) != 0)
 				return cmd_store_usage(x, "--limit wants a whole number >= 1, not '%s'", optarg);
+			break;
+		case 'F':
+			raw = 1;
 			break;
 		case 'h':
 			fputs(cmd_search_help, stdout);
@@ -65,7 +73,8 @@ cmd_store_search(const char *db, int argc, char **argv)
 	char *err = NULL;
 	struct db_hit *h;
 	size_t n;
-	if (db_search(d, query, (int)limit, CMD_MARK_ON, CMD_MARK_OFF, &h, &n, &err) != 0) {
+	if ((raw ? db_search_fts : db_search)(d, query, (int)limit, CMD_MARK_ON, CMD_MARK_OFF, &h, &n,
+	    &err) != 0) {
 		free(query);
 		db_close(d);
 		return cmd_store_fail_err(err);

@@ -30,9 +30,39 @@
 static int
 command_chat(struct opts *o)
 {
-	if (o->prompt)
+	if (o->prompt && o->prompt_file)
+		return cli_usage_error("-p and -f both give the message: use one");
+	if (o->nargs > 0 && o->args[0][0] != '\0')
+		return cli_usage_error("unknown command '%s' (to ask a question, use -p TEXT or "
+		    PROG " run TEXT)", o->args[0]);
+	if (o->prompt || o->prompt_file)
 		return cmd_oneshot(o);
+	if (o->json && isatty(STDIN_FILENO))
+		return cli_usage_error("--json is for -p, run and chat (the interface has no JSON output)");
 	return isatty(STDIN_FILENO) ? cmd_chat_ui(o) : cmd_chat_pipe(o);
+}
+
+/* run QUESTION...: the positional words are the message, as in ollama run
+ * and llm; "-" alone reads stdin. */
+static int
+command_run_prompt(struct opts *o)
+{
+	if (o->nargs == 0 && o->prompt == NULL && o->prompt_file == NULL)
+		return cli_usage_error("run: what to ask? (" PROG " run [-m MODEL] QUESTION...)");
+	if (o->nargs > 0 && (o->prompt != NULL || o->prompt_file != NULL))
+		return cli_usage_error("run: the question is given twice (words and -p/-f)");
+	char *joined = NULL;
+	if (o->nargs > 0) {
+		if ((joined = cli_join_args(o)) == NULL) {
+			cli_error("out of memory");
+			return 1;
+		}
+		o->prompt = joined;
+		o->nargs = 0;
+	}
+	int rc = command_chat(o);
+	free(joined);
+	return rc;
 }
 
 static int
@@ -48,6 +78,7 @@ static const struct command {
 	int (*run_argv)(const char *db, int argc, char **argv); /* own options */
 } command_table[] = {
 	{ "chat", command_chat, NULL },
+	{ "run", command_run_prompt, NULL },
 	{ "tokenize", cmd_tokenize, NULL },
 	{ "complete", cmd_complete, NULL },
 	{ "info", cmd_info, NULL },
@@ -78,9 +109,128 @@ command_find(const char *name)
 	return NULL;
 }
 
+/*
+ * The llama-cli spellings people type first.  Single-dash words of more
+ * than one letter would reach getopt as bundles (-ngl 99 as -n gl), so
+ * they are handled here, before it: an alias is rewritten, a flag with no
+ * meaning here is refused with what to use instead.  Returns 0, or the
+ * exit status after printing one line.
+ */
+static int
+command_alias(char **argv, int i, int *drop)
+{
+	const char *a = argv[i];
+	*drop = 0;
+	if (strcmp(a, "-ngl") == 0 || strncmp(a, "--n-gpu-layers", 14) == 0 ||
+	    strncmp(a, "--gpu-layers", 12) == 0 || strncmp(a, "-ngl=", 5) == 0)
+		return cli_usage_error("%s: no GPU offload; this engine runs on the CPU (drop the flag, "
+		    "-t N sets the threads)", a);
+	if (strcmp(a, "--no-mmap") == 0 || strcmp(a, "--mlock") == 0)
+		return cli_usage_error("%s: not supported; the model is always mapped read-only and "
+		    "paged in on first use (drop the flag)", a);
+	if (strcmp(a, "-sys") == 0 || strcmp(a, "--system-prompt") == 0) {
+		argv[i] = (char *)"-s";
+		return 0;
+	}
+	if (strcmp(a, "-cnv") == 0 || strcmp(a, "--conversation") == 0 || strcmp(a, "--color") == 0 ||
+	    strcmp(a, "-co") == 0) {
+		/* The interactive chat is what runs without -p, and colour is
+		 * on whenever stdout is a terminal (NO_COLOR turns it off). */
+		*drop = 1;
+		return 0;
+	}
+	if (strcmp(a, "-c") == 0 && argv[i + 1] != NULL && argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9')
+		return cli_usage_error("-c is --continue here; for a context of %s tokens use --ctx-size %s",
+		    argv[i + 1], argv[i + 1]);
+	if (strncmp(a, "-c", 2) == 0 && a[2] >= '0' && a[2] <= '9')
+		return cli_usage_error("-c is --continue here; for a context of %s tokens use --ctx-size %s",
+		    a + 2, a + 2);
+	return 0;
+}
+
+/* Does argv[i] take the next word as its value (our options and the
+ * llama-cli spellings that do)? */
+static int
+command_takes_value(const char *a)
+{
+	return cli_option_takes_value(a) || strcmp(a, "-sys") == 0 || strcmp(a, "--system-prompt") == 0 ||
+	    strcmp(a, "-ngl") == 0 || strcmp(a, "--n-gpu-layers") == 0 || strcmp(a, "--gpu-layers") == 0;
+}
+
+/*
+ * Before getopt: rewrite the aliases, answer --version, and move the
+ * subcommand to argv[1] when global options come first
+ * (`llama2-chat --db x.db list`), skipping the values of options that take
+ * one so that `-m list` is not read as the command.  argv is edited in
+ * place (words dropped shift the rest down); *argc follows.
+ */
+static int
+command_normalize(int *argc, char **argv, int *version)
+{
+	int sub = -1, cnv = 0, prompt = 0;
+	*version = 0;
+	/* The subcommand: the first word that is not an option or a value. */
+	for (int i = 1; i < *argc && sub < 0; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (argv[i][0] != '-' || argv[i][1] == '\0')
+			sub = i;
+		else if (command_takes_value(argv[i]) && i + 1 < *argc)
+			i++;
+	}
+	const struct command *c = sub > 0 ? command_find(argv[sub]) : NULL;
+	/* Commands with options of their own (perplexity -c N, ...) see
+	 * theirs untouched: the aliases apply before them only. */
+	int end = c != NULL && c->run_argv != NULL ? sub : *argc;
+	for (int i = 1; i < end; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (argv[i][0] != '-' || argv[i][1] == '\0')
+			continue;
+		if ((sub < 0 || i < sub) && (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0))
+			*version = 1;
+		if (strcmp(argv[i], "-cnv") == 0 || strcmp(argv[i], "--conversation") == 0)
+			cnv = 1;
+		if (strcmp(argv[i], "-p") == 0 || strncmp(argv[i], "--prompt=", 9) == 0 ||
+		    strcmp(argv[i], "--prompt") == 0)
+			prompt = 1;
+		int drop, rc = command_alias(argv, i, &drop);
+		if (rc != 0)
+			return rc;
+		if (drop) {
+			memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i) * sizeof *argv);
+			(*argc)--;
+			end--;
+			if (sub > i)
+				sub--;
+			i--;
+			continue;
+		}
+		if (command_takes_value(argv[i]) && i + 1 < *argc)
+			i++;
+	}
+	if (cnv && prompt)
+		return cli_usage_error("-cnv: the interactive chat is what runs without -p; -p sends one "
+		    "message and exits (use one or the other)");
+	if (sub > 1 && c != NULL) {
+		char *name = argv[sub];
+		memmove(&argv[2], &argv[1], (size_t)(sub - 1) * sizeof *argv);
+		argv[1] = name;
+	}
+	return 0;
+}
+
 int
 command_run(int argc, char **argv)
 {
+	int version;
+	int rc0 = command_normalize(&argc, argv, &version);
+	if (rc0 != 0)
+		return rc0;
+	if (version) {
+		puts(PROG " " VERSION);
+		return 0;
+	}
 	const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
 	const struct command *c = sub != NULL ? command_find(sub) : NULL;
 
@@ -110,9 +260,8 @@ command_run(int argc, char **argv)
 	rc = sub ? cli_parse(&o, argc - 1, argv + 1, sub) : cli_parse(&o, argc, argv, NULL);
 	if (rc == 0) {
 		if (sub != NULL && c == NULL)
-			rc = cli_usage_error("unknown command '%s'", sub);
-		else if (sub == NULL && o.nargs > 0)
-			rc = cli_usage_error("unknown command '%s'", o.args[0]);
+			rc = cli_usage_error("unknown command '%s' (to ask a question, use -p TEXT or "
+			    PROG " run TEXT)", sub);
 		else
 			rc = c != NULL ? c->run(&o) : command_chat(&o);
 	}

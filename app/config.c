@@ -41,6 +41,37 @@ trim(char *s)
 	return s;
 }
 
+/*
+ * The value part of `key = value  # comment`.  The rule: a '#' starts a
+ * comment at the start of the value or after white space, so `a#b` and
+ * `http://x/#y` keep their '#', and `"a # b"` (quoted, single or double)
+ * keeps everything between the quotes; the quotes are removed.
+ */
+static char *
+config_value(char *v)
+{
+	if (v[0] == '"' || v[0] == '\'') {
+		char *q = strchr(v + 1, v[0]);
+		if (q != NULL) {
+			char *rest = q + 1;
+			while (*rest == ' ' || *rest == '\t')
+				rest++;
+			if (*rest == '\0' || *rest == '#') {
+				*q = '\0';
+				return v + 1;
+			}
+		}
+	}
+	if (v[0] == '#')
+		return v + strlen(v);
+	for (char *p = v + 1; *p; p++)
+		if (*p == '#' && (p[-1] == ' ' || p[-1] == '\t')) {
+			*p = '\0';
+			break;
+		}
+	return trim(v);
+}
+
 static int
 to_int(const char *v, long lo, long hi, int *out)
 {
@@ -96,9 +127,11 @@ config_load(struct opts *o, const char *explicit_path)
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
 		if (explicit_path || errno != ENOENT) {
+			/* A file that cannot be read is a runtime failure (1);
+			 * a bad line in it is a usage error (2), like a bad flag. */
 			cli_error("%s: %s", path, strerror(errno));
 			free(path);
-			return EXIT_USAGE;
+			return 1;
 		}
 		free(path);
 		return 0;
@@ -117,20 +150,24 @@ config_load(struct opts *o, const char *explicit_path)
 			break;
 		}
 		*eq = '\0';
-		char *k = trim(s), *v = trim(eq + 1);
-		size_t vl = strlen(v);
-		if (vl >= 2 && ((v[0] == '"' && v[vl - 1] == '"') || (v[0] == '\'' && v[vl - 1] == '\''))) {
-			v[vl - 1] = '\0';
-			v++;
-		}
+		char *k = trim(s), *v = config_value(trim(eq + 1));
 		int bad = 0;
 		const char **str = !strcmp(k, "model") ? &o->model : !strcmp(k, "tokenizer") ? &o->tokenizer :
 		    !strcmp(k, "db") ? &o->db : !strcmp(k, "preset") ? &o->preset :
 		    !strcmp(k, "system") ? &o->system : !strcmp(k, "chat_template") ? &o->chat_template :
 		    !strcmp(k, "remote") ? &o->remote : !strcmp(k, "remote_model") ? &o->remote_model : NULL;
 		if (str != NULL) {
-			/* o points at the copy; o owns it (opts_free). */
-			char *val = strdup(v);
+			/* o points at the copy; o owns it (opts_free).  Paths may
+			 * start with ~/ as in a shell. */
+			int is_path = str == &o->model || str == &o->tokenizer || str == &o->db;
+			const char *home = getenv("HOME");
+			char *val = NULL;
+			if (is_path && v[0] == '~' && (v[1] == '/' || v[1] == '\0') && home != NULL && *home) {
+				if (asprintf(&val, "%s%s", home, v + 1) < 0)
+					val = NULL;
+			} else {
+				val = strdup(v);
+			}
 			if (val == NULL || o->n_owned == OPTS_OWNED_MAX) {
 				free(val);
 				bad = 1;

@@ -83,13 +83,36 @@ path_for(enum path_kind kind, const char *name, int create, char **err)
 	return full;
 }
 
+/* The folder of a database named by --db or $LLAMA2_CHAT_DB is created
+ * (0700) as the default one is: `--db ~/notes/new/chats.db` just works. */
+static char *
+path_with_folder(const char *file, char **err)
+{
+	char *p = strdup(file);
+	if (p == NULL)
+		return NULL;
+	char *slash = strrchr(p, '/');
+	if (slash != NULL && slash != p) {
+		*slash = '\0';
+		struct stat sb;
+		if (stat(p, &sb) != 0 && errno == ENOENT && path_mkdirs(p) != 0) {
+			if (err && asprintf(err, "%s: cannot create the folder: %s", p, strerror(errno)) < 0)
+				*err = NULL;
+			free(p);
+			return NULL;
+		}
+		*slash = '/';
+	}
+	return p;
+}
+
 char *
 path_database(const char *flag, char **err)
 {
 	if (flag && *flag)
-		return strdup(flag);
+		return path_with_folder(flag, err);
 	const char *env = getenv("LLAMA2_CHAT_DB");
 	if (env && *env)
-		return strdup(env);
+		return path_with_folder(env, err);
 	return path_for(PATH_DATA, "chats.db", 1, err);
 }

@@ -248,7 +248,8 @@ session_preset_at_open(struct session *s, const char *name)
 {
 	struct db_preset pr;
 	char *err = NULL;
-	if (db_preset_get(s->db, name, &pr, &err) != 0)
+	/* Without the database (--no-save) the built-in presets still work. */
+	if ((s->db != NULL ? db_preset_get(s->db, name, &pr, &err) : db_preset_builtin(name, &pr, &err)) != 0)
 		return session_fail_take(s, err);
 	if (!s->o->system) {
 		free(s->system);
@@ -294,11 +295,6 @@ session_open(const struct opts *o, struct engine_model *m, int *status)
 		s->system = strdup(o->system);
 	char *err = NULL;
 	*status = 1;
-	if (o->preset && o->no_save) {
-		cli_error("--preset needs the database (it cannot be used with --no-save)");
-		*status = EXIT_USAGE;
-		goto fail;
-	}
 	if (!o->no_save) {
 		char *path = path_database(o->db, &err);
 		if (path == NULL || (s->db = db_open(path, &err)) == NULL) {
@@ -421,6 +417,21 @@ const char *session_error(const struct session *s) { return s->error; }
 const char *session_kv_path(const struct session *s) { return s->kv_path; }
 int session_kv_restored(const struct session *s) { return s->restored; }
 int session_kv_prefilled(const struct session *s) { return s->prefilled; }
+int session_dropped(const struct session *s) { return s->dropped; }
+
+const char *
+session_reply_text(const struct session *s, size_t *len)
+{
+	*len = s->rlen;
+	return s->rtext;
+}
+
+const int32_t *
+session_reply_ids(const struct session *s, int *n)
+{
+	*n = s->rn;
+	return s->rids;
+}
 
 char *
 session_take_error(struct session *s)
@@ -544,6 +555,16 @@ session_new_chat(struct session *s)
 	s->turn = 0;
 	s->dropped = 0;
 	s->user_id = s->reply_id = 0;
+	/* A new chat starts from what the command line and config asked for
+	 * (-s, --preset, the settings), not from the chat that was open: a
+	 * preset picked for one chat does not leak into the next. */
+	free(s->system);
+	s->system = s->o->system ? strdup(s->o->system) : NULL;
+	free(s->preset);
+	s->preset = NULL;
+	s->gen = s->o->gen;
+	if (s->o->preset && session_preset_at_open(s, s->o->preset) != 0)
+		session_push(s, SU_NOTICE, 1, ROLE_USER, s->error, strlen(s->error));
 	session_push(s, SU_CLEAR, 0, ROLE_USER, NULL, 0);
 	if (s->w)
 		s->load_seq = worker_load(s->w, s->system, NULL, NULL, NULL, NULL, 0, 0, NULL);

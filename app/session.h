@@ -81,6 +81,11 @@ const char *session_kv_path(const struct session *s);
 int session_kv_restored(const struct session *s);
 int session_kv_prefilled(const struct session *s);
 char *session_take_kv_notice(struct session *s);
+/* The last reply's text and token ids (owned by s, valid until the next
+ * request), and how many messages have left the window so far. */
+const char *session_reply_text(const struct session *s, size_t *len);
+const int32_t *session_reply_ids(const struct session *s, int *n);
+int session_dropped(const struct session *s);
 /* The id of the last user message the worker holds (what edit edits), or 0. */
 int64_t session_last_user(const struct session *s);
 
@@ -147,8 +152,9 @@ int session_select(struct session *s, int64_t id, int step);
  * system prompt, preset and settings; the worker, if any, prefills it.
  * Writes nothing. */
 int session_switch(struct session *s, int64_t id);
-/* A new, empty conversation keeping the system prompt, preset and
- * settings; it is stored with its first message. */
+/* A new, empty conversation with the system prompt, preset and settings
+ * the command line and config gave (not the previous chat's); it is
+ * stored with its first message. */
 int session_new_chat(struct session *s);
 /* Rename / delete the current stored conversation (delete then starts a
  * new chat).  An empty title clears it. */

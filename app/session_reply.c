@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -537,7 +538,10 @@ session_event(struct session *s, const struct worker_event *ev)
 		session_push(s, SU_LOADED, 0, ROLE_USER, NULL, 0);
 		if ((u = session_last_update(s)) != NULL)
 			u->total = ev->total;
-		if (s->notice)
+		/* The interface hears why a snapshot was not used only with
+		 * --verbose, and never for one that was simply not made yet
+		 * (a chat's first load): that is the normal case, not news. */
+		if (s->notice && s->o->verbose && strstr(s->notice, strerror(ENOENT)) == NULL)
 			session_notice(s, 0, s->notice);
 		return;
 	case WEV_OVERFLOW:

@@ -12,6 +12,7 @@
 #include "engine/cpu.h"
 #include "engine/model.h"
 #include "engine/engine_int.h"
+#include "engine/gguf.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -189,6 +191,46 @@ const struct engine_info *
 engine_info(const struct engine_model *m)
 {
 	return &m->info;
+}
+
+/*
+ * The first use of a big mapped file reads it from disk page by page as
+ * the forward pass faults them in, in whatever order the tensors are
+ * used.  Reading it here once, front to back, lets the kernel read ahead
+ * in large sequential requests (MADV_WILLNEED a chunk ahead of the pages
+ * being touched) and lets the caller show how far it got.  The pages
+ * stay in the page cache, shared with other processes; nothing is copied.
+ */
+int
+engine_prefetch(const struct engine_model *em, engine_load_fn cb, void *ud)
+{
+	const struct model *m = em->m;
+	const uint8_t *base = m->gguf ? m->gguf->map : m->map;
+	size_t size = m->map_size;
+	if (base == NULL || size == 0)
+		return 0;
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t page = pg > 0 ? (size_t)pg : 4096;
+	const size_t chunk = (size_t)64 << 20;
+	volatile uint8_t sink = 0;
+	uintptr_t aligned = (uintptr_t)base & ~(uintptr_t)(page - 1);
+	for (size_t off = 0; off < size; off += chunk) {
+		size_t n = size - off < chunk ? size - off : chunk;
+		/* Ask for the next chunk while this one is read. */
+		if (off + chunk < size) {
+			size_t ahead = size - off - chunk < chunk ? size - off - chunk : chunk;
+			uintptr_t a = ((uintptr_t)(base + off + chunk)) & ~(uintptr_t)(page - 1);
+			madvise((void *)a, ahead + page, MADV_WILLNEED);
+		} else if (off == 0) {
+			madvise((void *)aligned, n + page, MADV_WILLNEED);
+		}
+		for (size_t k = 0; k < n; k += page)
+			sink ^= base[off + k];
+		if (cb != NULL && cb(ud, (uint64_t)(off + n), (uint64_t)size) != 0)
+			return 1;
+	}
+	(void)sink;
+	return 0;
 }
 
 int

@@ -45,6 +45,13 @@ struct engine_model *engine_open(const char *path, const char *tokenizer, char *
 struct engine_model *engine_open_tokenizer(const char *path, char **err);
 void engine_close(struct engine_model *m);
 const struct engine_info *engine_info(const struct engine_model *m);
+/* Progress of engine_prefetch: done of total bytes; nonzero stops it. */
+typedef int (*engine_load_fn)(void *ud, uint64_t done, uint64_t total);
+/* Read the model's mapped file once, front to back, with read-ahead, so
+ * that the first reply does not fault it in from disk piecemeal; cb (may
+ * be NULL) hears the progress after every 64 MiB.  Never prints.  Returns
+ * 0, or 1 when cb stopped it (the model is usable either way). */
+int engine_prefetch(const struct engine_model *m, engine_load_fn cb, void *ud);
 
 /* Tokenize len bytes into a malloc'd array (*ids, freed by the caller).
  * Returns the count, or -1 on out of memory. */

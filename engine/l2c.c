@@ -227,12 +227,23 @@ model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, ch
 		return rc;
 	}
 	char *terr = NULL;
-	m->tok = tok_spm_load_bin(tpath, c->vocab_size, &terr);
-	free(tpath);
+	/* Every piece in the file (n_vocab 0), so that a tokenizer made for
+	 * another vocabulary (the 32,000-piece tokenizer.bin beside a 512-token
+	 * model) is caught instead of silently cut to the model's size. */
+	m->tok = tok_spm_load_bin(tpath, 0, &terr);
 	if (m->tok == NULL) {
+		free(tpath);
 		eng_errf(err, "tokenizer %s", terr ? terr : "unusable");
 		free(terr);
 		return -1;
 	}
+	if (tok_n_vocab(m->tok) != c->vocab_size) {
+		int rc = eng_errf(err, "tokenizer %s has %d pieces but the model's vocabulary is %d: "
+		    "give the tokenizer made for this model with --tokenizer FILE", tpath,
+		    tok_n_vocab(m->tok), c->vocab_size);
+		free(tpath);
+		return rc;
+	}
+	free(tpath);
 	return 0;
 }

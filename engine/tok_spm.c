@@ -377,6 +377,15 @@ tok_spm_load_bin(const char *path, int n_vocab, char **err)
 		goto out;
 	}
 	maxlen = tok_spm_rd_i32(map);
+	/* A SentencePiece tokenizer.model is a protobuf whose first field is
+	 * a piece (tag 0x0a, a varint length, then the piece's own 0x0a). */
+	if (size > 3 && map[0] == 0x0a && (map[1] & 0x80 ? map[2] < 0x80 && map[3] == 0x0a : map[2] == 0x0a) &&
+	    (maxlen <= 0 || (uint32_t)maxlen > TOK_MAX_PIECE)) {
+		tok_seterr(err, "%s: a SentencePiece tokenizer.model (protobuf), not a llama2.c tokenizer.bin: "
+		    "convert it with llama2.c's `python tokenizer.py -t FILE`, or use a GGUF model, which "
+		    "holds its tokenizer", path);
+		goto out;
+	}
 	if (maxlen <= 0 || (uint32_t)maxlen > TOK_MAX_PIECE) {
 		tok_seterr(err, "%s: max_token_length %d is not in 1..%u", path, maxlen,
 		    TOK_MAX_PIECE);

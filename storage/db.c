@@ -495,6 +495,114 @@ fail:
 	return -1;
 }
 
+/* Can neither the file nor its folder be written?  (access() also says
+ * EPERM for an immutable file and EROFS on a read-only mount, for root
+ * too.)  SQLite in WAL mode needs both: the -wal and -shm files live
+ * beside the database. */
+static int
+db_unwritable(const char *path)
+{
+	if (access(path, W_OK) != 0 && (errno == EACCES || errno == EPERM || errno == EROFS))
+		return 1;
+	char *dir = strdup(path);
+	if (dir == NULL)
+		return 0;
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, 2, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	int ro = access(dir, W_OK) != 0 && (errno == EACCES || errno == EPERM || errno == EROFS);
+	free(dir);
+	return ro;
+}
+
+/* "file:" URI of path with its query flags; '%', '?' and '#' escaped. */
+static char *
+db_uri(const char *path, const char *query)
+{
+	size_t n = strlen(path);
+	char *u = malloc(3 * n + strlen(query) + 8), *o = u;
+	if (u == NULL)
+		return NULL;
+	o += sprintf(o, "file:");
+	for (const char *p = path; *p; p++) {
+		if (*p == '%' || *p == '?' || *p == '#')
+			o += sprintf(o, "%%%02X", (unsigned char)*p);
+		else
+			*o++ = *p;
+	}
+	sprintf(o, "?%s", query);
+	return u;
+}
+
+/* Open path read-only.  mode=ro first; a WAL database whose folder cannot
+ * take the -shm file needs immutable=1 (nobody can be writing it then:
+ * we could not either). */
+static struct db *
+db_open_ro(const char *path, char **err)
+{
+	struct db *d = calloc(1, sizeof *d);
+	if (d == NULL || (d->path = strdup(path)) == NULL) {
+		free(d);
+		db_errf(err, "%s: out of memory", path);
+		return NULL;
+	}
+	d->busy_ms = DB_BUSY_MS;
+	d->readonly = 1;
+	static const char *const modes[] = { "mode=ro", "mode=ro&immutable=1" };
+	int v = -1;
+	for (int i = 0; i < 2 && v < 0; i++) {
+		char *uri = db_uri(path, modes[i]);
+		if (d->h != NULL)
+			sqlite3_close_v2(d->h);
+		d->h = NULL;
+		if (uri == NULL || sqlite3_open_v2(uri, &d->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+		    NULL) != SQLITE_OK) {
+			free(uri);
+			continue;
+		}
+		free(uri);
+		sqlite3_extended_result_codes(d->h, 1);
+		sqlite3_busy_timeout(d->h, d->busy_ms);
+		char *e = NULL;
+		if (db_user_version(d, &v, i == 1 ? err : &e) != 0)
+			v = -1;
+		free(e);
+	}
+	if (v < 0) {
+		if (err != NULL && *err == NULL)
+			db_fail(d, err, "cannot open read-only");
+		db_close(d);
+		return NULL;
+	}
+	if (v != db_n_migrations) {
+		if (v > db_n_migrations)
+			db_errf(err, "%s: written by a newer llama2-chat (schema version %d, this one knows "
+			    "up to %d); not touching it", path, v, db_n_migrations);
+		else
+			db_errf(err, "%s: read-only, and its schema (version %d) is older than this "
+			    "llama2-chat's (%d): open it once where it can be written to upgrade it", path, v,
+			    db_n_migrations);
+		db_close(d);
+		return NULL;
+	}
+	sqlite3_exec(d->h, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+	return d;
+}
+
+struct db *
+db_open_read(const char *path, char **err)
+{
+	struct stat sb;
+	if (path != NULL && *path != '\0' && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    db_unwritable(path))
+		return db_open_ro(path, err);
+	return db_open(path, err);
+}
+
 struct db *
 db_open(const char *path, char **err)
 {
@@ -503,6 +611,11 @@ db_open(const char *path, char **err)
 		return NULL;
 	}
 	struct stat sb;
+	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && db_unwritable(path)) {
+		db_errf(err, "%s: the database is read-only (the file or its folder cannot be written "
+		    "to), so nothing can be saved; list, show, search and export still work", path);
+		return NULL;
+	}
 	if (stat(path, &sb) != 0) {
 		if (errno != ENOENT) {
 			db_errf(err, "%s: cannot open: %s", path, strerror(errno));

@@ -129,6 +129,15 @@ struct db_preset {
  * newer llama2-chat.
  */
 struct db *db_open(const char *path, char **err);
+/*
+ * For the commands that only read (list, show, search, export): as
+ * db_open, but when the file or its folder cannot be written (permissions,
+ * a read-only mount, an immutable file) it is opened read-only instead,
+ * with no migration and no journal change; a schema older than this
+ * program's is then an error that says so.  Writes through such a handle
+ * fail with "the database is read-only".
+ */
+struct db *db_open_read(const char *path, char **err);
 /* Close the handle (NULL is fine).  Every result it returned stays valid. */
 void db_close(struct db *d);
 /* The path given to db_open (owned by d). */
@@ -283,13 +292,18 @@ int db_message_parent(struct db *d, int64_t msg_id, int64_t *parent, char **err)
 /* ---- search ------------------------------------------------------------- */
 
 /*
- * Full-text search (FTS5 query syntax: words, "phrases", AND/OR/NOT,
- * prefix*) over all message text, newest first, at most limit hits (<= 0:
- * 20).  Each snippet has its matches between mark_open and mark_close
- * (either may be ""; NULL means "").  0 with *out (db_hits_free) and *n, or
- * -1 with *err, which for a malformed query says so and quotes it.
+ * Search all message text, newest first, at most limit hits (<= 0: 20).
+ * db_search takes plain text: words (all must occur, any punctuation in
+ * them is fine), "phrases", prefix*, AND/OR/NOT between words; CJK terms
+ * match as substrings (東 finds 東京).  db_search_fts takes FTS5's query
+ * syntax as it is.  Each snippet has its matches between mark_open and
+ * mark_close (either may be ""; NULL means "").  0 with *out
+ * (db_hits_free) and *n, or -1 with *err, which for a malformed FTS5 query
+ * says so and quotes it.
  */
 int db_search(struct db *d, const char *query, int limit, const char *mark_open,
+    const char *mark_close, struct db_hit **out, size_t *n, char **err);
+int db_search_fts(struct db *d, const char *query, int limit, const char *mark_open,
     const char *mark_close, struct db_hit **out, size_t *n, char **err);
 void db_hits_free(struct db_hit *h, size_t n);
 
@@ -305,6 +319,10 @@ void db_hits_free(struct db_hit *h, size_t n);
 int db_preset_list(struct db *d, struct db_preset **out, size_t *n, char **err);
 /* Fill *p (db_preset_clear) from the preset called name; -1 with *err when unknown. */
 int db_preset_get(struct db *d, const char *name, struct db_preset *p, char **err);
+/* A built-in preset by name, read without any database file (--no-save):
+ * 0 with *p (db_preset_clear), or -1 with *err when there is no built-in
+ * of that name. */
+int db_preset_builtin(const char *name, struct db_preset *p, char **err);
 /* Add a user preset; system NULL means "", params NULL means "{}".  -1 if the name is taken. */
 int db_preset_add(struct db *d, const char *name, const char *system, const char *params, char **err);
 /* Change a user preset; a NULL system or params keeps the old value. */

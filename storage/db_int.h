@@ -17,6 +17,7 @@ struct db {
 	char *path;             /* as given to db_open, for messages */
 	int busy_ms;            /* busy timeout in force */
 	int last_rc;            /* extended code of the last failure db_fail saw (tests) */
+	int readonly;           /* opened by db_open_read on an unwritable file */
 };
 
 #define DB_BUSY_MS 5000

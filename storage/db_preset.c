@@ -247,3 +247,35 @@ fail:
 	db_rollback(d);
 	return -1;
 }
+
+/* The built-in presets are rows the schema's first step inserts: an
+ * in-memory database built by the same steps reads them without touching
+ * any file, so --no-save sessions get exactly what a stored database has. */
+int
+db_preset_builtin(const char *name, struct db_preset *p, char **err)
+{
+	struct db m;
+	memset(&m, 0, sizeof m);
+	memset(p, 0, sizeof *p);
+	m.path = (char *)"(built-in presets)";
+	if (sqlite3_open_v2(":memory:", &m.h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) != SQLITE_OK) {
+		sqlite3_close(m.h);
+		return db_errf(err, "cannot read the built-in presets: out of memory");
+	}
+	int rc = db_migrate_steps(&m, db_migrations, db_n_migrations, err);
+	if (rc == 0)
+		rc = db_preset_get(&m, name, p, err);
+	if (rc == 0 && !p->builtin) {
+		db_preset_clear(p);
+		rc = db_errf(err, "no built-in preset named '%s'", name);
+	}
+	if (rc != 0 && err != NULL && *err != NULL && strncmp(*err, "no preset named", 15) == 0) {
+		free(*err);
+		*err = NULL;
+		db_errf(err, "no built-in preset named '%s' (assistant, concise, storyteller, translator, "
+		    "sentiment, summarizer, coder); stored presets need the database, which --no-save "
+		    "turns off", name);
+	}
+	sqlite3_close(m.h);
+	return rc;
+}

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,9 +36,11 @@ export_format_parse(const char *name, enum export_format *f)
 	static const struct { const char *name; enum export_format f; } names[] = {
 		{ "md", EXPORT_MD }, { "markdown", EXPORT_MD }, { "txt", EXPORT_TXT },
 		{ "text", EXPORT_TXT }, { "json", EXPORT_JSON }, { "html", EXPORT_HTML },
+		{ "htm", EXPORT_HTML },
 	};
+	/* Any case: --format HTML, x.JSON. */
 	for (size_t i = 0; name != NULL && i < sizeof names / sizeof names[0]; i++)
-		if (strcmp(name, names[i].name) == 0) {
+		if (strcasecmp(name, names[i].name) == 0) {
 			*f = names[i].f;
 			return 0;
 		}

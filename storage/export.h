@@ -47,7 +47,8 @@ enum export_format { EXPORT_MD, EXPORT_TXT, EXPORT_JSON, EXPORT_HTML };
 #define EXPORT_JSON_FORMAT "llama2-chat"
 #define EXPORT_JSON_VERSION 2
 
-/* "md"/"markdown", "txt"/"text", "json", "html": 0 with *f, or -1. */
+/* "md"/"markdown", "txt"/"text", "json", "html"/"htm", in any case: 0
+ * with *f, or -1. */
 int export_format_parse(const char *name, enum export_format *f);
 const char *export_format_name(enum export_format f);
 
@@ -86,5 +87,24 @@ struct db_conv *import_conv(const json_t *doc, char **err);
  * public id.  -1 with *err, nothing inserted.
  */
 int import_file(struct db *d, const char *path, int64_t *id, char *pid, char **err);
+
+/* ---- import_any.c --------------------------------------------------------- */
+
+struct import_result {
+	int64_t id;                     /* 0 when skipped */
+	char pid[DB_PID_LEN + 1];       /* the new conversation's public id */
+	char same_as[DB_PID_LEN + 1];   /* skipped: the stored one with the same messages */
+};
+/*
+ * Import the JSON at path ("-": stdin): a llama2-chat export, an array of
+ * them, {"messages": [...]} or [{"role", "content"}, ...].  A conversation
+ * whose messages equal a stored one's is skipped (same_as) unless force.
+ * 0 with *out (import_any_free) holding *n results in document order; -1
+ * with *err: nothing written when the document is bad, and when a write
+ * failed, *out and *n still list what was imported before it.
+ */
+int import_any_file(struct db *d, const char *path, int force, struct import_result **out, size_t *n,
+    char **err);
+void import_any_free(struct import_result *r, size_t n);
 
 #endif

@@ -40,7 +40,7 @@ START_TEST(test_usage_errors)
 		{ { "x", "complete", "-n", NULL }, 2, "-n" },
 		{ { "x", "complete", "-n", "many", "-m", "x", NULL }, 2, "many" },
 		{ { "x", "complete", "--temp", "-3", NULL }, 2, "--temp" },
-		{ { "x", "info", "-m", "/nonexistent/model.gguf", NULL }, 2, "/nonexistent/model.gguf" },
+		{ { "x", "info", "-m", "/nonexistent/model.gguf", NULL }, 1, "/nonexistent/model.gguf" },
 		{ { "x", "info", NULL }, 2, "no model" },
 		{ { "x", "frobnicate", NULL }, 2, "frobnicate" },
 		{ { "x", "list", "--bogus", NULL }, 2, "--bogus" },
@@ -152,9 +152,13 @@ START_TEST(test_complete_stories)
 	char *m = model("stories260K.bin");
 	char n[16];
 	snprintf(n, sizeof n, "%d", robust);
-	const char *argv[] = { "x", "complete", "-m", m, "--temp", "0", "-n", n, "--ids", "--prompt-ids", "1", NULL };
+	char *dir = tmpdir_new(), *tok = fixture_tok512(dir);
+	const char *argv[] = { "x", "complete", "-m", m, "--tokenizer", tok, "--temp", "0", "-n", n, "--ids",
+		"--prompt-ids", "1", NULL };
 	char *out, *err;
 	ck_assert_msg(run_binary(argv, NULL, &out, &err, NULL, 60) == 0, "%s", err);
+	free(tok);
+	tmpdir_remove(dir);
 	char *p = out;
 	for (int k = 0; k < robust; k++) {
 		long v = strtol(p, &p, 10);

@@ -264,7 +264,7 @@ START_TEST(test_kill_during_prompt)
 	char *prompt = malloc(8000);
 	while (plen < 6900)
 		plen += (size_t)sprintf(prompt + plen, "The quick brown fox %zu jumps over the lazy dog. ", plen);
-	const char *argv[] = { "x", "-m", m, "--db", db, "-p", prompt, "--ctx-size", "4096", "--batch-size", "1",
+	const char *argv[] = { "x", "-m", m, "--db", db, "-p", prompt, "--ctx-size", "4096", "--force", "--batch-size", "1",
 		"-t", "1", "-n", "8", "--temp", "0", NULL };
 	struct proc p;
 	proc_start(&p, argv, dir);
@@ -309,7 +309,7 @@ START_TEST(test_kill_during_generation)
 	char *dir = tmpdir_new();
 	char db[4096];
 	snprintf(db, sizeof db, "%s/chats.db", dir);
-	const char *argv[] = { "x", "-m", m, "--db", db, "-p", "Tell me a long story.", "--ctx-size", "4096",
+	const char *argv[] = { "x", "-m", m, "--db", db, "-p", "Tell me a long story.", "--ctx-size", "4096", "--force",
 		"-t", "1", "-n", "100000", "--temp", "1.5", "--seed", "1", NULL };
 	struct proc p;
 	proc_start(&p, argv, dir);

@@ -412,7 +412,7 @@ START_TEST(test_stream_and_status)
 	struct term t;
 	tm_init(&t);
 	char *args;
-	ck_assert_int_ge(asprintf(&args, "-m '%s' -n 2000 -t 1 --seed 1 --ctx-size 8192 --ignore-eos", t.model), 0);
+	ck_assert_int_ge(asprintf(&args, "-m '%s' -n 2000 -t 1 --seed 1 --ctx-size 8192 --force --ignore-eos", t.model), 0);
 	tm_start(&t, 100, 30, args);
 	WAIT_STATUS(&t, "idle", 10000);
 	WAIT(&t, "llama2-chat-fixture Q4_0", 1000);
@@ -463,7 +463,7 @@ END_TEST
  * gets: EOS is never chosen, so only -n (or the large window) ends it, and
  * attention over a growing context keeps each token slower than the last.
  */
-#define LONG_ARGS "-n 16000 --seed 1 --ctx-size 16384 --ignore-eos"
+#define LONG_ARGS "-n 16000 --seed 1 --ctx-size 16384 --force --ignore-eos"
 #define LONG_PROMPT "Hello"
 
 /* Start the long reply in the current (new) chat. */
@@ -873,6 +873,44 @@ START_TEST(test_signals)
 }
 END_TEST
 
+/* What people bring from other tools: "?question" is a message, not
+ * help; an Esc right before a resize still stops; the switch dialog keeps
+ * "N msgs" whole; the input box wraps at words. */
+START_TEST(test_conventions)
+{
+	struct term t;
+	tm_init(&t);
+	char *args;
+	ck_assert_int_ge(asprintf(&args, "-m '%s' " LONG_ARGS, t.model), 0);
+	tm_start(&t, 100, 30, args);
+	WAIT_STATUS(&t, "idle", 10000);
+	tm_type(&t, "?what is");
+	ck_assert_msg(tm_wait_input(&t, "?what is", 3000), "input lost the text:\n%s", tm_capture(&t));
+	char *sc = tm_capture(&t);
+	ck_assert_msg(strstr(sc, "Keys (Esc closes)") == NULL, "help opened:\n%s", sc);
+	free(sc);
+	/* A long message wraps between words, not inside them. */
+	tm_type(&t, " this long question about the nature of the sky and the "
+	    "reasons for its colour at dusk and at noon, asked by someone curious");
+	WAIT(&t, "curious", 3000);
+	sc = tm_capture(&t);
+	ck_assert_msg(strstr(sc, "colou\n") == NULL && strstr(sc, "curio\n") == NULL, "cut a word:\n%s", sc);
+	free(sc);
+	tm_keys(&t, "Enter");
+	WAIT_STATUS(&t, "generating", 10000);
+	/* Esc and a resize at once: the Esc is not taken as Alt+resize. */
+	ck_assert_int_eq(sh("tmux -L %s send-keys Escape && tmux -L %s resize-window -x 90 -y 28", t.sock, t.sock), 0);
+	WAIT_STATUS(&t, "stopped", 5000);
+	tm_keys(&t, "C-o");
+	WAIT(&t, "2 msgs", 3000);
+	tm_keys(&t, "Escape");
+	tm_keys(&t, "C-q");
+	expect_exit0(&t);
+	free(args);
+	tm_stop_at(&t, __func__);
+}
+END_TEST
+
 Suite *e2e_ui_suite(void);
 
 Suite *
@@ -892,7 +930,9 @@ e2e_ui_suite(void)
 		tcase_add_fixture_test(tc, test_tiny_terminal);
 		tcase_add_fixture_test(tc, test_history_only);
 		tcase_add_fixture_test(tc, test_signals);
+		tcase_add_fixture_test(tc, test_conventions);
 	}
 	suite_add_tcase(s, tc);
 	return s;
 }
+

@@ -346,7 +346,7 @@ START_TEST(test_oneshot_llama3_binary)
 	/* Ctrl-C mid-reply: a clean exit, the partial reply kept as stopped,
 	 * and the conversation resumes after it. */
 	const char *a4[] = { test_binary(), "-m", path, "-c", "-p", "Tell me more", "--ignore-eos", "-n", "3000", NULL };
-	ck_assert_int_eq(run_and_interrupt(a4, env, 24, 120), 0);
+	ck_assert_int_eq(run_and_interrupt(a4, env, 24, 120), 130);
 	const char *a5[] = { "llama2-chat", "-m", path, "-c", "-p", "after the stop", "-n", "4", "--verbose", NULL };
 	ck_assert_int_eq(run_binary(a5, NULL, &out, &err, env, 120), 0);
 	ck_assert_msg(strstr(err, "resumed") != NULL, "no resume after the stop: %s", err);

@@ -194,8 +194,12 @@ stories_check(const char *file, const char *key)
 	char *path = fixture_path(rel);
 	ck_assert_msg(path != NULL, "%s missing", rel);
 	char *err = NULL;
-	struct engine_model *em = engine_open(path, NULL, &err);
+	char *dir = tmpdir_new(), *tok512 = fixture_tok512(dir);
+	ck_assert_ptr_nonnull(tok512);
+	struct engine_model *em = engine_open(path, tok512, &err);
 	ck_assert_msg(em != NULL, "%s: %s", path, err);
+	free(tok512);
+	tmpdir_remove(dir);
 	int vocab = engine_info(em)->n_vocab;
 	ck_assert_int_eq(vocab, 512);
 	struct engine_ctx_params p;

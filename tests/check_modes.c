@@ -206,7 +206,7 @@ START_TEST(test_created_files_are_private)
 	snprintf(wal, sizeof wal, "%s-wal", g_db);
 	snprintf(shm, sizeof shm, "%s-shm", g_db);
 	const char *both[] = { wal, shm, NULL };
-	const char *gen[] = { bin, "-m", slow, "-c", "-p", "go on", "-n", "100000", "--ctx-size", "4096", "--temp", "1.5",
+	const char *gen[] = { bin, "-m", slow, "-c", "-p", "go on", "-n", "100000", "--ctx-size", "4096", "--force", "--temp", "1.5",
 		"--seed", "1", NULL };
 	g_wal_checked = 0;
 	st = run_in(dir, gen, NULL, NULL, both, check_live_files, 120);

@@ -257,6 +257,25 @@ START_TEST(test_input_layout)
 	ck_assert_int_eq(crow, 1);
 	ck_assert_int_eq(ccol, 4);
 	free(rows);
+	/* Words are not cut: the break is after a space, which stays on
+	 * its row (every byte is on a row, for the cursor). */
+	input_set(&in, "hello world again");
+	n = input_layout(&in, 10, &rows, &crow, &ccol);
+	ck_assert_int_eq(n, 3);
+	ck_assert_uint_eq(rows[0].start, 0);
+	ck_assert_uint_eq(rows[0].end, 6);      /* "hello " */
+	ck_assert_uint_eq(rows[1].start, 6);
+	ck_assert_uint_eq(rows[1].end, 12);     /* "world " */
+	ck_assert_uint_eq(rows[2].end, 17);
+	ck_assert_int_eq(crow, 2);
+	ck_assert_int_eq(ccol, 5);
+	free(rows);
+	/* A word wider than the row is still cut. */
+	input_set(&in, "abcdefghijklmnop");
+	n = input_layout(&in, 10, &rows, &crow, &ccol);
+	ck_assert_int_eq(n, 2);
+	ck_assert_uint_eq(rows[0].end, 9);
+	free(rows);
 	/* An empty text is one row with the cursor at 0. */
 	input_clear(&in);
 	n = input_layout(&in, 10, &rows, &crow, &ccol);
@@ -328,12 +347,13 @@ spans(const struct md_line *l)
 	size_t o = 0;
 	int cur = 0;
 	for (size_t i = 0; i <= l->len; i++) {
-		int st = i < l->len ? l->style[i] & (MD_BOLD | MD_CODE) : 0;
+		int st = i < l->len ? l->style[i] & (MD_BOLD | MD_CODE | MD_ITALIC | MD_LINK) : 0;
 		if (st != cur) {
 			if (cur)
 				out[o++] = ')';
 			if (st)
-				o += (size_t)sprintf(out + o, "%s(", st == MD_BOLD ? "B" : st == MD_CODE ? "C" : "K");
+				o += (size_t)sprintf(out + o, "%s(", st == MD_BOLD ? "B" : st == MD_CODE ? "C" :
+				    st == MD_ITALIC ? "I" : st == MD_LINK ? "L" : "K");
 			cur = st;
 		}
 		if (i < l->len)
@@ -356,6 +376,16 @@ START_TEST(test_markdown_inline)
 		{ "2 ** 3", "2 ** 3" },
 		{ "``", "``" },
 		{ "**half", "**half" },
+		{ "an *italic* word", "an I(italic) word" },
+		{ "2 * 3 * 4", "2 * 3 * 4" },
+		{ "*half", "*half" },
+		{ "- item one", "\xe2\x80\xa2 item one" },
+		{ "  * nested *em*", "  \xe2\x80\xa2 nested I(em)" },
+		{ "+ plus", "\xe2\x80\xa2 plus" },
+		{ "-not a list", "-not a list" },
+		{ "see [the docs](https://x.org/a) now", "see L(the docs) (https://x.org/a) now" },
+		{ "[half](", "[half](" },
+		{ "**bold *and* more**", "B(bold )K(and)B( more)" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		struct md_doc d;
@@ -469,6 +499,23 @@ START_TEST(test_vm_stream)
 	/* Tokens after the end are not appended anywhere. */
 	ev_token(&vm, "late");
 	ck_assert_str_eq(vm.msgs[3].text, "Once upon a time.");
+	/* Ctrl-R: the session removes the reply and streams a new one; the
+	 * gauge no longer counts the old reply's 5 tokens. */
+	int64_t old = vm_reply_id;
+	done.stats.n_gen = 5;
+	vm.msgs[3].ctx_start = -1;
+	struct session_update fin2 = done;
+	fin2.id = old;
+	vm.msgs[3].streaming = 1;
+	ck_assert_int_eq(viewmodel_apply(&vm, &fin2), 1);
+	ck_assert_int_eq(vm.ctx_used, 77);
+	struct session_update rm = { .type = SU_REMOVE, .id = old };
+	viewmodel_apply(&vm, &rm);
+	ck_assert_int_eq(vm.n, 3);
+	ck_assert_int_eq(vm.ctx_used, 72);
+	vm_begin(&vm, NULL);
+	ev_token(&vm, "Again");
+	ck_assert_int_eq(vm.ctx_used, 73);
 	viewmodel_free(&vm);
 }
 END_TEST

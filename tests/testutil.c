@@ -3,6 +3,7 @@
  */
 #include "tests/testutil.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,36 @@ run_binary(const char *const *argv, const char *stdin_data, char **out, char **e
 	if (timed_out)
 		return -1;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+char *
+fixture_tok512(const char *dir)
+{
+	char *src = fixture_path("models/tokenizer.bin"), *dst = NULL;
+	if (src == NULL || asprintf(&dst, "%s/tok512.bin", dir) < 0) {
+		free(src);
+		return NULL;
+	}
+	FILE *f = fopen(src, "rb"), *g = fopen(dst, "wb");
+	unsigned char hdr[8], buf[4096];
+	int ok = f != NULL && g != NULL && fread(hdr, 1, 4, f) == 4 && fwrite(hdr, 1, 4, g) == 4;
+	for (int i = 0; ok && i < 512; i++) {
+		ok = fread(hdr, 1, 8, f) == 8 && fwrite(hdr, 1, 8, g) == 8;
+		int32_t len;
+		memcpy(&len, hdr + 4, 4);
+		ok = ok && len >= 0 && (size_t)len <= sizeof buf && fread(buf, 1, (size_t)len, f) == (size_t)len &&
+		    fwrite(buf, 1, (size_t)len, g) == (size_t)len;
+	}
+	if (f != NULL)
+		fclose(f);
+	if (g != NULL && fclose(g) != 0)
+		ok = 0;
+	free(src);
+	if (!ok) {
+		free(dst);
+		return NULL;
+	}
+	return dst;
 }
 
 /* ---- other programs (the peers) ---- */

@@ -27,6 +27,12 @@ json_t *golden_load(const char *name);
 char *tmpdir_new(void);
 void tmpdir_remove(char *path);
 
+/* A 512-piece tokenizer.bin for the stories260K models, written into dir
+ * (the first 512 pieces of models/tokenizer.bin: the model tests feed ids,
+ * so any tokenizer of the model's size will do).  malloc'd path, or NULL
+ * when the fixture is missing. */
+char *fixture_tok512(const char *dir);
+
 /* Path of the built binary (LLAMA2_CHAT_BIN), for end-to-end tests. */
 const char *test_binary(void);
 

@@ -30,8 +30,10 @@ dialogs_open_switcher(struct ui *u)
 		struct tm tm;
 		localtime_r(&t, &tm);
 		strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
-		char *label = xasprintf("%s  \xc2\xb7 %s \xc2\xb7 %s \xc2\xb7 %d msgs", convlist_title(c), c->pid, when,
-		    c->n_messages);
+		/* The fixed-width facts first, the title last: a long title is
+		 * what the dialog cuts, never "2 msgs". */
+		char *label = xasprintf("%s \xc2\xb7 %s \xc2\xb7 %d msg%s \xc2\xb7 %s", c->pid, when, c->n_messages,
+		    c->n_messages == 1 ? "" : "s", convlist_title(c));
 		modal_add(&u->dlg, label, c->id, 0);
 		free(label);
 	}

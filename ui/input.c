@@ -267,7 +267,7 @@ input_layout(const struct input *in, int width, struct wrap_line **rows, int *cr
 		while (e < in->len && s[e] != '\n')
 			e++;
 		struct wrap_line *part;
-		int k = wrap_hard(s + pos, e - pos, w, &part);
+		int k = wrap_input(s + pos, e - pos, w, &part);
 		if (k < 0)
 			goto oom;
 		if (n + k > cap) {

@@ -32,6 +32,10 @@ keys_read(struct key *k)
 		int r2 = get_wch(&c2);
 		if (r2 == OK && (c2 == 27 || (c2 < 0x20 && c2 != '\r' && c2 != '\n'))) {
 			unget_wch(c2);   /* Esc, then a control key: two keys */
+		} else if (r2 == KEY_CODE_YES && c2 == KEY_RESIZE) {
+			/* A resize is never Alt+anything: the Esc stands alone
+			 * (it stops the reply) and the resize comes next. */
+			ungetch(KEY_RESIZE);
 		} else if (r2 != ERR) {
 			k->alt = 1;
 			k->fn = r2 == KEY_CODE_YES;
@@ -143,6 +147,7 @@ keys_main(struct ui *u, const struct key *k)
 		case '?':
 			if (u->in.len == 0) {
 				modal_help(&u->dlg);
+				u->help_typed = 1;
 				return;
 			}
 			break;
@@ -178,6 +183,19 @@ keys_handle(struct ui *u, const struct key *k)
 			u->paste = k->code == KEY_PASTE_BEGIN;
 			return;
 		}
+		/* "?what is this": the '?' opened help, but the next letter
+		 * says it was the start of a message: close help and type both
+		 * ('q' and '?' keep closing help, as its footer says). */
+		if (u->dlg.kind == DLG_HELP && u->help_typed && !k->fn && !k->alt && k->code >= 0x20 &&
+		    k->code != 0x7f && k->code != 'q' && k->code != '?') {
+			modal_close(&u->dlg);
+			u->help_typed = 0;
+			input_insert_cp(&u->in, '?');
+			editor_key(&u->in, k, COLS - convlist_width(u, COLS));
+			return;
+		}
+		if (u->dlg.kind == DLG_HELP)
+			u->help_typed = 0;
 		enum modal_result r = modal_key(&u->dlg, k);
 		if (r != DLG_CONT)
 			dialogs_done(u, r);

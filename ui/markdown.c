@@ -1,7 +1,9 @@
 /*
  * markdown.c: the little Markdown the chat view shows lightly: fenced code
  * blocks (``` or ~~~ at the start of a line, up to three spaces in),
- * **bold**, `code` and # headings.  A document is an array of lines, each
+ * **bold**, *italic*, `code`, [links](url) (the text underlined, the
+ * address after it in parentheses), "- " / "* " / "+ " list items (a
+ * bullet) and # headings.  A document is an array of lines, each
  * its display text with the span markers taken out and a parallel array of
  * style bits, one per byte; a marker without a partner on the same line is
  * left as it was, so half-streamed text never loses characters, it only
@@ -62,8 +64,10 @@ add_line(struct md_doc *d, const char *s, size_t len, uint8_t base, int block)
 		d->cap = nc;
 	}
 	struct md_line *l = &d->lines[d->n];
-	l->text = malloc(len + 1);
-	l->style = malloc(len + 1);
+	/* +3: a list bullet is 2 bytes longer than its marker, and a link
+	 * gains one space. */
+	l->text = malloc(len + 4);
+	l->style = malloc(len + 4);
 	if (l->text == NULL || l->style == NULL) {
 		free(l->text);
 		free(l->style);
@@ -77,16 +81,75 @@ add_line(struct md_doc *d, const char *s, size_t len, uint8_t base, int block)
 		l->len = len;
 	} else {
 		/* Inline spans: code first (nothing inside it is markup), bold
-		 * around the rest. */
-		int bold = 0;
+		 * and italic around the rest. */
+		int bold = 0, italic = 0;
 		size_t i = 0;
+		/* A list item: its marker becomes a bullet (so "* item" is
+		 * never read as emphasis). */
+		size_t ind = 0;
+		while (ind < len && ind < 8 && s[ind] == ' ')
+			ind++;
+		if (ind + 1 < len && (s[ind] == '-' || s[ind] == '*' || s[ind] == '+') && s[ind + 1] == ' ') {
+			for (size_t k = 0; k < ind; k++) {
+				l->text[l->len] = ' ';
+				l->style[l->len++] = 0;
+			}
+			/* "•" is 3 bytes where the marker was 1: the line may grow
+			 * by 2 (room reserved below). */
+			memcpy(l->text + l->len, "\xe2\x80\xa2", 3);
+			memset(l->style + l->len, 0, 3);
+			l->len += 3;
+			i = ind + 1;
+		}
 		while (i < len) {
+			uint8_t em = (uint8_t)((bold ? MD_BOLD : 0) | (italic ? MD_ITALIC : 0));
+			if (s[i] == '[') {
+				/* [text](url): both parts on this line, no nesting. */
+				size_t close = find1(s, len, i + 1, ']');
+				if (close < len && close > i + 1 && close + 1 < len && s[close + 1] == '(') {
+					size_t end = find1(s, len, close + 2, ')');
+					if (end < len && end > close + 2) {
+						for (size_t k = i + 1; k < close; k++) {
+							l->text[l->len] = s[k];
+							l->style[l->len++] = (uint8_t)(em | MD_LINK);
+						}
+						l->text[l->len] = ' ';
+						l->style[l->len++] = em;
+						for (size_t k = close + 1; k <= end; k++) {
+							l->text[l->len] = s[k];
+							l->style[l->len++] = em;
+						}
+						i = end + 1;
+						continue;
+					}
+				}
+			}
+			if (s[i] == '*' && (i + 1 >= len || s[i + 1] != '*') && (i == 0 || s[i - 1] != '*')) {
+				/* A single '*': italic when it has a partner on the line,
+				 * hugging the text on both sides (2 * 3 * 4 is not). */
+				if (italic && i > 0 && s[i - 1] != ' ') {
+					italic = 0;
+					i++;
+					continue;
+				}
+				if (!italic && i + 1 < len && s[i + 1] != ' ') {
+					size_t j = i + 2;
+					for (; j < len; j++)
+						if (s[j] == '*' && s[j - 1] != ' ' && s[j - 1] != '*' && (j + 1 >= len || s[j + 1] != '*'))
+							break;
+					if (j < len) {
+						italic = 1;
+						i++;
+						continue;
+					}
+				}
+			}
 			if (s[i] == '`') {
 				size_t close = find1(s, len, i + 1, '`');
 				if (close < len && close > i + 1) {
 					for (size_t k = i + 1; k < close; k++) {
 						l->text[l->len] = s[k];
-						l->style[l->len++] = (uint8_t)(MD_CODE | (bold ? MD_BOLD : 0));
+						l->style[l->len++] = (uint8_t)(MD_CODE | em);
 					}
 					i = close + 1;
 					continue;
@@ -105,7 +168,7 @@ add_line(struct md_doc *d, const char *s, size_t len, uint8_t base, int block)
 				}
 			}
 			l->text[l->len] = s[i];
-			l->style[l->len++] = (uint8_t)(bold ? MD_BOLD : 0);
+			l->style[l->len++] = em;
 			i++;
 		}
 	}

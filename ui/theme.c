@@ -89,5 +89,13 @@ theme_style(unsigned st)
 		a |= attrs[TH_CODE];
 	if (st & MD_BOLD)
 		a |= A_BOLD;
+	if (st & MD_ITALIC)
+#ifdef A_ITALIC
+		a |= A_ITALIC;
+#else
+		a |= A_UNDERLINE;
+#endif
+	if (st & MD_LINK)
+		a |= A_UNDERLINE;
 	return a;
 }

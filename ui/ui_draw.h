@@ -160,6 +160,7 @@ struct ui {
 	int64_t edit_id;
 	int64_t scroll_to;            /* after a switch from a search hit: this message at the top */
 	int quit;
+	int help_typed;               /* help opened by '?': typing on goes to the input */
 	char *msg;                    /* a one-line notice in the status bar */
 	int msg_err;
 	double msg_until;             /* monotonic ms when it goes */

@@ -50,6 +50,10 @@ int wrap_lines(const char *s, size_t len, int width, struct wrap_line **out);
 /* The same, breaking anywhere between clusters (the input box: the cursor
  * must be able to sit on every byte). */
 int wrap_hard(const char *s, size_t len, int width, struct wrap_line **out);
+/* The input box: at word boundaries like wrap_lines, but every byte on a
+ * row (the space at a break ends its row, one of them allowed past width
+ * into the cursor's column), so the cursor can sit anywhere. */
+int wrap_input(const char *s, size_t len, int width, struct wrap_line **out);
 /*
  * A copy of s[0..len) that is safe to hand the terminal: valid UTF-8, tabs
  * as four spaces, other controls and unprintable code points as U+FFFD, a
@@ -68,6 +72,8 @@ enum {
 	MD_BLOCK = 4,    /* inside a fenced block */
 	MD_FENCE = 8,    /* a ``` line itself */
 	MD_HEAD = 16,    /* a # heading */
+	MD_ITALIC = 32,  /* between * and * */
+	MD_LINK = 64,    /* the text of [text](url) */
 };
 
 struct md_line {
@@ -176,6 +182,7 @@ struct vm_msg {
 	enum finish finish;
 	int streaming;            /* the reply in flight */
 	int sibling, n_siblings;  /* its place among its alternatives (0-based), how many (<= 1: none) */
+	int ctx_start;            /* a reply finished here: the context before it, or -1 */
 	/* Layout cache, valid for width lw while !dirty. */
 	int lw, dirty;
 	char *clean;              /* sanitized text */

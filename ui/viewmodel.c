@@ -114,6 +114,7 @@ viewmodel_add(struct viewmodel *vm, int64_t id, enum role role, const char *text
 	m->id = id;
 	m->role = role;
 	m->finish = finish;
+	m->ctx_start = -1;
 	m->dirty = 1;
 	if (msg_set(m, text ? text : "", text ? strlen(text) : 0) != 0)
 		return -1;
@@ -239,6 +240,10 @@ viewmodel_apply(struct viewmodel *vm, const struct session_update *u)
 				return -1;
 			m->streaming = 0;
 			m->finish = u->finish != FINISH_NONE ? u->finish : finish_of(u->stats.reason);
+			/* Where the context stood before this reply: regenerating
+			 * it (Ctrl-R) gives those tokens back at once. */
+			if (u->stats.ctx_used >= u->stats.n_gen)
+				m->ctx_start = u->stats.ctx_used - u->stats.n_gen;
 		}
 		/* INTERRUPTED: a remote fault (its notice says why). */
 		vm->state = u->finish == FINISH_STOPPED ? VM_STOPPED : u->finish == FINISH_INTERRUPTED ? VM_FAILED : VM_IDLE;
@@ -247,8 +252,12 @@ viewmodel_apply(struct viewmodel *vm, const struct session_update *u)
 		vm->ctx_used = u->stats.ctx_used;
 		return 1;
 	case SU_REMOVE:
-		if (k >= 0)
+		if (k >= 0) {
+			/* The gauge stops counting what was removed. */
+			if (vm->msgs[k].ctx_start >= 0 && vm->msgs[k].ctx_start < vm->ctx_used)
+				vm->ctx_used = vm->msgs[k].ctx_start;
 			viewmodel_truncate(vm, k);
+		}
 		return 0;
 	case SU_FAILED:
 		free(vm->error);

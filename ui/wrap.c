@@ -130,8 +130,10 @@ wrap_any(const char *s, size_t len, int width, int words, struct wrap_line **out
 			nx = wrap_next(s, len, i, &w);
 			if (col + w > width)
 				break;
-			if (words && s[i] == ' ' && i > pos && s[i - 1] != ' ')
+			if (words == 1 && s[i] == ' ' && i > pos && s[i - 1] != ' ')
 				brk = i;
+			if (words == 2 && s[i] == ' ')
+				brk = i + 1;     /* the space stays on this row */
 			col += w;
 			i = nx;
 		}
@@ -141,7 +143,11 @@ wrap_any(const char *s, size_t len, int width, int words, struct wrap_line **out
 			break;
 		}
 		size_t end, next;
-		if (words && s[i] == ' ') {
+		if (words == 2 && s[i] == ' ') {
+			end = next = i + 1;   /* one space hangs in the cursor's column */
+		} else if (words == 2 && brk > pos) {
+			end = next = brk;
+		} else if (words && s[i] == ' ') {
 			end = i;
 			while (end > pos && s[end - 1] == ' ')
 				end--;
@@ -156,7 +162,7 @@ wrap_any(const char *s, size_t len, int width, int words, struct wrap_line **out
 		} else {
 			end = next = i;
 		}
-		if (words)
+		if (words == 1)
 			while (next < len && s[next] == ' ')
 				next++;
 		if (push(out, &n, &cap, pos, end) != 0)
@@ -180,6 +186,12 @@ int
 wrap_hard(const char *s, size_t len, int width, struct wrap_line **out)
 {
 	return wrap_any(s, len, width, 0, out);
+}
+
+int
+wrap_input(const char *s, size_t len, int width, struct wrap_line **out)
+{
+	return wrap_any(s, len, width, 2, out);
 }
 
 char *

@@ -276,14 +276,14 @@ START_TEST(test_regenerate_and_switch)
 	size_t o = 0;
 	for (int i = 0; o < 2400; i++)
 		o += (size_t)snprintf(lng + o, 8000 - o, "word%d is here. ", i);
-	const char *a[] = { "llama2-chat", "--db", dbp, "-m", model, "--ctx-size", "2048", "-n", "16",
+	const char *a[] = { "llama2-chat", "--db", dbp, "-m", model, "--ctx-size", "2048", "--force", "-n", "16",
 		"--seed", "5", "-p", lng, NULL };
 	ck_assert_msg(run(a, NULL, &out, &err) == 0, "%s", err);
 	free(out);
 	free(err);
 	latest_pid(pid);
 	for (int i = 0; i < 2; i++) {
-		const char *r[] = { "llama2-chat", "regenerate", "--db", dbp, "-m", model, "--ctx-size", "2048",
+		const char *r[] = { "llama2-chat", "regenerate", "--db", dbp, "-m", model, "--ctx-size", "2048", "--force",
 			"-n", "16", pid, NULL };
 		ck_assert_msg(run(r, NULL, &out, &err) == 0, "%s", err);
 		ck_assert_int_gt((int)strlen(out), 1);
@@ -312,7 +312,7 @@ START_TEST(test_regenerate_and_switch)
 	free(err);
 	/* The snapshot holds the third reply's branch; the first shares the
 	 * question (about 1,000 tokens) with it. */
-	const char *c[] = { "llama2-chat", "--db", dbp, "-m", model, "--ctx-size", "2048", "-n", "4",
+	const char *c[] = { "llama2-chat", "--db", dbp, "-m", model, "--ctx-size", "2048", "--force", "-n", "4",
 		"--resume", pid, "-p", "next", "--verbose", "--stats", NULL };
 	ck_assert_msg(run(c, NULL, &out, &err) == 0, "%s", err);
 	int restored = 0, computed = -1;

@@ -367,7 +367,7 @@ cli_suite(void)
 	tcase_add_fixture_test(tc, test_render_golden);
 	tcase_add_fixture_test(tc, test_info);
 	tcase_add_fixture_test(tc, test_chat_pipe_reuse_and_save);
-	tcase_add_test(tc, test_config_file);
+	tcase_add_fixture_test(tc, test_config_file);   /* its last case opens a model */
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,8 +1,8 @@
 /*
  * session_int.h: the session's state, shared by session.c (opening,
- * loading, the conversation's settings, lists) and session_reply.c (the
- * requests to the worker, its events, the view updates).  Nothing outside
- * those two files includes it.
+ * loading, the conversation's settings), session_store.c (lists, search,
+ * presets, export) and session_reply.c (the requests to the worker, its
+ * events, the view updates).  Nothing outside those files includes it.
  */
 #ifndef APP_SESSION_INT_H
 #define APP_SESSION_INT_H
@@ -66,6 +66,10 @@ struct session {
 int session_fail(struct session *s, const char *msg);
 /* The same with a malloc'd message, freed. */
 int session_fail_take(struct session *s, char *err);
+/* -1 with the error set when nothing is saved (--no-save). */
+int session_need_db(struct session *s);
+/* -1 with the error set when no conversation is open. */
+int session_need_conv(struct session *s);
 /* The snapshot file of the current conversation, or NULL. */
 void session_set_kv_path(struct session *s);
 /* Store the conversation now if it is not yet (before its first message). */

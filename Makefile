@@ -29,12 +29,14 @@ ifeq ($(DEBUG),1)
   OPT     := -O0
   VARIANT := $(VARIANT)-debug
 endif
-WERROR :=
+# The flag has its own name: WERROR=1 given to make overrides any variable
+# called WERROR, and the 1 would reach the compiler.
+WERRFLAG :=
 ifeq ($(CI),true)
-  WERROR := -Werror
+  WERRFLAG := -Werror
 endif
 ifeq ($(WERROR),1)
-  WERROR := -Werror
+  WERRFLAG := -Werror
 endif
 
 B := build/$(VARIANT)
@@ -45,7 +47,7 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(ARCH) -fopenmp -pthread \
-           -Wall -Wextra -Wshadow -Wmissing-prototypes -Wno-unused-parameter $(WERROR) \
+           -Wall -Wextra -Wshadow -Wmissing-prototypes -Wno-unused-parameter $(WERRFLAG) \
            -I. $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -fopenmp -pthread -lm
 

@@ -15,6 +15,7 @@
 #include "engine/model.h"
 #include "engine/attn.h"
 #include "engine/gemm.h"
+#include "engine/vecops.h"
 
 #include <math.h>
 #include <omp.h>
@@ -84,17 +85,18 @@ run_state_init(struct run_state *s, const struct model *m, int n_ctx, int n_batc
 	s->hb2 = malloc(B * c->hidden_dim * sizeof(float));
 	s->att = malloc((size_t)s->att_threads * (size_t)n_ctx * sizeof(float));
 	s->logits = malloc(B * (size_t)c->vocab_size * sizeof(float));
+	s->rope_cs = malloc(B * (size_t)c->rope_dim * sizeof(float));
 	/* The widest quantized activation row is float32 (4 bytes a value) or
 	 * int8 with a float per group (5 bytes a value at group 1). */
 	s->qbuf_size = 2 * B * (size_t)widest * 5 + 4096;   /* two activation types at once */
 	s->qbuf = malloc(s->qbuf_size);
 	if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->att ||
-	    !s->logits || !s->qbuf) {
+	    !s->logits || !s->qbuf || !s->rope_cs) {
 		run_state_free(s);
 		return fw_fail(err, "out of memory for the run state");
 	}
 	/* theta_i = pos * base^(-2i/d), formed as llama.cpp forms it: the
-	 * ratio once, then repeated multiplication in float (see rope()). */
+	 * ratio once, then repeated multiplication in float (vec_rope_table). */
 	s->rope_scale = powf(c->rope_base, -2.0f / (float)c->rope_dim);
 	return 0;
 }
@@ -103,7 +105,7 @@ void
 run_state_free(struct run_state *s)
 {
 	free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v);
-	free(s->hb); free(s->hb2); free(s->att); free(s->logits); free(s->qbuf);
+	free(s->hb); free(s->hb2); free(s->att); free(s->logits); free(s->qbuf); free(s->rope_cs);
 	memset(s, 0, sizeof *s);
 }
 
@@ -311,37 +313,6 @@ matmul2or3(struct run_state *s, const float *x, int B, float *o1, const struct t
 	return matmul_group(jobs, o3 ? 3 : 2, x, B, s);
 }
 
-/*
- * exp(x) as ggml computes it in its vector SiLU (an Arm optimized-routines
- * polynomial, max error about 1.5 ulp): n = round(x / ln 2) by the
- * 1.5 * 2^23 trick, the reduced argument in two fused steps, a degree-5
- * polynomial, scaled by 2^n.  llama.cpp feeds the result to an 8-bit
- * quantizer, so using libm's expf instead (correctly rounded) would differ
- * in the last bit often enough to flip activations; this keeps the bits.
- * Each fmaf is one fused multiply-add, as in the vector code.
- */
-static inline float
-expf_ggml(float x)
-{
-	const float r = 0x1.8p23f;
-	float z = fmaf(x, 0x1.715476p+0f, r);
-	float n = z - r;
-	float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
-	if (!(fabsf(n) <= 126.0f))
-		return expf(x);   /* overflow or underflow: the same inf or 0; NaN stays NaN */
-	float u = b * b;
-	float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-	    u, fmaf(0x1.ffffecp-1f, b, 1.0f));
-	return ldexpf(j, (int)n);
-}
-
-/* SwiGLU's gate: silu(g) = g / (1 + exp(-g)). */
-static inline float
-silu(float g)
-{
-	return g / (1.0f + expf_ggml(0.0f - g));
-}
-
 static void
 rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 {
@@ -353,23 +324,6 @@ rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 	float scale = 1.0f / sqrtf(mean + eps);
 	for (int i = 0; i < n; i++)
 		o[i] = x[i] * scale * w[i];
-}
-
-/* ff: Llama 3.1's per-pair frequency divisors (rope_freqs.weight) or NULL. */
-static void
-rope(float *v, int n_heads, int head_dim, int rope_dim, int pos, float theta_scale, const float *ff)
-{
-	for (int h = 0; h < n_heads; h++) {
-		float *hv = v + h * head_dim;
-		float theta = (float)pos;
-		for (int i = 0; i < rope_dim / 2; i++, theta *= theta_scale) {
-			float th = ff ? theta / ff[i] : theta;
-			float c = cosf(th), s = sinf(th);
-			float a = hv[2 * i], b = hv[2 * i + 1];
-			hv[2 * i] = a * c - b * s;
-			hv[2 * i + 1] = a * s + b * c;
-		}
-	}
 }
 
 static void
@@ -390,9 +344,7 @@ static void
 kv_put(const struct kv_cache *kv, void *base, size_t i, const float *src, int n)
 {
 	if (kv->type == KV_F16) {
-		fp16_t *d = (fp16_t *)base + i;
-		for (int j = 0; j < n; j++)
-			d[j] = fp32_to_fp16(src[j]);
+		vec_to_f16((fp16_t *)base + i, src, (size_t)n);
 	} else {
 		memcpy((float *)base + i, src, (size_t)n * sizeof(float));
 	}
@@ -443,8 +395,20 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 	const int hidden = c->hidden_dim, group = c->n_heads / c->n_kv_heads;
 	const float att_scale = 1.0f / sqrtf((float)hd);
 
-	for (int t = 0; t < n; t++)
+	/* Work per token outside the matrix products (norms, RoPE, the cache
+	 * writes, SwiGLU, residuals) is split across the threads too: run on
+	 * one thread it was a seventh of a prompt's time, a quarter on two
+	 * cores.  A single decoded token stays on one thread (waking the team
+	 * would cost more). */
+	const int par = n >= 8;
+	#pragma omp parallel for schedule(static) if (par)
+	for (int t = 0; t < n; t++) {
 		embed(m, tokens[t], s->x + (size_t)t * dim);
+		/* RoPE angles depend on the position alone: once per batch, not
+		 * per layer and head. */
+		vec_rope_table(s->rope_cs + (size_t)t * c->rope_dim, c->rope_dim, pos + t, s->rope_scale,
+		    m->rope_freqs.data);
+	}
 
 	for (int l = 0; l < c->n_layers; l++) {
 		if (STOPPED(stop))
@@ -452,15 +416,17 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 		const struct layer *L = &m->layers[l];
 
 		/* Attention. */
+		#pragma omp parallel for schedule(static) if (par)
 		for (int t = 0; t < n; t++)
 			rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm.data, dim, c->norm_eps);
 		if (matmul2or3(s, s->xb, n, s->q, &L->wq, s->k, &L->wk, s->v, &L->wv) != 0)
 			return -1;
 		size_t layer_off = (size_t)l * kv->n_ctx * kv_dim;
+		#pragma omp parallel for schedule(static) if (par)
 		for (int t = 0; t < n; t++) {
-			rope(s->q + (size_t)t * dim, c->n_heads, hd, c->rope_dim, pos + t, s->rope_scale, m->rope_freqs.data);
-			rope(s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, c->rope_dim, pos + t, s->rope_scale,
-			    m->rope_freqs.data);
+			const float *cs = s->rope_cs + (size_t)t * c->rope_dim;
+			vec_rope(s->q + (size_t)t * dim, c->n_heads, hd, c->rope_dim, cs);
+			vec_rope(s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, c->rope_dim, cs);
 			kv_put(kv, kv->k, layer_off + (size_t)(pos + t) * kv_dim, s->k + (size_t)t * kv_dim, kv_dim);
 			kv_put(kv, kv->v, layer_off + (size_t)(pos + t) * kv_dim, s->v + (size_t)t * kv_dim, kv_dim);
 		}
@@ -500,20 +466,23 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 			return 1;
 		if (matmul(s->xb2, &L->wo, s->xb, n, s) != 0)
 			return -1;
-		for (size_t i = 0; i < (size_t)n * dim; i++)
-			s->x[i] += s->xb2[i];
 
-		/* Feed-forward. */
-		for (int t = 0; t < n; t++)
+		/* Residual, then the feed-forward's norm, token by token. */
+		#pragma omp parallel for schedule(static) if (par)
+		for (int t = 0; t < n; t++) {
+			vec_add(s->x + (size_t)t * dim, s->xb2 + (size_t)t * dim, (size_t)dim);
 			rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm.data, dim, c->norm_eps);
+		}
 		if (matmul2or3(s, s->xb, n, s->hb, &L->w_gate, s->hb2, &L->w_up, NULL, NULL) != 0)
 			return -1;
-		for (size_t i = 0; i < (size_t)n * hidden; i++)
-			s->hb[i] = silu(s->hb[i]) * s->hb2[i];
+		#pragma omp parallel for schedule(static) if (par)
+		for (int t = 0; t < n; t++)
+			vec_swiglu(s->hb + (size_t)t * hidden, s->hb2 + (size_t)t * hidden, (size_t)hidden);
 		if (matmul(s->xb2, &L->w_down, s->hb, n, s) != 0)
 			return -1;
-		for (size_t i = 0; i < (size_t)n * dim; i++)
-			s->x[i] += s->xb2[i];
+		#pragma omp parallel for schedule(static) if (par)
+		for (int t = 0; t < n; t++)
+			vec_add(s->x + (size_t)t * dim, s->xb2 + (size_t)t * dim, (size_t)dim);
 	}
 
 	int first = all_logits ? 0 : n - 1;

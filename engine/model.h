@@ -111,6 +111,7 @@ struct run_state {
 	void *qbuf;               /* activations quantized for the matmuls */
 	size_t qbuf_size;
 	float rope_scale;         /* base^(-2/rope_dim): theta_i+1 = theta_i * this */
+	float *rope_cs;           /* (n_batch, rope_dim): cos, sin of each pair's angle */
 };
 
 int kv_init(struct kv_cache *kv, const struct model *m, int n_ctx, enum kv_type type, char **err);

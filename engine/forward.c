@@ -191,6 +191,9 @@ qbuf_at(struct run_state *s, size_t used, size_t need)
 	return (uint8_t *)s->qbuf + used;
 }
 
+static void mm_chunk(const struct mm *jobs, const int64_t *first_chunk, const uint8_t *const *act,
+    const size_t *stride, const int *tiled, int64_t chunk, int B, int64_t c);
+
 /* Returns 0, or -1 when the activation buffer cannot grow (outputs then
  * untouched: the caller must fail the pass, not use them). */
 static int
@@ -259,30 +262,64 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 		for (int b = 0; b < B; b++)
 			vt->from_float(x + (size_t)b * n, dst + (size_t)b * stride[j], n);
 	}
-	#pragma omp parallel for schedule(static) if (PARALLEL_WORTH(macs))
-	for (int64_t c = 0; c < first_chunk[nj]; c++) {
-		int j = 0;
-		while (c >= first_chunk[j + 1])
-			j++;
-		const struct tensor *W = jobs[j].W;
-		const struct quant_type *qt = quant_type_get(W->type);
-		int64_t n = W->ne[0], rows = W->ne[1];
-		int64_t r0 = (c - first_chunk[j]) * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
-		const uint8_t *w = (const uint8_t *)W->data;
-		if (B == 1) {
-			for (int64_t r = r0; r < r1; r++)
-				qt->vec_dot((int)n, &jobs[j].out[r], w + r * W->row_bytes, act[j]);
-		} else if (tiled[j]) {
-			/* Prompt processing: the tiled GEMM (gemm.c). */
-			gemm(W->type, (int)n, w, W->row_bytes, (int)r0, (int)r1, act[j], B, jobs[j].out, (size_t)rows);
-		} else {
-			/* Other types: each weight row unpacked once for all B rows. */
-			quant_vec_dot_n_fn dot_n = quant_vec_dot_n(W->type);
-			for (int64_t r = r0; r < r1; r++)
-				dot_n((int)n, &jobs[j].out[r], (size_t)rows, w + r * W->row_bytes, act[j], stride[j], B);
+	/*
+	 * Each thread owns one contiguous run of chunks and walks it in order
+	 * (one sequential stream, which the hardware prefetcher follows); a
+	 * thread that finishes early takes the next chunks of the others' runs
+	 * from the same counters.  A static split alone left one core waiting
+	 * for the other a sixth of the decode time (a core slowed by anything
+	 * else on the machine holds up the whole pass); handing out every chunk
+	 * from one shared counter broke the streams and cost a third.  Which
+	 * thread computes a row changes no bit of it.
+	 */
+	const int64_t total = first_chunk[nj];
+	/* Runs are laid out for the team size asked for; a smaller team (one
+	 * thread when the work is too small to share) still walks every run. */
+	const int nr = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
+	struct steal {
+		_Alignas(64) atomic_llong next;
+	} cur[nr];
+	for (int t = 0; t < nr; t++)
+		atomic_init(&cur[t].next, total * t / nr);
+	#pragma omp parallel if (PARALLEL_WORTH(macs))
+	{
+		const int id = omp_get_thread_num();
+		for (int v = 0; v < nr; v++) {
+			const int t = (id + v) % nr;
+			const int64_t end = total * (t + 1) / nr;
+			int64_t c;
+			while ((c = atomic_fetch_add_explicit(&cur[t].next, 1, memory_order_relaxed)) < end)
+				mm_chunk(jobs, first_chunk, act, stride, tiled, chunk, B, c);
 		}
 	}
 	return 0;
+}
+
+/* One chunk of rows of one of the group's matrices. */
+static void
+mm_chunk(const struct mm *jobs, const int64_t *first_chunk, const uint8_t *const *act, const size_t *stride,
+    const int *tiled, int64_t chunk, int B, int64_t c)
+{
+	int j = 0;
+	while (c >= first_chunk[j + 1])
+		j++;
+	const struct tensor *W = jobs[j].W;
+	const struct quant_type *qt = quant_type_get(W->type);
+	int64_t n = W->ne[0], rows = W->ne[1];
+	int64_t r0 = (c - first_chunk[j]) * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+	const uint8_t *w = (const uint8_t *)W->data;
+	if (B == 1) {
+		for (int64_t r = r0; r < r1; r++)
+			qt->vec_dot((int)n, &jobs[j].out[r], w + r * W->row_bytes, act[j]);
+	} else if (tiled[j]) {
+		/* Prompt processing: the tiled GEMM (gemm.c). */
+		gemm(W->type, (int)n, w, W->row_bytes, (int)r0, (int)r1, act[j], B, jobs[j].out, (size_t)rows);
+	} else {
+		/* Other types: each weight row unpacked once for all B rows. */
+		quant_vec_dot_n_fn dot_n = quant_vec_dot_n(W->type);
+		for (int64_t r = r0; r < r1; r++)
+			dot_n((int)n, &jobs[j].out[r], (size_t)rows, w + r * W->row_bytes, act[j], stride[j], B);
+	}
 }
 
 int

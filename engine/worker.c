@@ -66,6 +66,14 @@ struct worker {
 	 * caller gets an error event for each instead (see post). */
 	int lost_seq[16];
 	int n_lost;
+	/* The reply of the request being generated, as streamed: the text of
+	 * every WEV_TOKEN posted, in order (worker thread only).  It becomes
+	 * the reply's text in the worker's conversation and in WEV_DONE, so the
+	 * stream and the finished reply are the same bytes by construction.
+	 * rlost: a piece could not be kept or posted; the request fails. */
+	char *rtext;
+	size_t rlen, rcap;
+	int rlost;
 };
 
 static void
@@ -77,10 +85,11 @@ wake(struct worker *w)
 }
 
 /*
- * Queue ev for the caller.  When there is no memory for it, a progress or
- * token event is dropped (the reply's ids and text come whole with
- * WEV_DONE), but the event that ends a request (DONE, ERROR, LOADED) must
- * not be lost, or the caller waits for ever: its request is stopped and
+ * Queue ev for the caller.  When there is no memory for it, a progress
+ * event is dropped; a token event is not dropped silently, since the
+ * caller's text would have a hole: the reply is stopped and its request
+ * fails (rlost, see generate).  The event that ends a request (DONE, ERROR,
+ * LOADED) must not be lost, or the caller waits for ever: its request is
  * remembered in lost_seq, and worker_poll hands out an error for it.
  */
 static void
@@ -97,7 +106,8 @@ post(struct worker *w, struct worker_event *ev)
 			pthread_mutex_unlock(&w->mu);
 			wake(w);
 		} else if (ev->type == WEV_TOKEN) {
-			atomic_store(&w->stop, 1);   /* the text would have a hole: end the reply */
+			w->rlost = 1;
+			atomic_store(&w->stop, 1);
 		}
 		return;
 	}
@@ -121,10 +131,57 @@ post_error(struct worker *w, const char *msg)
 	post(w, &ev);
 }
 
+/* Keep a piece of the reply in w->rtext; -1 on out of memory. */
+static int
+reply_append(struct worker *w, const char *text, size_t len)
+{
+	if (w->rlen + len + 1 > w->rcap) {
+		size_t cap = w->rcap ? w->rcap * 2 : 1024;
+		while (cap < w->rlen + len + 1)
+			cap *= 2;
+		char *nt = realloc(w->rtext, cap);
+		if (nt == NULL)
+			return -1;
+		w->rtext = nt;
+		w->rcap = cap;
+	}
+	memcpy(w->rtext + w->rlen, text, len);
+	w->rlen += len;
+	w->rtext[w->rlen] = '\0';
+	return 0;
+}
+
+/* A new reply: nothing streamed yet. */
+static void
+reply_begin(struct worker *w)
+{
+	w->rlen = 0;
+	w->rlost = 0;
+	if (w->rtext)
+		w->rtext[0] = '\0';
+}
+
+/* The streamed reply, handed over (malloc'd; "" when nothing came); NULL
+ * on out of memory. */
+static char *
+reply_take(struct worker *w)
+{
+	char *t = w->rtext ? w->rtext : strdup("");
+	w->rtext = NULL;
+	w->rlen = w->rcap = 0;
+	return t;
+}
+
 static int
 on_token(void *ud, int32_t id, const char *text, size_t len)
 {
 	struct worker *w = ud;
+	if (w->rlost)
+		return 1;   /* a piece is missing: stop here */
+	if (reply_append(w, text, len) != 0) {
+		w->rlost = 1;
+		return 1;
+	}
 	struct worker_event ev = { .type = WEV_TOKEN, .seq = w->cur_seq, .id = id, .len = len };
 	ev.text = malloc(len + 1);
 	if (ev.text) {
@@ -143,37 +200,54 @@ on_progress(void *ud, int done, int total)
 	post(w, &ev);
 }
 
+/* The request fails: the worker's conversation goes back to before it
+ * (its user message goes when the request added one), and the caller gets
+ * msg in WEV_ERROR. */
+static void
+fail_request(struct worker *w, int user_added, const char *msg)
+{
+	if (user_added && w->chat.n > 0)
+		chat_truncate(&w->chat, w->chat.n - 1);
+	post_error(w, msg);
+}
+
 /*
  * The remote engine's reply.  Unlike a local error, a remote fault (the
  * server died, answered an HTTP error, sent garbage) keeps the user's
  * message and the partial reply in the conversation, as the session keeps
  * them in the database (marked interrupted): WEV_DONE with reason ERROR.
+ * Out of memory on this side fails the request as a local one does.
  */
 static void
-generate_remote(struct worker *w, const struct req *r)
+generate_remote(struct worker *w, const struct req *r, int user_added)
 {
+	reply_begin(w);
 	/* No local token ids: the session still counts the user turn. */
 	struct worker_event ue = { .type = WEV_USER_IDS, .seq = w->cur_seq };
 	post(w, &ue);
 	struct remote_reply rep;
 	char *err = NULL;
 	int rc = remote_chat(w->rem, &w->chat, &r->samp, r->max_tokens, on_token, w, &w->stop, &rep, &err);
-	const char *text = rep.text ? rep.text : "";
-	if (chat_push(&w->chat, CHAT_ASSISTANT, text, NULL, 0) != 0 && rc == 0) {
-		rc = -1;
+	/* rep.text holds the same pieces as w->rtext; the worker's is the one
+	 * that was streamed. */
+	struct engine_gen_stats st = rep.st;
+	remote_reply_free(&rep);
+	size_t len = w->rlen;
+	char *text = w->rlost ? NULL : reply_take(w);
+	if (text == NULL || chat_push(&w->chat, CHAT_ASSISTANT, text, NULL, 0) != 0) {
+		free(text);
 		free(err);
-		err = NULL;
+		fail_request(w, user_added, "out of memory: the reply could not be kept");
+		return;
 	}
-	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .stats = rep.st, .seed = r->samp.seed,
-		.text = rep.text, .len = rep.len };
-	rep.text = NULL;
+	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .stats = st, .seed = r->samp.seed,
+		.text = text, .len = len };
 	if (rc != 0) {
 		done.stats.reason = ENGINE_STOP_ERROR;
 		done.error = err ? err : strdup("out of memory");
 		err = NULL;
 	}
 	free(err);
-	remote_reply_free(&rep);
 	post(w, &done);
 }
 
@@ -183,7 +257,7 @@ static void
 generate(struct worker *w, const struct req *r, int user_added)
 {
 	if (w->rem) {
-		generate_remote(w, r);
+		generate_remote(w, r, user_added);
 		return;
 	}
 	int n_ctx = engine_ctx_size(w->ctx);
@@ -224,13 +298,12 @@ generate(struct worker *w, const struct req *r, int user_added)
 	struct engine_gen_stats st;
 	int32_t *out = NULL;
 	int n_out = 0;
+	reply_begin(w);
 	int rc = smp ? engine_generate(w->ctx, ids, n, smp, &gp, &st, &out, &n_out, &err) : -1;
 	engine_sampler_free(smp);
 	free(ids);
-	if (rc != 0) {
-		if (user_added)
-			chat_truncate(&w->chat, w->chat.n - 1);
-		post_error(w, err ? err : "out of memory");
+	if (rc != 0 || w->rlost) {
+		fail_request(w, user_added, rc != 0 && err ? err : "out of memory: the reply could not be kept");
 		free(err);
 		free(out);
 		return;
@@ -242,16 +315,24 @@ generate(struct worker *w, const struct req *r, int user_added)
 		int32_t *no = realloc(out, (size_t)(n_out + 1) * sizeof *no);
 		if (no == NULL) {
 			free(out);
-			post_error(w, "out of memory");
+			fail_request(w, user_added, "out of memory");
 			return;
 		}
 		out = no;
 		out[n_out++] = chat_tmpl_reply_end(w->m);
 	}
-	char *text = engine_detokenize(w->m, out, n_out);
-	chat_push(&w->chat, CHAT_ASSISTANT, text ? text : "", out, n_out);
+	/* The text is the streamed pieces (the end token writes none): what the
+	 * caller showed is what the conversation keeps. */
+	size_t len = w->rlen;
+	char *text = reply_take(w);
+	if (text == NULL || chat_push(&w->chat, CHAT_ASSISTANT, text, out, n_out) != 0) {
+		free(text);
+		free(out);
+		fail_request(w, user_added, "out of memory: the reply could not be kept");
+		return;
+	}
 	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .ids = out, .n_ids = n_out,
-		.stats = st, .seed = r->samp.seed, .text = text, .len = text ? strlen(text) : 0 };
+		.stats = st, .seed = r->samp.seed, .text = text, .len = len };
 	post(w, &done);
 }
 
@@ -560,6 +641,7 @@ worker_free(struct worker *w)
 		free(e);
 	}
 	chat_free(&w->chat);
+	free(w->rtext);
 	engine_ctx_free(w->ctx);
 	remote_close(w->rem);
 	close(w->efd);

@@ -19,8 +19,12 @@ enum worker_ev_type {
 	WEV_USER_IDS,             /* ids of the user turn just added */
 	WEV_OVERFLOW,             /* dropped: messages moved out of the window */
 	WEV_DONE,                 /* the reply: ids (closed by EOS), stats, seed;
+	                           * text: the request's WEV_TOKEN texts joined,
+	                           * byte for byte (what the worker keeps);
 	                           * stats.reason ERROR: error says why (remote) */
-	WEV_ERROR,                /* text: one line; the request had no effect */
+	WEV_ERROR,                /* text: one line; the request had no effect
+	                           * (also when a WEV_TOKEN could not be queued
+	                           * or kept: no reply with a hole is finished) */
 	WEV_LOADED,               /* a conversation was loaded (and prefilled) */
 };
 

@@ -74,6 +74,10 @@ struct worker {
 	char *rtext;
 	size_t rlen, rcap;
 	int rlost;
+	/* Fault injection, set by tests only (worker_test_fail_events): of the
+	 * events of type fail_type (-1: any), fail_skip more are queued, then
+	 * fail_count find no memory.  Read and counted down by the worker. */
+	atomic_int fail_type, fail_skip, fail_count;
 };
 
 static void
@@ -90,12 +94,31 @@ wake(struct worker *w)
  * caller's text would have a hole: the reply is stopped and its request
  * fails (rlost, see generate).  The event that ends a request (DONE, ERROR,
  * LOADED) must not be lost, or the caller waits for ever: its request is
- * remembered in lost_seq, and worker_poll hands out an error for it.
+ * remembered in lost_seq, and worker_poll hands out an error for it (the
+ * caller of post takes back what the request did, see done_lost).  0 when
+ * ev was queued, -1 when it was not; either way ev's contents are taken.
  */
-static void
+/* Whether the test hook says that ev's allocation fails. */
+static int
+fault(struct worker *w, const struct worker_event *ev)
+{
+	if (atomic_load(&w->fail_count) <= 0)
+		return 0;
+	int type = atomic_load(&w->fail_type);
+	if (type >= 0 && type != (int)ev->type)
+		return 0;
+	if (atomic_load(&w->fail_skip) > 0) {
+		atomic_fetch_sub(&w->fail_skip, 1);
+		return 0;
+	}
+	atomic_fetch_sub(&w->fail_count, 1);
+	return 1;
+}
+
+static int
 post(struct worker *w, struct worker_event *ev)
 {
-	struct ev_node *n = calloc(1, sizeof *n);
+	struct ev_node *n = fault(w, ev) ? NULL : calloc(1, sizeof *n);
 	if (n == NULL) {
 		int final = ev->type == WEV_DONE || ev->type == WEV_ERROR || ev->type == WEV_LOADED;
 		worker_event_free(ev);
@@ -109,7 +132,7 @@ post(struct worker *w, struct worker_event *ev)
 			w->rlost = 1;
 			atomic_store(&w->stop, 1);
 		}
-		return;
+		return -1;
 	}
 	n->ev = *ev;
 	pthread_mutex_lock(&w->mu);
@@ -120,6 +143,7 @@ post(struct worker *w, struct worker_event *ev)
 	w->ev_tail = n;
 	pthread_mutex_unlock(&w->mu);
 	wake(w);
+	return 0;
 }
 
 static void
@@ -183,13 +207,14 @@ on_token(void *ud, int32_t id, const char *text, size_t len)
 		return 1;
 	}
 	struct worker_event ev = { .type = WEV_TOKEN, .seq = w->cur_seq, .id = id, .len = len };
-	ev.text = malloc(len + 1);
-	if (ev.text) {
-		memcpy(ev.text, text, len);
-		ev.text[len] = '\0';
+	if ((ev.text = malloc(len + 1)) == NULL) {
+		w->rlost = 1;   /* an event without its text would leave a hole */
+		return 1;
 	}
+	memcpy(ev.text, text, len);
+	ev.text[len] = '\0';
 	post(w, &ev);
-	return 0;
+	return w->rlost;
 }
 
 static void
@@ -198,6 +223,16 @@ on_progress(void *ud, int done, int total)
 	struct worker *w = ud;
 	struct worker_event ev = { .type = WEV_PROGRESS, .seq = w->cur_seq, .done = done, .total = total };
 	post(w, &ev);
+}
+
+/* WEV_DONE could not be queued, so the caller hears of an error: the reply
+ * just pushed goes again, with the user message the request added, as for
+ * any failed request. */
+static void
+done_lost(struct worker *w, int user_added)
+{
+	int k = w->chat.n - (user_added ? 2 : 1);
+	chat_truncate(&w->chat, k > 0 ? k : 0);
 }
 
 /* The request fails: the worker's conversation goes back to before it
@@ -248,7 +283,8 @@ generate_remote(struct worker *w, const struct req *r, int user_added)
 		err = NULL;
 	}
 	free(err);
-	post(w, &done);
+	if (post(w, &done) != 0)
+		done_lost(w, user_added);
 }
 
 /* Generate a reply to the conversation as it stands (ending with a user
@@ -285,6 +321,8 @@ generate(struct worker *w, const struct req *r, int user_added)
 	ev.ids = malloc((size_t)(u->n_ids ? u->n_ids : 1) * sizeof *ev.ids);
 	if (ev.ids)
 		memcpy(ev.ids, u->ids, (size_t)u->n_ids * sizeof *ev.ids);
+	else
+		ev.n_ids = 0;   /* the caller tokenizes again when it needs them */
 	post(w, &ev);
 	if (dropped) {
 		struct worker_event ov = { .type = WEV_OVERFLOW, .seq = w->cur_seq, .dropped = dropped };
@@ -333,7 +371,8 @@ generate(struct worker *w, const struct req *r, int user_added)
 	}
 	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .ids = out, .n_ids = n_out,
 		.stats = st, .seed = r->samp.seed, .text = text, .len = len };
-	post(w, &done);
+	if (post(w, &done) != 0)
+		done_lost(w, user_added);
 }
 
 static void
@@ -648,6 +687,15 @@ worker_free(struct worker *w)
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
 	free(w);
+}
+
+void
+worker_test_fail_events(struct worker *w, int type, int skip, int count)
+{
+	atomic_store(&w->fail_count, 0);
+	atomic_store(&w->fail_type, type);
+	atomic_store(&w->fail_skip, skip);
+	atomic_store(&w->fail_count, count);
 }
 
 int

@@ -18,6 +18,7 @@
 
 #include "app/cli.h"
 #include "app/session.h"
+#include "app/session_int.h"
 #include "storage/db_int.h"
 #include "tests/testutil.h"
 
@@ -654,6 +655,106 @@ START_TEST(test_session_reply_once)
 }
 END_TEST
 
+/* ---- out of memory in the worker ----------------------------------------------- */
+
+/* One exchange: send text (or regenerate when text is NULL) and wait. */
+struct turn_out {
+	int rc;
+	char text[256];
+	int prompt;               /* the prompt's tokens, reused ones included */
+};
+
+static void
+turn(struct session *s, const char *text, struct turn_out *t)
+{
+	ck_assert_msg((text ? session_send(s, text) : session_regenerate(s)) == 0, "%s", session_error(s));
+	t->rc = session_wait(s, NULL, NULL);
+	size_t len;
+	const char *r = session_reply_text(s, &len);
+	snprintf(t->text, sizeof t->text, "%.*s", (int)len, r ? r : "");
+	t->prompt = session_stats(s)->n_prompt + session_stats(s)->n_reused;
+}
+
+/*
+ * The worker's events find no memory (worker_test_fail_events; the real
+ * fixture model, nothing mocked).  Whichever event is lost, the request
+ * ends in an error that session_wait returns (a hang fails the test by its
+ * timeout), the file keeps nothing of it, and the worker is back at the
+ * window: the next message is answered from the same prompt, with the same
+ * greedy reply, as in a session where nothing failed.  A lost user-ids
+ * event costs only the stored ids of the user's message.
+ */
+static const struct oom_case {
+	const char *what;
+	int type, skip, count;
+	int regen;                /* the request that fails regenerates the first reply */
+	int fails;
+} oom_cases[] = {
+	{ "the reply's end", WEV_DONE, 0, 1, 0, 1 },
+	{ "its second token", WEV_TOKEN, 1, 1, 0, 1 },
+	{ "every event", -1, 0, 1000, 0, 1 },
+	{ "its user ids", WEV_USER_IDS, 0, 1, 0, 0 },
+	{ "a regenerated reply's end", WEV_DONE, 0, 1, 1, 1 },
+	{ "a regenerated reply's first token", WEV_TOKEN, 0, 1, 1, 1 },
+	{ "every event of a regenerate", -1, 0, 1000, 1, 1 },
+};
+enum { N_OOM = sizeof oom_cases / sizeof oom_cases[0] };
+
+START_TEST(test_session_worker_oom)
+{
+	model = open_model();
+	/* What a session where nothing fails says. */
+	struct turn_out ref1, ref2, t;
+	free(tdb);
+	ck_assert_int_ge(asprintf(&tdb, "%s/ref.db", tdir), 0);
+	o.db = tdb;
+	struct session *s = open_session();
+	turn(s, "Hello", &ref1);
+	turn(s, "How are you?", &ref2);
+	ck_assert(ref1.rc == 0 && ref2.rc == 0);
+	session_close(s);
+	for (int i = 0; i < N_OOM; i++) {
+		const struct oom_case *c = &oom_cases[i];
+		free(tdb);
+		ck_assert_int_ge(asprintf(&tdb, "%s/oom%d.db", tdir, i), 0);
+		o.db = tdb;
+		s = open_session();
+		struct turn_out first = { 0 };
+		if (c->regen)
+			turn(s, "Hello", &first);
+		worker_test_fail_events(s->w, c->type, c->skip, c->count);
+		turn(s, c->regen ? NULL : "Hello", &t);
+		worker_test_fail_events(s->w, -1, 0, 0);
+		ck_assert_msg(!session_busy(s), "case %d (%s): still busy", i, c->what);
+		if (c->fails) {
+			ck_assert_msg(t.rc == -1, "case %d (%s): the request did not fail", i, c->what);
+			ck_assert_msg(session_error(s) && strstr(session_error(s), "out of memory"), "case %d (%s): %s", i,
+			    c->what, session_error(s) ? session_error(s) : "no error");
+			/* Nothing of the request is left: no rows (the conversation
+			 * made for it goes too), or the first exchange alone. */
+			ck_assert_msg(q_int("SELECT count(*) FROM messages") == (c->regen ? 2 : 0), "case %d (%s): %lld rows",
+			    i, c->what, (long long)q_int("SELECT count(*) FROM messages"));
+			if (!c->regen)
+				turn(s, "Hello", &first);
+		} else {
+			first = t;
+		}
+		ck_assert_msg(first.rc == 0 && strcmp(first.text, ref1.text) == 0 && first.prompt == ref1.prompt,
+		    "case %d (%s): first reply \"%s\" from %d tokens, want \"%s\" from %d", i, c->what, first.text,
+		    first.prompt, ref1.text, ref1.prompt);
+		turn(s, "How are you?", &t);
+		ck_assert_msg(t.rc == 0 && strcmp(t.text, ref2.text) == 0 && t.prompt == ref2.prompt,
+		    "case %d (%s): second reply \"%s\" from %d tokens, want \"%s\" from %d", i, c->what, t.text,
+		    t.prompt, ref2.text, ref2.prompt);
+		int64_t conv = session_conv(s);
+		session_close(s);
+		char *r = rows(conv);
+		ck_assert_msg(strcmp(r, "u:Hello|a:*|u:How are you?|a:*") == 0, "case %d (%s): rows %s", i, c->what, r);
+		free(r);
+	}
+}
+END_TEST
+
 Suite *session_suite(void);
 
 Suite *
@@ -671,6 +772,7 @@ session_suite(void)
 	tcase_add_fixture_test(tc, test_session_no_save);
 	tcase_add_test(tc, test_session_history_only);
 	tcase_add_fixture_test(tc, test_session_reply_once);
+	tcase_add_fixture_test(tc, test_session_worker_oom);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,15 +9,15 @@
  * in stop_upto and raises the engine's stop flag; the worker, on starting a
  * request, lowers the flag and raises it again at once if that request is
  * covered by stop_upto.  Either order of the two threads' stores ends with
- * the flag up for a stopped request (see begin_request).
+ * the flag up for a stopped request (see begin_request).  The event queue
+ * is engine/worker_ev.c; the state both files share is worker_int.h.
  *
  * The same thread and queues drive the remote engine (engine/remote.c):
  * with w->rem set there is no model and no cache (m and ctx are NULL),
  * generate_remote streams the reply from the server, and worker_stop also
  * wakes the transfer so that it ends at once.
  */
-#include "engine/worker.h"
-#include "engine/chat.h"
+#include "engine/worker_int.h"
 #include "engine/remote.h"
 
 #include <errno.h>
@@ -41,119 +41,6 @@ struct req {
 	struct req *next;
 };
 
-struct ev_node {
-	struct worker_event ev;
-	struct ev_node *next;
-};
-
-struct worker {
-	struct engine_model *m;    /* NULL for the remote engine */
-	struct engine_ctx *ctx;    /* NULL for the remote engine */
-	struct remote *rem;        /* the remote engine, or NULL */
-	struct chat chat;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct req *rq_head, *rq_tail;
-	struct ev_node *ev_head, *ev_tail;
-	int efd;
-	int next_seq;
-	int running;               /* a request is being worked on */
-	atomic_int stop;
-	atomic_int stop_upto;
-	int cur_seq;
-	/* Requests whose last event could not be queued (out of memory): the
-	 * caller gets an error event for each instead (see post). */
-	int lost_seq[16];
-	int n_lost;
-	/* The reply of the request being generated, as streamed: the text of
-	 * every WEV_TOKEN posted, in order (worker thread only).  It becomes
-	 * the reply's text in the worker's conversation and in WEV_DONE, so the
-	 * stream and the finished reply are the same bytes by construction.
-	 * rlost: a piece could not be kept or posted; the request fails. */
-	char *rtext;
-	size_t rlen, rcap;
-	int rlost;
-	/* Fault injection, set by tests only (worker_test_fail_events): of the
-	 * events of type fail_type (-1: any), fail_skip more are queued, then
-	 * fail_count find no memory.  Read and counted down by the worker. */
-	atomic_int fail_type, fail_skip, fail_count;
-};
-
-static void
-wake(struct worker *w)
-{
-	uint64_t one = 1;
-	while (write(w->efd, &one, sizeof one) < 0 && errno == EINTR)
-		;
-}
-
-/*
- * Queue ev for the caller.  When there is no memory for it, a progress
- * event is dropped; a token event is not dropped silently, since the
- * caller's text would have a hole: the reply is stopped and its request
- * fails (rlost, see generate).  The event that ends a request (DONE, ERROR,
- * LOADED) must not be lost, or the caller waits for ever: its request is
- * remembered in lost_seq, and worker_poll hands out an error for it (the
- * caller of post takes back what the request did, see done_lost).  0 when
- * ev was queued, -1 when it was not; either way ev's contents are taken.
- */
-/* Whether the test hook says that ev's allocation fails. */
-static int
-fault(struct worker *w, const struct worker_event *ev)
-{
-	if (atomic_load(&w->fail_count) <= 0)
-		return 0;
-	int type = atomic_load(&w->fail_type);
-	if (type >= 0 && type != (int)ev->type)
-		return 0;
-	if (atomic_load(&w->fail_skip) > 0) {
-		atomic_fetch_sub(&w->fail_skip, 1);
-		return 0;
-	}
-	atomic_fetch_sub(&w->fail_count, 1);
-	return 1;
-}
-
-static int
-post(struct worker *w, struct worker_event *ev)
-{
-	struct ev_node *n = fault(w, ev) ? NULL : calloc(1, sizeof *n);
-	if (n == NULL) {
-		int final = ev->type == WEV_DONE || ev->type == WEV_ERROR || ev->type == WEV_LOADED;
-		worker_event_free(ev);
-		if (final) {
-			pthread_mutex_lock(&w->mu);
-			if (w->n_lost < (int)(sizeof w->lost_seq / sizeof w->lost_seq[0]))
-				w->lost_seq[w->n_lost++] = ev->seq;
-			pthread_mutex_unlock(&w->mu);
-			wake(w);
-		} else if (ev->type == WEV_TOKEN) {
-			w->rlost = 1;
-			atomic_store(&w->stop, 1);
-		}
-		return -1;
-	}
-	n->ev = *ev;
-	pthread_mutex_lock(&w->mu);
-	if (w->ev_tail)
-		w->ev_tail->next = n;
-	else
-		w->ev_head = n;
-	w->ev_tail = n;
-	pthread_mutex_unlock(&w->mu);
-	wake(w);
-	return 0;
-}
-
-static void
-post_error(struct worker *w, const char *msg)
-{
-	struct worker_event ev = { .type = WEV_ERROR, .seq = w->cur_seq };
-	ev.text = strdup(msg ? msg : "error");
-	ev.len = ev.text ? strlen(ev.text) : 0;
-	post(w, &ev);
-}
 
 /* Keep a piece of the reply in w->rtext; -1 on out of memory. */
 static int
@@ -213,7 +100,7 @@ on_token(void *ud, int32_t id, const char *text, size_t len)
 	}
 	memcpy(ev.text, text, len);
 	ev.text[len] = '\0';
-	post(w, &ev);
+	worker_ev_post(w, &ev);
 	return w->rlost;
 }
 
@@ -222,7 +109,7 @@ on_progress(void *ud, int done, int total)
 {
 	struct worker *w = ud;
 	struct worker_event ev = { .type = WEV_PROGRESS, .seq = w->cur_seq, .done = done, .total = total };
-	post(w, &ev);
+	worker_ev_post(w, &ev);
 }
 
 /* WEV_DONE could not be queued, so the caller hears of an error: the reply
@@ -243,7 +130,7 @@ fail_request(struct worker *w, int user_added, const char *msg)
 {
 	if (user_added && w->chat.n > 0)
 		chat_truncate(&w->chat, w->chat.n - 1);
-	post_error(w, msg);
+	worker_ev_error(w, msg);
 }
 
 /*
@@ -259,7 +146,7 @@ generate_remote(struct worker *w, const struct req *r, int user_added)
 	reply_begin(w);
 	/* No local token ids: the session still counts the user turn. */
 	struct worker_event ue = { .type = WEV_USER_IDS, .seq = w->cur_seq };
-	post(w, &ue);
+	worker_ev_post(w, &ue);
 	struct remote_reply rep;
 	char *err = NULL;
 	int rc = remote_chat(w->rem, &w->chat, &r->samp, r->max_tokens, on_token, w, &w->stop, &rep, &err);
@@ -283,7 +170,7 @@ generate_remote(struct worker *w, const struct req *r, int user_added)
 		err = NULL;
 	}
 	free(err);
-	if (post(w, &done) != 0)
+	if (worker_ev_post(w, &done) != 0)
 		done_lost(w, user_added);
 }
 
@@ -312,7 +199,7 @@ generate(struct worker *w, const struct req *r, int user_added)
 		w->chat.first = first;
 		if (user_added)
 			chat_truncate(&w->chat, w->chat.n - 1);
-		post_error(w, err);
+		worker_ev_error(w, err);
 		free(err);
 		return;
 	}
@@ -323,10 +210,10 @@ generate(struct worker *w, const struct req *r, int user_added)
 		memcpy(ev.ids, u->ids, (size_t)u->n_ids * sizeof *ev.ids);
 	else
 		ev.n_ids = 0;   /* the caller tokenizes again when it needs them */
-	post(w, &ev);
+	worker_ev_post(w, &ev);
 	if (dropped) {
 		struct worker_event ov = { .type = WEV_OVERFLOW, .seq = w->cur_seq, .dropped = dropped };
-		post(w, &ov);
+		worker_ev_post(w, &ov);
 	}
 	struct engine_sampler *smp = engine_sampler_new(&r->samp);
 	struct engine_gen_params gp = {
@@ -371,7 +258,7 @@ generate(struct worker *w, const struct req *r, int user_added)
 	}
 	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .ids = out, .n_ids = n_out,
 		.stats = st, .seed = r->samp.seed, .text = text, .len = len };
-	if (post(w, &done) != 0)
+	if (worker_ev_post(w, &done) != 0)
 		done_lost(w, user_added);
 }
 
@@ -433,7 +320,7 @@ load(struct worker *w, struct req *r)
 	}
 	if (ev.text)
 		ev.len = strlen(ev.text);
-	post(w, &ev);
+	worker_ev_post(w, &ev);
 }
 
 static void
@@ -443,7 +330,7 @@ save(struct worker *w, const char *path)
 	if (w->ctx == NULL)
 		return;   /* remote: the server keeps its own cache */
 	if (engine_ctx_save(w->ctx, path, &err) != 0) {
-		post_error(w, err ? err : "cannot save the cache");
+		worker_ev_error(w, err ? err : "cannot save the cache");
 		free(err);
 	}
 }
@@ -483,22 +370,22 @@ worker_main(void *arg)
 			break;
 		case REQ_SYSTEM:
 			if (chat_set_system(&w->chat, r->text) != 0)
-				post_error(w, "out of memory");
+				worker_ev_error(w, "out of memory");
 			break;
 		case REQ_SEND:
 			if (w->chat.n > 0 && w->chat.msgs[w->chat.n - 1].role == CHAT_USER) {
-				post_error(w, "the last message has no reply yet");
+				worker_ev_error(w, "the last message has no reply yet");
 				break;
 			}
 			if (chat_push(&w->chat, CHAT_USER, r->text, NULL, 0) != 0) {
-				post_error(w, "out of memory");
+				worker_ev_error(w, "out of memory");
 				break;
 			}
 			generate(w, r, 1);
 			break;
 		case REQ_REGEN:
 			if (w->chat.n == 0 || w->chat.msgs[w->chat.n - 1].role != CHAT_ASSISTANT) {
-				post_error(w, "there is no reply to regenerate");
+				worker_ev_error(w, "there is no reply to regenerate");
 				break;
 			}
 			chat_truncate(&w->chat, w->chat.n - 1);
@@ -506,12 +393,12 @@ worker_main(void *arg)
 			break;
 		case REQ_EDIT:
 			if (r->k < 0 || r->k >= w->chat.n || w->chat.msgs[r->k].role != CHAT_USER) {
-				post_error(w, "only a user message can be edited");
+				worker_ev_error(w, "only a user message can be edited");
 				break;
 			}
 			chat_truncate(&w->chat, r->k);
 			if (chat_push(&w->chat, CHAT_USER, r->text, NULL, 0) != 0) {
-				post_error(w, "out of memory");
+				worker_ev_error(w, "out of memory");
 				break;
 			}
 			generate(w, r, 0);
@@ -689,15 +576,6 @@ worker_free(struct worker *w)
 	free(w);
 }
 
-void
-worker_test_fail_events(struct worker *w, int type, int skip, int count)
-{
-	atomic_store(&w->fail_count, 0);
-	atomic_store(&w->fail_type, type);
-	atomic_store(&w->fail_skip, skip);
-	atomic_store(&w->fail_count, count);
-}
-
 int
 worker_fd(const struct worker *w)
 {
@@ -799,67 +677,4 @@ worker_truncate(struct worker *w, int k)
 		return -1;
 	r->k = k;
 	return submit(w, r);
-}
-
-int
-worker_poll(struct worker *w, struct worker_event *ev)
-{
-	uint64_t cnt;
-	/* Clear the eventfd before looking, so an event posted after we look
-	 * makes it readable again. */
-	while (read(w->efd, &cnt, sizeof cnt) < 0 && errno == EINTR)
-		;
-	pthread_mutex_lock(&w->mu);
-	struct ev_node *n = w->ev_head;
-	if (n) {
-		w->ev_head = n->next;
-		if (w->ev_head == NULL)
-			w->ev_tail = NULL;
-	}
-	int lost = 0;
-	if (n == NULL && w->n_lost > 0) {
-		lost = w->lost_seq[0];
-		memmove(w->lost_seq, w->lost_seq + 1, (size_t)--w->n_lost * sizeof w->lost_seq[0]);
-	}
-	int more = w->ev_head != NULL || w->n_lost > 0;
-	pthread_mutex_unlock(&w->mu);
-	if (more)
-		wake(w);   /* keep the fd readable for the rest */
-	if (lost) {
-		memset(ev, 0, sizeof *ev);
-		ev->type = WEV_ERROR;
-		ev->seq = lost;
-		ev->text = strdup("out of memory in the inference thread");
-		ev->len = ev->text ? strlen(ev->text) : 0;
-		return 1;
-	}
-	if (n == NULL)
-		return 0;
-	*ev = n->ev;
-	free(n);
-	return 1;
-}
-
-int
-worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms)
-{
-	for (;;) {
-		if (worker_poll(w, ev))
-			return 1;
-		struct pollfd p = { .fd = w->efd, .events = POLLIN };
-		int r = poll(&p, 1, timeout_ms);
-		if (r <= 0)
-			return 0;   /* timeout, or a signal: the caller may want to stop */
-	}
-}
-
-void
-worker_event_free(struct worker_event *ev)
-{
-	free(ev->text);
-	free(ev->ids);
-	free(ev->error);
-	ev->text = NULL;
-	ev->ids = NULL;
-	ev->error = NULL;
 }

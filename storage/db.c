@@ -347,6 +347,18 @@ db_step_one(struct db *d, sqlite3_stmt *st, char **err, const char *what, const 
 }
 
 int
+db_step_commit(struct db *d, sqlite3_stmt *st, char **err, const char *what, const char *none)
+{
+	int rc = db_step_one(d, st, err, what, none);
+	sqlite3_finalize(st);
+	if (rc != 0) {
+		db_rollback(d);
+		return -1;
+	}
+	return db_commit(d, err, what);
+}
+
+int
 db_rows(struct db *d, sqlite3_stmt *st, size_t size, int (*from_row)(sqlite3_stmt *st, void *elem),
     void **out, size_t *n, char **err, const char *what)
 {

@@ -87,11 +87,7 @@ db_conv_update(struct db *d, const struct db_conv *c, char **err)
 	db_bind_text(st, 6, c->params);
 	sqlite3_bind_int64(st, 7, db_now_ms());
 	sqlite3_bind_int64(st, 8, c->id);
-	int rc = db_step_one(d, st, err, what, "no such conversation");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such conversation");
 fail:
 	db_rollback(d);
 	return -1;
@@ -110,11 +106,7 @@ db_conv_rename(struct db *d, int64_t id, const char *title, char **err)
 	db_bind_text(st, 1, title != NULL && *title ? title : NULL);
 	sqlite3_bind_int64(st, 2, db_now_ms());
 	sqlite3_bind_int64(st, 3, id);
-	int rc = db_step_one(d, st, err, what, "no such conversation");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such conversation");
 fail:
 	db_rollback(d);
 	return -1;
@@ -130,11 +122,7 @@ db_conv_delete(struct db *d, int64_t id, char **err)
 	if (st == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	int rc = db_step_one(d, st, err, what, "no such conversation");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such conversation");
 fail:
 	db_rollback(d);
 	return -1;

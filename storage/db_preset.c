@@ -204,11 +204,7 @@ db_preset_update(struct db *d, const char *name, const char *system, const char 
 	db_bind_text(st, 2, params);
 	sqlite3_bind_int64(st, 3, db_now_ms());
 	db_bind_text(st, 4, name);
-	int rc = db_step_one(d, st, err, what, "no such preset");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such preset");
 fail:
 	db_rollback(d);
 	return -1;
@@ -226,11 +222,7 @@ db_preset_remove(struct db *d, const char *name, char **err)
 	if (st == NULL)
 		goto fail;
 	db_bind_text(st, 1, name);
-	int rc = db_step_one(d, st, err, what, "no such preset");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such preset");
 fail:
 	db_rollback(d);
 	return -1;

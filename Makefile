@@ -135,7 +135,7 @@ bench: deps
 
 # Build and run one suite against chosen sources, apart from the rest of the
 # tree (for developing a module while other modules are half-written):
-#   make unit SUITE=quant SRCS="engine/quant.c engine/quant_simd.c"
+#   make unit SUITE=quant SRCS="engine/quant.c engine/quant_simd.c engine/quant_avx2.c ..."
 unit:
 	@mkdir -p build/unit-$(SUITE)
 	@echo "SUITE($(SUITE))" > build/unit-$(SUITE)/suites.h

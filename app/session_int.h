@@ -45,6 +45,7 @@ struct session {
 	int n_user_ids;
 	char *rtext;                  /* the reply so far: the app's one copy */
 	size_t rlen, rcap;
+	int rcut;                     /* a piece could not be kept: the request fails */
 	int32_t *rids;
 	int rn, rcap_ids;
 	double last_save;

@@ -14,9 +14,13 @@
  * worker fails deletes its rows again by id (the branch goes back to where
  * it was), and the worker is brought back to the window (win), so what the
  * worker holds and what the file holds stay the same.  rtext is the one
- * copy of the reply on this side while it streams: the database and the
- * view get theirs from it, and at the end from the worker's text of the
- * reply's ids.
+ * copy of the reply on this side, from its first piece to the end: the
+ * database (while streaming and at the end), the view's end and --json
+ * (session_reply_text) take it.  WEV_DONE's text is not used: the worker
+ * builds it from the same pieces, so it could only be the same bytes.  A
+ * piece lost to out of memory, on either side, fails the request (the
+ * worker sends WEV_ERROR; here rcut turns the end into a failure), so no
+ * reply is stored with a hole.
  */
 #include "app/session_int.h"
 #include "common/clock.h"
@@ -137,6 +141,7 @@ session_reply_reset(struct session *s, enum session_req req)
 	s->alt_of = 0;
 	s->failed = 0;
 	s->rlen = 0;
+	s->rcut = 0;
 	s->rn = 0;
 	if (s->rtext)
 		s->rtext[0] = '\0';
@@ -397,9 +402,16 @@ session_stats_json(const struct session *s, const struct engine_gen_stats *st, i
 	return text;
 }
 
+static void session_failed(struct session *s, const char *why);
+
 static void
 session_done(struct session *s, const struct worker_event *ev)
 {
+	if (s->rcut) {
+		/* rtext has a hole: keep nothing of it. */
+		session_failed(s, "out of memory: the reply could not be kept");
+		return;
+	}
 	const struct engine_gen_stats *st = &ev->stats;
 	s->last_stats = *st;
 	s->busy = 0;
@@ -415,9 +427,8 @@ session_done(struct session *s, const struct worker_event *ev)
 		worker_save(s->w, s->kv_path);
 		kvcache_evict(s->o->kv_cache_max, s->kv_path);
 	}
-	/* The worker's text of the reply's ids is the exact one (a token event
-	 * lost to out of memory leaves a hole in rtext); rtext otherwise. */
-	const char *text = ev->text ? ev->text : s->rtext ? s->rtext : "";
+	const char *text = s->rtext ? s->rtext : "";
+	size_t len = s->rtext ? s->rlen : 0;
 	if (s->db) {
 		char *err = NULL;
 		char *stats = session_stats_json(s, st, worker_ctx_size(s->w));
@@ -429,7 +440,7 @@ session_done(struct session *s, const struct worker_event *ev)
 		}
 		free(stats);
 	}
-	session_push(s, SU_FINISH, s->reply_id, ROLE_ASSISTANT, text, strlen(text));
+	session_push(s, SU_FINISH, s->reply_id, ROLE_ASSISTANT, text, len);
 	struct session_update *u = session_last_update(s);
 	if (u != NULL) {
 		u->finish = session_finish_of(st->reason);
@@ -445,12 +456,13 @@ session_done(struct session *s, const struct worker_event *ev)
 	s->req = SR_NONE;
 }
 
-/* The worker dropped the request: drop its rows, bring the worker back to
- * the window, give the user's text back. */
+/* The request failed (the worker dropped it, or its reply lost a piece
+ * here): drop its rows, bring the worker back to the window, give the
+ * user's text back. */
 static void
-session_failed(struct session *s, const struct worker_event *ev)
+session_failed(struct session *s, const char *why)
 {
-	session_fail(s, ev->text ? ev->text : "the request failed");
+	session_fail(s, why != NULL ? why : "the request failed");
 	s->busy = 0;
 	s->failed = 1;
 	s->nwin = s->base;
@@ -500,10 +512,10 @@ session_event(struct session *s, const struct worker_event *ev)
 		}
 		return;
 	case WEV_TOKEN:
-		if (ev->seq != s->seq || !s->busy)
+		if (ev->seq != s->seq || !s->busy || s->rcut)
 			return;
 		if (session_reply_append(s, ev) != 0) {
-			session_fail(s, "out of memory: the reply is cut short");
+			s->rcut = 1;
 			session_stop(s);
 			return;
 		}
@@ -558,7 +570,7 @@ session_event(struct session *s, const struct worker_event *ev)
 		return;
 	case WEV_ERROR:
 		if (ev->seq == s->seq && s->busy) {
-			session_failed(s, ev);
+			session_failed(s, ev->text);
 		} else if (ev->text) {
 			/* Not the reply's: a snapshot that could not be saved, a
 			 * system prompt that did not fit in memory. */

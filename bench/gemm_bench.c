@@ -3,7 +3,8 @@
  * quant_vec_dot_n over weight rows, per weight type, on synthetic data.
  * Build by hand:
  *   cc -O3 -march=native -fopenmp -I. -o build/gemm_bench bench/gemm_bench.c \
- *       engine/gemm.c engine/quant.c engine/quant_simd.c -lm -lpthread
+ *       engine/gemm.c engine/quant.c engine/quant_simd.c engine/quant_avx2.c \
+ *       engine/quant_avx512.c -lm -lpthread
  * Usage: gemm_bench [n rows B reps]   (defaults 4096 4096 64 5)
  * Environment: GEMM_TYPES=Q4_0,Q6_K to choose types; GEMM_LEVEL=generic to
  * force a level; GEMM_BENCH_WALL=1 to time by wall clock instead of thread

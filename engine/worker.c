@@ -9,15 +9,15 @@
  * in stop_upto and raises the engine's stop flag; the worker, on starting a
  * request, lowers the flag and raises it again at once if that request is
  * covered by stop_upto.  Either order of the two threads' stores ends with
- * the flag up for a stopped request (see begin_request).
+ * the flag up for a stopped request (see begin_request).  The event queue
+ * is engine/worker_ev.c; the state both files share is worker_int.h.
  *
  * The same thread and queues drive the remote engine (engine/remote.c):
  * with w->rem set there is no model and no cache (m and ctx are NULL),
  * generate_remote streams the reply from the server, and worker_stop also
  * wakes the transfer so that it ends at once.
  */
-#include "engine/worker.h"
-#include "engine/chat.h"
+#include "engine/worker_int.h"
 #include "engine/remote.h"
 
 #include <errno.h>
@@ -41,98 +41,67 @@ struct req {
 	struct req *next;
 };
 
-struct ev_node {
-	struct worker_event ev;
-	struct ev_node *next;
-};
 
-struct worker {
-	struct engine_model *m;    /* NULL for the remote engine */
-	struct engine_ctx *ctx;    /* NULL for the remote engine */
-	struct remote *rem;        /* the remote engine, or NULL */
-	struct chat chat;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct req *rq_head, *rq_tail;
-	struct ev_node *ev_head, *ev_tail;
-	int efd;
-	int next_seq;
-	int running;               /* a request is being worked on */
-	atomic_int stop;
-	atomic_int stop_upto;
-	int cur_seq;
-	/* Requests whose last event could not be queued (out of memory): the
-	 * caller gets an error event for each instead (see post). */
-	int lost_seq[16];
-	int n_lost;
-};
-
-static void
-wake(struct worker *w)
+/* Keep a piece of the reply in w->rtext; -1 on out of memory. */
+static int
+reply_append(struct worker *w, const char *text, size_t len)
 {
-	uint64_t one = 1;
-	while (write(w->efd, &one, sizeof one) < 0 && errno == EINTR)
-		;
-}
-
-/*
- * Queue ev for the caller.  When there is no memory for it, a progress or
- * token event is dropped (the reply's ids and text come whole with
- * WEV_DONE), but the event that ends a request (DONE, ERROR, LOADED) must
- * not be lost, or the caller waits for ever: its request is stopped and
- * remembered in lost_seq, and worker_poll hands out an error for it.
- */
-static void
-post(struct worker *w, struct worker_event *ev)
-{
-	struct ev_node *n = calloc(1, sizeof *n);
-	if (n == NULL) {
-		int final = ev->type == WEV_DONE || ev->type == WEV_ERROR || ev->type == WEV_LOADED;
-		worker_event_free(ev);
-		if (final) {
-			pthread_mutex_lock(&w->mu);
-			if (w->n_lost < (int)(sizeof w->lost_seq / sizeof w->lost_seq[0]))
-				w->lost_seq[w->n_lost++] = ev->seq;
-			pthread_mutex_unlock(&w->mu);
-			wake(w);
-		} else if (ev->type == WEV_TOKEN) {
-			atomic_store(&w->stop, 1);   /* the text would have a hole: end the reply */
-		}
-		return;
+	if (w->rlen + len + 1 > w->rcap) {
+		size_t cap = w->rcap ? w->rcap * 2 : 1024;
+		while (cap < w->rlen + len + 1)
+			cap *= 2;
+		char *nt = realloc(w->rtext, cap);
+		if (nt == NULL)
+			return -1;
+		w->rtext = nt;
+		w->rcap = cap;
 	}
-	n->ev = *ev;
-	pthread_mutex_lock(&w->mu);
-	if (w->ev_tail)
-		w->ev_tail->next = n;
-	else
-		w->ev_head = n;
-	w->ev_tail = n;
-	pthread_mutex_unlock(&w->mu);
-	wake(w);
+	memcpy(w->rtext + w->rlen, text, len);
+	w->rlen += len;
+	w->rtext[w->rlen] = '\0';
+	return 0;
 }
 
+/* A new reply: nothing streamed yet. */
 static void
-post_error(struct worker *w, const char *msg)
+reply_begin(struct worker *w)
 {
-	struct worker_event ev = { .type = WEV_ERROR, .seq = w->cur_seq };
-	ev.text = strdup(msg ? msg : "error");
-	ev.len = ev.text ? strlen(ev.text) : 0;
-	post(w, &ev);
+	w->rlen = 0;
+	w->rlost = 0;
+	if (w->rtext)
+		w->rtext[0] = '\0';
+}
+
+/* The streamed reply, handed over (malloc'd; "" when nothing came); NULL
+ * on out of memory. */
+static char *
+reply_take(struct worker *w)
+{
+	char *t = w->rtext ? w->rtext : strdup("");
+	w->rtext = NULL;
+	w->rlen = w->rcap = 0;
+	return t;
 }
 
 static int
 on_token(void *ud, int32_t id, const char *text, size_t len)
 {
 	struct worker *w = ud;
-	struct worker_event ev = { .type = WEV_TOKEN, .seq = w->cur_seq, .id = id, .len = len };
-	ev.text = malloc(len + 1);
-	if (ev.text) {
-		memcpy(ev.text, text, len);
-		ev.text[len] = '\0';
+	if (w->rlost)
+		return 1;   /* a piece is missing: stop here */
+	if (reply_append(w, text, len) != 0) {
+		w->rlost = 1;
+		return 1;
 	}
-	post(w, &ev);
-	return 0;
+	struct worker_event ev = { .type = WEV_TOKEN, .seq = w->cur_seq, .id = id, .len = len };
+	if ((ev.text = malloc(len + 1)) == NULL) {
+		w->rlost = 1;   /* an event without its text would leave a hole */
+		return 1;
+	}
+	memcpy(ev.text, text, len);
+	ev.text[len] = '\0';
+	worker_ev_post(w, &ev);
+	return w->rlost;
 }
 
 static void
@@ -140,7 +109,28 @@ on_progress(void *ud, int done, int total)
 {
 	struct worker *w = ud;
 	struct worker_event ev = { .type = WEV_PROGRESS, .seq = w->cur_seq, .done = done, .total = total };
-	post(w, &ev);
+	worker_ev_post(w, &ev);
+}
+
+/* WEV_DONE could not be queued, so the caller hears of an error: the reply
+ * just pushed goes again, with the user message the request added, as for
+ * any failed request. */
+static void
+done_lost(struct worker *w, int user_added)
+{
+	int k = w->chat.n - (user_added ? 2 : 1);
+	chat_truncate(&w->chat, k > 0 ? k : 0);
+}
+
+/* The request fails: the worker's conversation goes back to before it
+ * (its user message goes when the request added one), and the caller gets
+ * msg in WEV_ERROR. */
+static void
+fail_request(struct worker *w, int user_added, const char *msg)
+{
+	if (user_added && w->chat.n > 0)
+		chat_truncate(&w->chat, w->chat.n - 1);
+	worker_ev_error(w, msg);
 }
 
 /*
@@ -148,33 +138,40 @@ on_progress(void *ud, int done, int total)
  * server died, answered an HTTP error, sent garbage) keeps the user's
  * message and the partial reply in the conversation, as the session keeps
  * them in the database (marked interrupted): WEV_DONE with reason ERROR.
+ * Out of memory on this side fails the request as a local one does.
  */
 static void
-generate_remote(struct worker *w, const struct req *r)
+generate_remote(struct worker *w, const struct req *r, int user_added)
 {
+	reply_begin(w);
 	/* No local token ids: the session still counts the user turn. */
 	struct worker_event ue = { .type = WEV_USER_IDS, .seq = w->cur_seq };
-	post(w, &ue);
+	worker_ev_post(w, &ue);
 	struct remote_reply rep;
 	char *err = NULL;
 	int rc = remote_chat(w->rem, &w->chat, &r->samp, r->max_tokens, on_token, w, &w->stop, &rep, &err);
-	const char *text = rep.text ? rep.text : "";
-	if (chat_push(&w->chat, CHAT_ASSISTANT, text, NULL, 0) != 0 && rc == 0) {
-		rc = -1;
+	/* rep.text holds the same pieces as w->rtext; the worker's is the one
+	 * that was streamed. */
+	struct engine_gen_stats st = rep.st;
+	remote_reply_free(&rep);
+	size_t len = w->rlen;
+	char *text = w->rlost ? NULL : reply_take(w);
+	if (text == NULL || chat_push(&w->chat, CHAT_ASSISTANT, text, NULL, 0) != 0) {
+		free(text);
 		free(err);
-		err = NULL;
+		fail_request(w, user_added, "out of memory: the reply could not be kept");
+		return;
 	}
-	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .stats = rep.st, .seed = r->samp.seed,
-		.text = rep.text, .len = rep.len };
-	rep.text = NULL;
+	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .stats = st, .seed = r->samp.seed,
+		.text = text, .len = len };
 	if (rc != 0) {
 		done.stats.reason = ENGINE_STOP_ERROR;
 		done.error = err ? err : strdup("out of memory");
 		err = NULL;
 	}
 	free(err);
-	remote_reply_free(&rep);
-	post(w, &done);
+	if (worker_ev_post(w, &done) != 0)
+		done_lost(w, user_added);
 }
 
 /* Generate a reply to the conversation as it stands (ending with a user
@@ -183,7 +180,7 @@ static void
 generate(struct worker *w, const struct req *r, int user_added)
 {
 	if (w->rem) {
-		generate_remote(w, r);
+		generate_remote(w, r, user_added);
 		return;
 	}
 	int n_ctx = engine_ctx_size(w->ctx);
@@ -202,7 +199,7 @@ generate(struct worker *w, const struct req *r, int user_added)
 		w->chat.first = first;
 		if (user_added)
 			chat_truncate(&w->chat, w->chat.n - 1);
-		post_error(w, err);
+		worker_ev_error(w, err);
 		free(err);
 		return;
 	}
@@ -211,10 +208,12 @@ generate(struct worker *w, const struct req *r, int user_added)
 	ev.ids = malloc((size_t)(u->n_ids ? u->n_ids : 1) * sizeof *ev.ids);
 	if (ev.ids)
 		memcpy(ev.ids, u->ids, (size_t)u->n_ids * sizeof *ev.ids);
-	post(w, &ev);
+	else
+		ev.n_ids = 0;   /* the caller tokenizes again when it needs them */
+	worker_ev_post(w, &ev);
 	if (dropped) {
 		struct worker_event ov = { .type = WEV_OVERFLOW, .seq = w->cur_seq, .dropped = dropped };
-		post(w, &ov);
+		worker_ev_post(w, &ov);
 	}
 	struct engine_sampler *smp = engine_sampler_new(&r->samp);
 	struct engine_gen_params gp = {
@@ -224,13 +223,12 @@ generate(struct worker *w, const struct req *r, int user_added)
 	struct engine_gen_stats st;
 	int32_t *out = NULL;
 	int n_out = 0;
+	reply_begin(w);
 	int rc = smp ? engine_generate(w->ctx, ids, n, smp, &gp, &st, &out, &n_out, &err) : -1;
 	engine_sampler_free(smp);
 	free(ids);
-	if (rc != 0) {
-		if (user_added)
-			chat_truncate(&w->chat, w->chat.n - 1);
-		post_error(w, err ? err : "out of memory");
+	if (rc != 0 || w->rlost) {
+		fail_request(w, user_added, rc != 0 && err ? err : "out of memory: the reply could not be kept");
 		free(err);
 		free(out);
 		return;
@@ -242,17 +240,26 @@ generate(struct worker *w, const struct req *r, int user_added)
 		int32_t *no = realloc(out, (size_t)(n_out + 1) * sizeof *no);
 		if (no == NULL) {
 			free(out);
-			post_error(w, "out of memory");
+			fail_request(w, user_added, "out of memory");
 			return;
 		}
 		out = no;
 		out[n_out++] = chat_tmpl_reply_end(w->m);
 	}
-	char *text = engine_detokenize(w->m, out, n_out);
-	chat_push(&w->chat, CHAT_ASSISTANT, text ? text : "", out, n_out);
+	/* The text is the streamed pieces (the end token writes none): what the
+	 * caller showed is what the conversation keeps. */
+	size_t len = w->rlen;
+	char *text = reply_take(w);
+	if (text == NULL || chat_push(&w->chat, CHAT_ASSISTANT, text, out, n_out) != 0) {
+		free(text);
+		free(out);
+		fail_request(w, user_added, "out of memory: the reply could not be kept");
+		return;
+	}
 	struct worker_event done = { .type = WEV_DONE, .seq = w->cur_seq, .ids = out, .n_ids = n_out,
-		.stats = st, .seed = r->samp.seed, .text = text, .len = text ? strlen(text) : 0 };
-	post(w, &done);
+		.stats = st, .seed = r->samp.seed, .text = text, .len = len };
+	if (worker_ev_post(w, &done) != 0)
+		done_lost(w, user_added);
 }
 
 static void
@@ -313,7 +320,7 @@ load(struct worker *w, struct req *r)
 	}
 	if (ev.text)
 		ev.len = strlen(ev.text);
-	post(w, &ev);
+	worker_ev_post(w, &ev);
 }
 
 static void
@@ -323,7 +330,7 @@ save(struct worker *w, const char *path)
 	if (w->ctx == NULL)
 		return;   /* remote: the server keeps its own cache */
 	if (engine_ctx_save(w->ctx, path, &err) != 0) {
-		post_error(w, err ? err : "cannot save the cache");
+		worker_ev_error(w, err ? err : "cannot save the cache");
 		free(err);
 	}
 }
@@ -363,22 +370,22 @@ worker_main(void *arg)
 			break;
 		case REQ_SYSTEM:
 			if (chat_set_system(&w->chat, r->text) != 0)
-				post_error(w, "out of memory");
+				worker_ev_error(w, "out of memory");
 			break;
 		case REQ_SEND:
 			if (w->chat.n > 0 && w->chat.msgs[w->chat.n - 1].role == CHAT_USER) {
-				post_error(w, "the last message has no reply yet");
+				worker_ev_error(w, "the last message has no reply yet");
 				break;
 			}
 			if (chat_push(&w->chat, CHAT_USER, r->text, NULL, 0) != 0) {
-				post_error(w, "out of memory");
+				worker_ev_error(w, "out of memory");
 				break;
 			}
 			generate(w, r, 1);
 			break;
 		case REQ_REGEN:
 			if (w->chat.n == 0 || w->chat.msgs[w->chat.n - 1].role != CHAT_ASSISTANT) {
-				post_error(w, "there is no reply to regenerate");
+				worker_ev_error(w, "there is no reply to regenerate");
 				break;
 			}
 			chat_truncate(&w->chat, w->chat.n - 1);
@@ -386,12 +393,12 @@ worker_main(void *arg)
 			break;
 		case REQ_EDIT:
 			if (r->k < 0 || r->k >= w->chat.n || w->chat.msgs[r->k].role != CHAT_USER) {
-				post_error(w, "only a user message can be edited");
+				worker_ev_error(w, "only a user message can be edited");
 				break;
 			}
 			chat_truncate(&w->chat, r->k);
 			if (chat_push(&w->chat, CHAT_USER, r->text, NULL, 0) != 0) {
-				post_error(w, "out of memory");
+				worker_ev_error(w, "out of memory");
 				break;
 			}
 			generate(w, r, 0);
@@ -560,6 +567,7 @@ worker_free(struct worker *w)
 		free(e);
 	}
 	chat_free(&w->chat);
+	free(w->rtext);
 	engine_ctx_free(w->ctx);
 	remote_close(w->rem);
 	close(w->efd);
@@ -669,67 +677,4 @@ worker_truncate(struct worker *w, int k)
 		return -1;
 	r->k = k;
 	return submit(w, r);
-}
-
-int
-worker_poll(struct worker *w, struct worker_event *ev)
-{
-	uint64_t cnt;
-	/* Clear the eventfd before looking, so an event posted after we look
-	 * makes it readable again. */
-	while (read(w->efd, &cnt, sizeof cnt) < 0 && errno == EINTR)
-		;
-	pthread_mutex_lock(&w->mu);
-	struct ev_node *n = w->ev_head;
-	if (n) {
-		w->ev_head = n->next;
-		if (w->ev_head == NULL)
-			w->ev_tail = NULL;
-	}
-	int lost = 0;
-	if (n == NULL && w->n_lost > 0) {
-		lost = w->lost_seq[0];
-		memmove(w->lost_seq, w->lost_seq + 1, (size_t)--w->n_lost * sizeof w->lost_seq[0]);
-	}
-	int more = w->ev_head != NULL || w->n_lost > 0;
-	pthread_mutex_unlock(&w->mu);
-	if (more)
-		wake(w);   /* keep the fd readable for the rest */
-	if (lost) {
-		memset(ev, 0, sizeof *ev);
-		ev->type = WEV_ERROR;
-		ev->seq = lost;
-		ev->text = strdup("out of memory in the inference thread");
-		ev->len = ev->text ? strlen(ev->text) : 0;
-		return 1;
-	}
-	if (n == NULL)
-		return 0;
-	*ev = n->ev;
-	free(n);
-	return 1;
-}
-
-int
-worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms)
-{
-	for (;;) {
-		if (worker_poll(w, ev))
-			return 1;
-		struct pollfd p = { .fd = w->efd, .events = POLLIN };
-		int r = poll(&p, 1, timeout_ms);
-		if (r <= 0)
-			return 0;   /* timeout, or a signal: the caller may want to stop */
-	}
-}
-
-void
-worker_event_free(struct worker_event *ev)
-{
-	free(ev->text);
-	free(ev->ids);
-	free(ev->error);
-	ev->text = NULL;
-	ev->ids = NULL;
-	ev->error = NULL;
 }

@@ -19,8 +19,12 @@ enum worker_ev_type {
 	WEV_USER_IDS,             /* ids of the user turn just added */
 	WEV_OVERFLOW,             /* dropped: messages moved out of the window */
 	WEV_DONE,                 /* the reply: ids (closed by EOS), stats, seed;
+	                           * text: the request's WEV_TOKEN texts joined,
+	                           * byte for byte (what the worker keeps);
 	                           * stats.reason ERROR: error says why (remote) */
-	WEV_ERROR,                /* text: one line; the request had no effect */
+	WEV_ERROR,                /* text: one line; the request had no effect
+	                           * (also when a WEV_TOKEN could not be queued
+	                           * or kept: no reply with a hole is finished) */
 	WEV_LOADED,               /* a conversation was loaded (and prefilled) */
 };
 
@@ -80,6 +84,11 @@ void worker_stop(struct worker *w);
  * worker_event_free. */
 int worker_poll(struct worker *w, struct worker_event *ev);
 void worker_event_free(struct worker_event *ev);
+/* Tests only (fault injection): of the events of type (-1: any type) the
+ * worker posts from now on, skip more are queued as usual, then the next
+ * count find no memory, as when calloc fails (0 turns this off).  Set it
+ * while the worker is idle. */
+void worker_test_fail_events(struct worker *w, int type, int skip, int count);
 /* Block until an event arrives (1), or timeout_ms passes (-1: forever) or
  * a signal interrupts the wait (0). */
 int worker_wait(struct worker *w, struct worker_event *ev, int timeout_ms);

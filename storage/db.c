@@ -346,6 +346,48 @@ db_step_one(struct db *d, sqlite3_stmt *st, char **err, const char *what, const 
 	return 0;
 }
 
+int
+db_step_commit(struct db *d, sqlite3_stmt *st, char **err, const char *what, const char *none)
+{
+	int rc = db_step_one(d, st, err, what, none);
+	sqlite3_finalize(st);
+	if (rc != 0) {
+		db_rollback(d);
+		return -1;
+	}
+	return db_commit(d, err, what);
+}
+
+int
+db_rows(struct db *d, sqlite3_stmt *st, size_t size, int (*from_row)(sqlite3_stmt *st, void *elem),
+    void **out, size_t *n, char **err, const char *what)
+{
+	char *a = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char *na = realloc(a, ncap * size);
+			if (na == NULL)
+				break;
+			a = na;
+			cap = ncap;
+		}
+		void *e = a + cnt++ * size;
+		memset(e, 0, size);
+		if (from_row(st, e) != 0)
+			break;
+	}
+	*out = a;
+	*n = cnt;
+	if (rc == SQLITE_ROW)
+		return db_errf(err, "%s: out of memory", what);
+	if (rc != SQLITE_DONE)
+		return db_fail(d, err, what);
+	return 0;
+}
+
 /* ---- names ------------------------------------------------------------------- */
 
 static const char *const db_role_names[] = { "system", "user", "assistant" };

@@ -87,11 +87,7 @@ db_conv_update(struct db *d, const struct db_conv *c, char **err)
 	db_bind_text(st, 6, c->params);
 	sqlite3_bind_int64(st, 7, db_now_ms());
 	sqlite3_bind_int64(st, 8, c->id);
-	int rc = db_step_one(d, st, err, what, "no such conversation");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such conversation");
 fail:
 	db_rollback(d);
 	return -1;
@@ -110,11 +106,7 @@ db_conv_rename(struct db *d, int64_t id, const char *title, char **err)
 	db_bind_text(st, 1, title != NULL && *title ? title : NULL);
 	sqlite3_bind_int64(st, 2, db_now_ms());
 	sqlite3_bind_int64(st, 3, id);
-	int rc = db_step_one(d, st, err, what, "no such conversation");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such conversation");
 fail:
 	db_rollback(d);
 	return -1;
@@ -130,11 +122,7 @@ db_conv_delete(struct db *d, int64_t id, char **err)
 	if (st == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	int rc = db_step_one(d, st, err, what, "no such conversation");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such conversation");
 fail:
 	db_rollback(d);
 	return -1;
@@ -337,6 +325,19 @@ db_conv_message_from_row(sqlite3_stmt *st, struct db_message *m)
 	return oom ? -1 : 0;
 }
 
+/* db_rows' callbacks. */
+static int
+db_conv_row(sqlite3_stmt *st, void *elem)
+{
+	return db_conv_from_row(st, elem);
+}
+
+static int
+db_conv_message_row(sqlite3_stmt *st, void *elem)
+{
+	return db_conv_message_from_row(st, elem);
+}
+
 /* The body of db_conv_load and db_conv_load_tree. */
 static struct db_conv *
 db_conv_read(struct db *d, int64_t id, int tree, char **err)
@@ -344,7 +345,6 @@ db_conv_read(struct db *d, int64_t id, int tree, char **err)
 	static const char what[] = "cannot load the conversation";
 	struct db_conv *c = calloc(1, sizeof *c);
 	sqlite3_stmt *st = NULL;
-	size_t cap = 0;
 	int rc;
 
 	if (c == NULL) {
@@ -390,25 +390,16 @@ db_conv_read(struct db *d, int64_t id, int tree, char **err)
 	sqlite3_bind_int64(st, 1, id);
 	if (!tree)
 		sqlite3_bind_int64(st, 2, c->leaf);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((size_t)c->n_messages == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct db_message *nm = realloc(c->messages, ncap * sizeof *nm);
-			if (nm == NULL)
-				goto oom;
-			c->messages = nm;
-			cap = ncap;
-		}
-		struct db_message *m = &c->messages[c->n_messages++];
-		if (db_conv_message_from_row(st, m) != 0)
-			goto oom;
-		if (m->id == c->leaf)
-			c->leaf_position = m->position;
-	}
-	if (rc != SQLITE_DONE) {
-		db_fail(d, err, what);
+	void *ms;
+	size_t nm;
+	rc = db_rows(d, st, sizeof(struct db_message), db_conv_message_row, &ms, &nm, err, what);
+	c->messages = ms;
+	c->n_messages = (int)nm;
+	if (rc != 0)
 		goto fail;
-	}
+	for (int i = 0; i < c->n_messages; i++)
+		if (c->messages[i].id == c->leaf)
+			c->leaf_position = c->messages[i].position;
 	sqlite3_finalize(st);
 	db_end_read(d);
 	return c;
@@ -444,35 +435,17 @@ db_conv_list(struct db *d, int limit, struct db_conv **out, size_t *n, char **er
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int(st, 1, limit > 0 ? limit : -1);
-	struct db_conv *a = NULL;
-	size_t cnt = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct db_conv *na = realloc(a, ncap * sizeof *na);
-			if (na == NULL)
-				goto oom;
-			a = na;
-			cap = ncap;
-		}
-		if (db_conv_from_row(st, &a[cnt++]) != 0)
-			goto oom;
-	}
-	if (rc != SQLITE_DONE) {
-		db_fail(d, err, what);
-		sqlite3_finalize(st);
+	void *a;
+	size_t cnt;
+	int rc = db_rows(d, st, sizeof(struct db_conv), db_conv_row, &a, &cnt, err, what);
+	sqlite3_finalize(st);
+	if (rc != 0) {
 		db_conv_array_free(a, cnt);
 		return -1;
 	}
-	sqlite3_finalize(st);
 	*out = a;
 	*n = cnt;
 	return 0;
-oom:
-	sqlite3_finalize(st);
-	db_conv_array_free(a, cnt);
-	return db_errf(err, "%s: out of memory", what);
 }
 
 int

@@ -76,6 +76,18 @@ int db_json_object_ok(struct db *d, const char *text);
 /* Step a write statement that must change exactly one row: -1 with
  * "<what>: <none>" when it changed none. */
 int db_step_one(struct db *d, sqlite3_stmt *st, char **err, const char *what, const char *none);
+/* The end of a write transaction whose last statement st (bound) must
+ * change exactly one row: db_step_one, finalize st, commit; on failure
+ * roll back.  0, or -1 with *err. */
+int db_step_commit(struct db *d, sqlite3_stmt *st, char **err, const char *what, const char *none);
+/* Step st (bound; not finalized) to its end, one array element of size
+ * bytes per row, zeroed and then filled by from_row (nonzero: out of
+ * memory; the element must be left freeable).  0 with *out (malloc'd, NULL
+ * without rows) and *n; -1 with *err ("<what>: out of memory", or the
+ * database's error), *out and *n then holding the elements read so far
+ * for the caller to free as it would on success. */
+int db_rows(struct db *d, sqlite3_stmt *st, size_t size, int (*from_row)(sqlite3_stmt *st, void *elem),
+    void **out, size_t *n, char **err, const char *what);
 
 /* ---- db_msg.c ---- */
 

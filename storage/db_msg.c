@@ -159,11 +159,7 @@ db_message_set_tokens(struct db *d, int64_t msg_id, const int32_t *tokens, size_
 		goto fail;
 	}
 	sqlite3_bind_int64(st, 2, msg_id);
-	int rc = db_step_one(d, st, err, what, "cannot save the token ids: no such message");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "cannot save the token ids: no such message");
 fail:
 	db_rollback(d);
 	return -1;

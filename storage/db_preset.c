@@ -70,6 +70,13 @@ db_preset_from_row(sqlite3_stmt *st, struct db_preset *p)
 	return 0;
 }
 
+/* db_rows' callback. */
+static int
+db_preset_row(sqlite3_stmt *st, void *elem)
+{
+	return db_preset_from_row(st, elem);
+}
+
 #define PRESET_COLUMNS "name, system_prompt, params, builtin, created, updated"
 
 int
@@ -83,36 +90,17 @@ db_preset_list(struct db *d, struct db_preset **out, size_t *n, char **err)
 	    " ORDER BY builtin DESC, CASE WHEN builtin THEN id END, name", err, what);
 	if (st == NULL)
 		return -1;
-	struct db_preset *a = NULL;
-	size_t cnt = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct db_preset *na = realloc(a, ncap * sizeof *na);
-			if (na == NULL)
-				goto oom;
-			a = na;
-			cap = ncap;
-		}
-		if (db_preset_from_row(st, &a[cnt]) != 0)
-			goto oom;
-		cnt++;
-	}
-	if (rc != SQLITE_DONE) {
-		db_fail(d, err, what);
-		sqlite3_finalize(st);
+	void *a;
+	size_t cnt;
+	int rc = db_rows(d, st, sizeof(struct db_preset), db_preset_row, &a, &cnt, err, what);
+	sqlite3_finalize(st);
+	if (rc != 0) {
 		db_preset_array_free(a, cnt);
 		return -1;
 	}
-	sqlite3_finalize(st);
 	*out = a;
 	*n = cnt;
 	return 0;
-oom:
-	sqlite3_finalize(st);
-	db_preset_array_free(a, cnt);
-	return db_errf(err, "%s: out of memory", what);
 }
 
 int
@@ -216,11 +204,7 @@ db_preset_update(struct db *d, const char *name, const char *system, const char 
 	db_bind_text(st, 2, params);
 	sqlite3_bind_int64(st, 3, db_now_ms());
 	db_bind_text(st, 4, name);
-	int rc = db_step_one(d, st, err, what, "no such preset");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such preset");
 fail:
 	db_rollback(d);
 	return -1;
@@ -238,11 +222,7 @@ db_preset_remove(struct db *d, const char *name, char **err)
 	if (st == NULL)
 		goto fail;
 	db_bind_text(st, 1, name);
-	int rc = db_step_one(d, st, err, what, "no such preset");
-	sqlite3_finalize(st);
-	if (rc != 0)
-		goto fail;
-	return db_commit(d, err, what);
+	return db_step_commit(d, st, err, what, "no such preset");
 fail:
 	db_rollback(d);
 	return -1;

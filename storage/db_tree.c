@@ -14,38 +14,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* db_rows' callback: column 0 as an int64. */
+static int
+db_tree_id_row(sqlite3_stmt *st, void *elem)
+{
+	*(int64_t *)elem = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
 /* The rows of st's first column as an int64 array: 0 with *ids (malloc'd,
  * NULL when empty) and *n, or -1 with *err.  Finalizes st. */
 static int
 db_tree_ids(struct db *d, sqlite3_stmt *st, int64_t **ids, size_t *n, char **err,
     const char *what)
 {
-	int64_t *a = NULL;
-	size_t cnt = 0, cap = 0;
-	int rc;
-	*ids = NULL;
-	*n = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			int64_t *na = realloc(a, ncap * sizeof *na);
-			if (na == NULL) {
-				free(a);
-				sqlite3_finalize(st);
-				return db_errf(err, "%s: out of memory", what);
-			}
-			a = na;
-			cap = ncap;
-		}
-		a[cnt++] = sqlite3_column_int64(st, 0);
-	}
-	if (rc != SQLITE_DONE) {
-		db_fail(d, err, what);
-		sqlite3_finalize(st);
+	void *a;
+	size_t cnt;
+	int rc = db_rows(d, st, sizeof(int64_t), db_tree_id_row, &a, &cnt, err, what);
+	sqlite3_finalize(st);
+	if (rc != 0) {
 		free(a);
+		*ids = NULL;
+		*n = 0;
 		return -1;
 	}
-	sqlite3_finalize(st);
 	*ids = a;
 	*n = cnt;
 	return 0;

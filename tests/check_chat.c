@@ -244,6 +244,41 @@ START_TEST(test_worker_regenerate_and_edit)
 }
 END_TEST
 
+/* Out of memory for the finished reply's event (worker_test_fail_events):
+ * the caller gets an error for that request, worker_wait returns, and the
+ * worker's conversation is as before it: the same message sent again is
+ * answered from the same prompt as by a fresh worker. */
+START_TEST(test_worker_done_lost)
+{
+	struct engine_model *m = open_fixture("fixture-q8_0.gguf");
+	struct engine_ctx_params p;
+	engine_ctx_params_default(&p);
+	p.n_ctx = 512;
+	char *err = NULL;
+	struct worker *w = worker_new(m, &p, &err);
+	ck_assert_ptr_nonnull(w);
+	struct engine_sampling s = greedy();
+	struct reply a, b, ref;
+	worker_test_fail_events(w, WEV_DONE, 0, 1);
+	await(w, worker_send(w, "What is a fixture?", &s, 8), &a);
+	ck_assert_msg(a.error && !a.done, "the lost end did not become an error");
+	ck_assert_ptr_nonnull(strstr(a.text, "out of memory"));
+	ck_assert_int_eq(worker_busy(w), 0);
+	await(w, worker_send(w, "What is a fixture?", &s, 8), &b);
+	ck_assert_msg(b.done, "%s", b.text);
+	struct worker *w2 = worker_new(m, &p, &err);
+	ck_assert_ptr_nonnull(w2);
+	await(w2, worker_send(w2, "What is a fixture?", &s, 8), &ref);
+	ck_assert(ref.done);
+	ck_assert_int_eq(b.st.n_prompt + b.st.n_reused, ref.st.n_prompt + ref.st.n_reused);
+	ck_assert_int_eq(b.n, ref.n);
+	ck_assert_mem_eq(b.ids, ref.ids, (size_t)b.n * sizeof b.ids[0]);
+	worker_free(w2);
+	worker_free(w);
+	engine_close(m);
+}
+END_TEST
+
 static double
 now_ms(void)
 {
@@ -368,6 +403,7 @@ chat_suite(void)
 	tcase_add_fixture_test(tc, test_render_golden_api);
 	tcase_add_fixture_test(tc, test_reuse_equals_fresh_prefill);
 	tcase_add_fixture_test(tc, test_worker_regenerate_and_edit);
+	tcase_add_fixture_test(tc, test_worker_done_lost);
 	tcase_add_fixture_test(tc, test_worker_stop);
 	tcase_add_fixture_test(tc, test_overflow_keeps_system);
 	suite_add_tcase(s, tc);

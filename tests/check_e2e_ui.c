@@ -11,15 +11,14 @@
  */
 #include <check.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "storage/db.h"
 #include "tests/testutil.h"
 
@@ -35,42 +34,12 @@ struct term {
 	const char *env;   /* assignments put before the binary, or NULL */
 };
 
-static double
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-have_tmux(void)
-{
-	return system("command -v tmux >/dev/null 2>&1") == 0;
-}
-
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-sh(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd;
-	va_start(ap, fmt);
-	ck_assert_int_ge(vasprintf(&cmd, fmt, ap), 0);
-	va_end(ap);
-	int rc = system(cmd);
-	free(cmd);
-	return rc;
-}
-
 static void
 tm_init(struct term *t)
 {
 	static int counter;
 	memset(t, 0, sizeof *t);
-	t->t0 = now_ms();
+	t->t0 = clock_now_ms();
 	snprintf(t->sock, sizeof t->sock, "l2c-e2e-%ld-%d", (long)getpid(), counter++);
 	t->dir = tmpdir_new();
 	ck_assert_ptr_nonnull(t->dir);
@@ -87,35 +56,14 @@ tm_init(struct term *t)
 static void
 tm_start(struct term *t, int w, int h, const char *args)
 {
-	char *script;
-	ck_assert_int_ge(asprintf(&script, "%s/run%d.sh", t->dir, t->runs++), 0);
-	FILE *f = fopen(script, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "export XDG_CONFIG_HOME='%s/config' XDG_DATA_HOME='%s/data' XDG_STATE_HOME='%s/state' "
-	    "XDG_CACHE_HOME='%s/cache' HOME='%s' LANG=C.UTF-8 LC_ALL=C.UTF-8\n"
-	    "unset LLAMA2_CHAT_MODEL LLAMA2_CHAT_DB NO_COLOR\n"
-	    "cd '%s'\n"
-	    /* If the test dies (a failed assertion exits at once), the server
-	     * goes too instead of lingering with its sleep. */
-	    "(while kill -0 %ld 2>/dev/null; do sleep 1; done; tmux -L %s kill-server) >/dev/null 2>&1 &\n"
-	    "%s sh -c 'echo $$ >pid; exec \"$0\" \"$@\"' '%s' --db '%s' %s 2>>'%s/stderr'\n"
-	    "echo EXIT=$?\n"
-	    "exec sleep 600\n", t->dir, t->dir, t->dir, t->dir, t->dir, t->dir, (long)getpid(), t->sock, t->env ? t->env : "", test_binary(),
-	    t->db, args, t->dir);
-	fclose(f);
-	if (t->runs == 1)
-		ck_assert_int_eq(sh("tmux -L %s -f /dev/null new-session -d -x %d -y %d 'sh %s'", t->sock, w, h, script), 0);
-	else
-		ck_assert_int_eq(sh("tmux -L %s respawn-pane -k 'sh %s' && tmux -L %s resize-window -x %d -y %d",
-		    t->sock, script, t->sock, w, h), 0);
-	free(script);
+	tmux_start(t->sock, t->dir, t->runs++, w, h, t->env, t->db, args);
 }
 
 static void
 tm_stop_at(struct term *t, const char *name)
 {
-	fprintf(stderr, "e2e_ui: %s %.1f s\n", name, (now_ms() - t->t0) / 1e3);
-	sh("tmux -L %s kill-server >/dev/null 2>&1", t->sock);
+	fprintf(stderr, "e2e_ui: %s %.1f s\n", name, (clock_now_ms() - t->t0) / 1e3);
+	tmux_kill(t->sock);
 	free(t->db);
 	free(t->model);
 	tmpdir_remove(t->dir);
@@ -125,65 +73,20 @@ tm_stop_at(struct term *t, const char *name)
 static void
 tm_type(struct term *t, const char *text)
 {
-	char *q = malloc(strlen(text) * 4 + 3);
-	size_t j = 0;
-	q[j++] = '\'';
-	for (const char *p = text; *p; p++) {
-		if (*p == '\'') {
-			memcpy(q + j, "'\\''", 4);
-			j += 4;
-		} else {
-			q[j++] = *p;
-		}
-	}
-	q[j++] = '\'';
-	q[j] = '\0';
-	ck_assert_int_eq(sh("tmux -L %s send-keys -l -- %s", t->sock, q), 0);
-	free(q);
+	tmux_type(t->sock, text);
 }
 
 /* Key names, as tmux spells them: "Enter", "Escape", "C-o", "M-x", "F1". */
 static void
 tm_keys(struct term *t, const char *keys)
 {
-	ck_assert_int_eq(sh("tmux -L %s send-keys %s", t->sock, keys), 0);
-	/* Esc and the next key within the escape delay read as Alt+key. */
-	if (strcmp(keys, "Escape") == 0)
-		usleep(60 * 1000);
+	tmux_keys(t->sock, keys);
 }
 
 static char *
 tm_capture(struct term *t)
 {
-	char *cmd;
-	ck_assert_int_ge(asprintf(&cmd, "tmux -L %s capture-pane -p 2>/dev/null", t->sock), 0);
-	FILE *p = popen(cmd, "r");
-	free(cmd);
-	ck_assert_ptr_nonnull(p);
-	size_t cap = 8192, n = 0;
-	char *b = malloc(cap);
-	size_t r;
-	while ((r = fread(b + n, 1, cap - n - 1, p)) > 0) {
-		n += r;
-		if (cap - n < 2)
-			b = realloc(b, cap *= 2);
-	}
-	b[n] = '\0';
-	pclose(p);
-	return b;
-}
-
-/* The last line of the screen with text: the status bar. */
-static char *
-status_line(const char *screen)
-{
-	const char *end = screen + strlen(screen);
-	while (end > screen && (end[-1] == '\n' || end[-1] == ' '))
-		end--;
-	const char *st = end;
-	while (st > screen && st[-1] != '\n')
-		st--;
-	return strndup(st, (size_t)(end - st));
+	return tmux_capture(t->sock);
 }
 
 /* E2E_TRACE=1: how long each wait took, on stderr. */
@@ -191,54 +94,36 @@ static void
 trace(const char *what, const char *needle, double since)
 {
 	if (getenv("E2E_TRACE"))
-		fprintf(stderr, "e2e_ui:   %-8s %-30.30s %6.0f ms\n", what, needle, now_ms() - since);
+		fprintf(stderr, "e2e_ui:   %-8s %-30.30s %6.0f ms\n", what, needle, clock_now_ms() - since);
 }
 
 /* Wait until the screen contains needle (or, with neg, no longer does). */
 static int
 tm_wait_for(struct term *t, const char *needle, int neg, int timeout_ms)
 {
-	double t0 = now_ms(), end = t0 + timeout_ms;
-	for (;;) {
-		char *s = tm_capture(t);
-		int found = strstr(s, needle) != NULL;
-		free(s);
-		if (found != neg) {
-			trace(neg ? "gone" : "shown", needle, t0);
-			return 1;
-		}
-		if (now_ms() > end)
-			return 0;
-		usleep(15 * 1000);
-	}
+	double t0 = clock_now_ms();
+	int ok = tmux_wait(t->sock, needle, 0, neg, timeout_ms);
+	if (ok)
+		trace(neg ? "gone" : "shown", needle, t0);
+	return ok;
 }
 
 /* Wait until the status bar contains needle. */
 static int
 tm_wait_status(struct term *t, const char *needle, int timeout_ms)
 {
-	double t0 = now_ms(), end = t0 + timeout_ms;
-	for (;;) {
-		char *s = tm_capture(t);
-		char *st = status_line(s);
-		int found = strstr(st, needle) != NULL;
-		free(st);
-		free(s);
-		if (found) {
-			trace("status", needle, t0);
-			return 1;
-		}
-		if (now_ms() > end)
-			return 0;
-		usleep(15 * 1000);
-	}
+	double t0 = clock_now_ms();
+	int ok = tmux_wait(t->sock, needle, 1, 0, timeout_ms);
+	if (ok)
+		trace("status", needle, t0);
+	return ok;
 }
 
 /* Wait until needle shows exactly n times. */
 static int
 tm_wait_count(struct term *t, const char *needle, int n, int timeout_ms)
 {
-	double end = now_ms() + timeout_ms;
+	double end = clock_now_ms() + timeout_ms;
 	for (;;) {
 		char *s = tm_capture(t);
 		int k = 0;
@@ -247,7 +132,7 @@ tm_wait_count(struct term *t, const char *needle, int n, int timeout_ms)
 		free(s);
 		if (k == n)
 			return 1;
-		if (now_ms() > end)
+		if (clock_now_ms() > end)
 			return 0;
 		usleep(15 * 1000);
 	}
@@ -258,7 +143,7 @@ tm_wait_count(struct term *t, const char *needle, int n, int timeout_ms)
 static int
 tm_wait_input(struct term *t, const char *needle, int timeout_ms)
 {
-	double end = now_ms() + timeout_ms;
+	double end = clock_now_ms() + timeout_ms;
 	for (;;) {
 		char *s = tm_capture(t);
 		/* capture-pane ends every row with a newline: the input row is
@@ -277,7 +162,7 @@ tm_wait_input(struct term *t, const char *needle, int timeout_ms)
 		free(s);
 		if (found)
 			return 1;
-		if (now_ms() > end)
+		if (clock_now_ms() > end)
 			return 0;
 		usleep(15 * 1000);
 	}
@@ -363,14 +248,14 @@ stored_load(struct term *t, int64_t id)
 static int
 tm_wait_change(struct term *t, const char *before, int timeout_ms)
 {
-	double end = now_ms() + timeout_ms;
+	double end = clock_now_ms() + timeout_ms;
 	for (;;) {
 		char *s = tm_capture(t);
 		int same = strcmp(s, before) == 0;
 		free(s);
 		if (!same)
 			return 1;
-		if (now_ms() > end)
+		if (clock_now_ms() > end)
 			return 0;
 		usleep(20 * 1000);
 	}
@@ -486,12 +371,12 @@ START_TEST(test_stop_resize_quit)
 	long_reply(&t);
 	/* Resize mid-stream: narrower than the list's 80 columns, then tiny,
 	 * then back; it keeps streaming and re-wraps. */
-	ck_assert_int_eq(sh("tmux -L %s resize-window -x 60 -y 20", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s resize-window -x 60 -y 20", t.sock), 0);
 	WAIT_GONE(&t, "Chats", 3000);
 	WAIT_STATUS(&t, "generating", 3000);
-	ck_assert_int_eq(sh("tmux -L %s resize-window -x 20 -y 6", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s resize-window -x 20 -y 6", t.sock), 0);
 	usleep(200 * 1000);
-	ck_assert_int_eq(sh("tmux -L %s resize-window -x 100 -y 30", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s resize-window -x 100 -y 30", t.sock), 0);
 	WAIT(&t, "Chats", 3000);
 	/* Esc stops; the partial reply stays, marked stopped. */
 	tm_keys(&t, "Escape");
@@ -501,7 +386,7 @@ START_TEST(test_stop_resize_quit)
 	/* Scrollback in a view smaller than the text: PgUp leaves the end
 	 * (and says there is more below), Home shows the first message, End
 	 * comes back. */
-	ck_assert_int_eq(sh("tmux -L %s resize-window -x 100 -y 6", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s resize-window -x 100 -y 6", t.sock), 0);
 	tm_keys(&t, "End");
 	WAIT_GONE(&t, "\xe2\x94\x82 You", 2000);
 	tm_keys(&t, "PPage");
@@ -510,7 +395,7 @@ START_TEST(test_stop_resize_quit)
 	WAIT(&t, "\xe2\x94\x82 You", 2000);
 	tm_keys(&t, "End");
 	WAIT_GONE(&t, "\xe2\x86\x93 more", 2000);
-	ck_assert_int_eq(sh("tmux -L %s resize-window -x 100 -y 30", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s resize-window -x 100 -y 30", t.sock), 0);
 	/* In a new chat, Ctrl-C stops a reply too. */
 	tm_keys(&t, "C-n");
 	WAIT(&t, "(new chat)", 2000);
@@ -693,8 +578,8 @@ START_TEST(test_resume_edit_regen)
 	wait_reply(&t);
 	/* Copy the last reply: OSC 52 reaches tmux, which keeps it as a paste
 	 * buffer when set-clipboard is on. */
-	ck_assert_int_eq(sh("tmux -L %s set -g set-clipboard on", t.sock), 0);
-	sh("tmux -L %s delete-buffer >/dev/null 2>&1", t.sock);
+	ck_assert_int_eq(test_sh("tmux -L %s set -g set-clipboard on", t.sock), 0);
+	test_sh("tmux -L %s delete-buffer >/dev/null 2>&1", t.sock);
 	tm_keys(&t, "M-c");
 	WAIT(&t, "copied the last reply", 2000);
 	char *clip = NULL;
@@ -749,11 +634,11 @@ START_TEST(test_tiny_terminal)
 	WAIT(&t, "Keys", 2000);
 	tm_keys(&t, "Escape");
 	WAIT_GONE(&t, "Keys", 2000);
-	ck_assert_int_eq(sh("tmux -L %s resize-window -x 8 -y 3", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s resize-window -x 8 -y 3", t.sock), 0);
 	usleep(150 * 1000);
-	ck_assert_int_eq(sh("tmux -L %s resize-window -x 1 -y 1", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s resize-window -x 1 -y 1", t.sock), 0);
 	usleep(150 * 1000);
-	ck_assert_int_eq(sh("tmux -L %s resize-window -x 20 -y 6", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s resize-window -x 20 -y 6", t.sock), 0);
 	WAIT_STATUS(&t, "generating", 2000);
 	tm_keys(&t, "Escape");
 	WAIT_STATUS(&t, "stopped", 5000);
@@ -809,8 +694,8 @@ START_TEST(test_history_only)
 		}
 	}
 	/* A bracketed paste keeps its newline and sends nothing. */
-	ck_assert_int_eq(sh("tmux -L %s set-buffer 'pasted one\npasted two'", t.sock), 0);
-	ck_assert_int_eq(sh("tmux -L %s paste-buffer -p", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s set-buffer 'pasted one\npasted two'", t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s paste-buffer -p", t.sock), 0);
 	WAIT(&t, "pasted two", 2000);
 	WAIT(&t, "pasted one", 2000);
 	char *scr = tm_capture(&t);
@@ -899,7 +784,7 @@ START_TEST(test_conventions)
 	tm_keys(&t, "Enter");
 	WAIT_STATUS(&t, "generating", 10000);
 	/* Esc and a resize at once: the Esc is not taken as Alt+resize. */
-	ck_assert_int_eq(sh("tmux -L %s send-keys Escape && tmux -L %s resize-window -x 90 -y 28", t.sock, t.sock), 0);
+	ck_assert_int_eq(test_sh("tmux -L %s send-keys Escape && tmux -L %s resize-window -x 90 -y 28", t.sock, t.sock), 0);
 	WAIT_STATUS(&t, "stopped", 5000);
 	tm_keys(&t, "C-o");
 	WAIT(&t, "2 msgs", 3000);
@@ -919,7 +804,7 @@ e2e_ui_suite(void)
 	Suite *s = suite_create("e2e_ui");
 	TCase *tc = tcase_create("tmux");
 	tcase_set_timeout(tc, 90);
-	if (!have_tmux()) {
+	if (!tmux_available()) {
 		testutil_skipped += 7;
 		fprintf(stderr, "skipped: e2e_ui (no tmux)\n");
 	} else {

@@ -76,15 +76,7 @@ run(struct env *v, const char *stdin_data, char **out, char **err, ...)
 static struct db_conv *
 latest(struct env *v)
 {
-	char *err = NULL;
-	struct db *d = db_open(v->db, &err);
-	ck_assert_msg(d != NULL, "%s", err);
-	int64_t id = 0;
-	ck_assert_int_eq(db_conv_latest(d, &id, &err), 1);
-	struct db_conv *c = db_conv_load(d, id, &err);
-	ck_assert_msg(c != NULL, "%s", err);
-	db_close(d);
-	return c;
+	return test_latest_conv(v->db);
 }
 
 static struct lsrv g_srv;

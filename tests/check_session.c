@@ -18,6 +18,7 @@
 
 #include "app/cli.h"
 #include "app/session.h"
+#include "app/session_int.h"
 #include "storage/db_int.h"
 #include "tests/testutil.h"
 
@@ -525,6 +526,235 @@ START_TEST(test_session_history_only)
 }
 END_TEST
 
+/* ---- the reply's text, once ----------------------------------------------------- */
+
+/* What session_wait streamed, as `-p` prints it; stop_after > 0: the
+ * request is stopped after that many non-empty pieces. */
+struct stream {
+	struct session *s;
+	char text[8192];
+	size_t len;
+	int pieces, stop_after;
+};
+
+static void
+on_piece(void *ud, const char *t, size_t n)
+{
+	struct stream *st = ud;
+	if (n == 0)
+		return;   /* session_wait's idle call */
+	ck_assert_msg(st->len + n < sizeof st->text, "reply longer than the test's buffer");
+	memcpy(st->text + st->len, t, n);
+	st->len += n;
+	st->text[st->len] = '\0';
+	if (++st->pieces == st->stop_after)
+		session_stop(st->s);
+}
+
+/* Replay ids through the streaming decoder: *straddles counts characters
+ * whose bytes came from more than one token; returns 1 when the last
+ * token left bytes held (a character cut by the end of the reply). */
+static int
+detok_straddles(const int32_t *ids, int n, int *straddles)
+{
+	struct engine_detok d;
+	char *buf = malloc(engine_detok_max(model) + 1);
+	ck_assert_ptr_nonnull(buf);
+	engine_detok_init(&d, 1);
+	int held = 0;
+	for (int i = 0; i < n; i++) {
+		int before = d.npend;
+		size_t w = engine_detok_push(model, &d, ids[i], buf);
+		if (before > 0 && w > 0 && (unsigned char)buf[0] >= 0xc0)
+			(*straddles)++;
+		held = d.npend > 0;
+	}
+	free(buf);
+	return held;
+}
+
+/*
+ * A reply's text lives once: what the stream gave (stdout of `-p`), what
+ * session_reply_text hands to --json, what the file keeps and the decoding
+ * of the ids the file keeps (which decides whether a resume may reuse
+ * them) are the same bytes.  Random-weight models at temperature 1 emit
+ * byte-level BPE pieces (Llama 3) and SentencePiece byte tokens that split
+ * characters over tokens; some replies are stopped mid-way, one ends (by
+ * its length limit) on a token that leaves a character unfinished.
+ */
+static const struct once_case {
+	const char *model;
+	uint64_t seed;
+	int n_predict, stop_after;
+} once_cases[] = {
+	{ "models/fixture-llama3-f16.gguf", 1, 48, 0 }, { "models/fixture-llama3-f16.gguf", 2, 48, 3 },
+	{ "models/fixture-llama3-f16.gguf", 3, 48, 0 }, { "models/fixture-llama3-f16.gguf", 4, 48, 5 },
+	{ "models/fixture-q4_0.gguf", 1, 48, 0 }, { "models/fixture-q4_0.gguf", 2, 48, 4 },
+	/* seed 1's fifth token is a byte token that starts a character: the
+	 * length limit cuts the reply there */
+	{ "models/fixture-q4_0.gguf", 1, 5, 0 },
+};
+enum { N_ONCE = sizeof once_cases / sizeof once_cases[0] };
+
+START_TEST(test_session_reply_once)
+{
+	int straddles = 0, cut = 0, stopped = 0;
+	for (int i = 0; i < N_ONCE; i++) {
+		const struct once_case *c = &once_cases[i];
+		char *p = fixture_path(c->model);
+		ck_assert_ptr_nonnull(p);
+		char *err = NULL;
+		engine_close(model);
+		model = engine_open(p, NULL, &err);
+		ck_assert_msg(model != NULL, "case %d: %s", i, err);
+		free(p);
+		o.gen.samp.temp = 1;
+		o.gen.samp.top_k = 0;
+		o.gen.samp.top_p = 1;
+		o.gen.samp.min_p = 0;
+		o.gen.samp.ignore_eos = 1;
+		o.gen.samp.seed = c->seed;
+		o.gen.n_predict = c->n_predict;
+		struct session *s = open_session();
+		struct stream st = { .s = s, .stop_after = c->stop_after };
+		ck_assert_msg(session_send(s, "Say something.") == 0, "case %d: %s", i, session_error(s));
+		ck_assert_msg(session_wait(s, on_piece, &st) == 0, "case %d: %s", i, session_error(s));
+		size_t jlen;
+		const char *jtext = session_reply_text(s, &jlen);
+		ck_assert_msg(jlen == st.len && memcmp(jtext ? jtext : "", st.text, st.len) == 0,
+		    "case %d: --json text differs from the stream", i);
+		int64_t conv = session_conv(s);
+		session_close(s);
+		struct db *d = db_open(tdb, &err);
+		ck_assert_msg(d != NULL, "%s", err);
+		struct db_conv *cv = db_conv_load(d, conv, &err);
+		ck_assert_msg(cv != NULL && cv->n_messages == 2, "case %d: %s", i, err ? err : "not two rows");
+		const struct db_message *r = &cv->messages[1];
+		ck_assert_msg(strlen(r->content) == st.len && memcmp(r->content, st.text, st.len) == 0,
+		    "case %d: stored \"%s\" but streamed \"%s\"", i, r->content, st.text);
+		ck_assert_msg(r->n_tokens > 0, "case %d: no ids stored", i);
+		char *dt = engine_detokenize(model, r->tokens, (int)r->n_tokens);
+		ck_assert_msg(dt != NULL && strcmp(dt, r->content) == 0,
+		    "case %d: the stored ids decode to \"%s\", the stored text is \"%s\"", i, dt, r->content);
+		free(dt);
+		if (c->stop_after > 0 && r->finish == FINISH_STOPPED)
+			stopped++;
+		/* The ids without the closing end token: was a character cut? */
+		if (detok_straddles(r->tokens, (int)r->n_tokens - 1, &straddles))
+			cut++;
+		db_conv_free(cv);
+		db_close(d);
+	}
+	/* The cases above must exercise what they are here for. */
+	ck_assert_msg(straddles > 0, "no reply had a character split over tokens");
+	ck_assert_msg(stopped > 0, "no reply was stopped mid-way");
+	ck_assert_msg(cut > 0, "no reply ended inside a character");
+	if (getenv("SESSION_TRACE"))
+		fprintf(stderr, "reply_once: %d split characters, %d cut at the end, %d stopped\n", straddles, cut,
+		    stopped);
+}
+END_TEST
+
+/* ---- out of memory in the worker ----------------------------------------------- */
+
+/* One exchange: send text (or regenerate when text is NULL) and wait. */
+struct turn_out {
+	int rc;
+	char text[256];
+	int prompt;               /* the prompt's tokens, reused ones included */
+};
+
+static void
+turn(struct session *s, const char *text, struct turn_out *t)
+{
+	ck_assert_msg((text ? session_send(s, text) : session_regenerate(s)) == 0, "%s", session_error(s));
+	t->rc = session_wait(s, NULL, NULL);
+	size_t len;
+	const char *r = session_reply_text(s, &len);
+	snprintf(t->text, sizeof t->text, "%.*s", (int)len, r ? r : "");
+	t->prompt = session_stats(s)->n_prompt + session_stats(s)->n_reused;
+}
+
+/*
+ * The worker's events find no memory (worker_test_fail_events; the real
+ * fixture model, nothing mocked).  Whichever event is lost, the request
+ * ends in an error that session_wait returns (a hang fails the test by its
+ * timeout), the file keeps nothing of it, and the worker is back at the
+ * window: the next message is answered from the same prompt, with the same
+ * greedy reply, as in a session where nothing failed.  A lost user-ids
+ * event costs only the stored ids of the user's message.
+ */
+static const struct oom_case {
+	const char *what;
+	int type, skip, count;
+	int regen;                /* the request that fails regenerates the first reply */
+	int fails;
+} oom_cases[] = {
+	{ "the reply's end", WEV_DONE, 0, 1, 0, 1 },
+	{ "its second token", WEV_TOKEN, 1, 1, 0, 1 },
+	{ "every event", -1, 0, 1000, 0, 1 },
+	{ "its user ids", WEV_USER_IDS, 0, 1, 0, 0 },
+	{ "a regenerated reply's end", WEV_DONE, 0, 1, 1, 1 },
+	{ "a regenerated reply's first token", WEV_TOKEN, 0, 1, 1, 1 },
+	{ "every event of a regenerate", -1, 0, 1000, 1, 1 },
+};
+enum { N_OOM = sizeof oom_cases / sizeof oom_cases[0] };
+
+START_TEST(test_session_worker_oom)
+{
+	model = open_model();
+	/* What a session where nothing fails says. */
+	struct turn_out ref1, ref2, t;
+	free(tdb);
+	ck_assert_int_ge(asprintf(&tdb, "%s/ref.db", tdir), 0);
+	o.db = tdb;
+	struct session *s = open_session();
+	turn(s, "Hello", &ref1);
+	turn(s, "How are you?", &ref2);
+	ck_assert(ref1.rc == 0 && ref2.rc == 0);
+	session_close(s);
+	for (int i = 0; i < N_OOM; i++) {
+		const struct oom_case *c = &oom_cases[i];
+		free(tdb);
+		ck_assert_int_ge(asprintf(&tdb, "%s/oom%d.db", tdir, i), 0);
+		o.db = tdb;
+		s = open_session();
+		struct turn_out first = { 0 };
+		if (c->regen)
+			turn(s, "Hello", &first);
+		worker_test_fail_events(s->w, c->type, c->skip, c->count);
+		turn(s, c->regen ? NULL : "Hello", &t);
+		worker_test_fail_events(s->w, -1, 0, 0);
+		ck_assert_msg(!session_busy(s), "case %d (%s): still busy", i, c->what);
+		if (c->fails) {
+			ck_assert_msg(t.rc == -1, "case %d (%s): the request did not fail", i, c->what);
+			ck_assert_msg(session_error(s) && strstr(session_error(s), "out of memory"), "case %d (%s): %s", i,
+			    c->what, session_error(s) ? session_error(s) : "no error");
+			/* Nothing of the request is left: no rows (the conversation
+			 * made for it goes too), or the first exchange alone. */
+			ck_assert_msg(q_int("SELECT count(*) FROM messages") == (c->regen ? 2 : 0), "case %d (%s): %lld rows",
+			    i, c->what, (long long)q_int("SELECT count(*) FROM messages"));
+			if (!c->regen)
+				turn(s, "Hello", &first);
+		} else {
+			first = t;
+		}
+		ck_assert_msg(first.rc == 0 && strcmp(first.text, ref1.text) == 0 && first.prompt == ref1.prompt,
+		    "case %d (%s): first reply \"%s\" from %d tokens, want \"%s\" from %d", i, c->what, first.text,
+		    first.prompt, ref1.text, ref1.prompt);
+		turn(s, "How are you?", &t);
+		ck_assert_msg(t.rc == 0 && strcmp(t.text, ref2.text) == 0 && t.prompt == ref2.prompt,
+		    "case %d (%s): second reply \"%s\" from %d tokens, want \"%s\" from %d", i, c->what, t.text,
+		    t.prompt, ref2.text, ref2.prompt);
+		int64_t conv = session_conv(s);
+		session_close(s);
+		char *r = rows(conv);
+		ck_assert_msg(strcmp(r, "u:Hello|a:*|u:How are you?|a:*") == 0, "case %d (%s): rows %s", i, c->what, r);
+		free(r);
+	}
+}
+END_TEST
+
 Suite *session_suite(void);
 
 Suite *
@@ -541,6 +771,8 @@ session_suite(void)
 	tcase_add_fixture_test(tc, test_session_actions);
 	tcase_add_fixture_test(tc, test_session_no_save);
 	tcase_add_test(tc, test_session_history_only);
+	tcase_add_fixture_test(tc, test_session_reply_once);
+	tcase_add_fixture_test(tc, test_session_worker_oom);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,8 +1,12 @@
 /*
- * testutil.c: fixtures, golden data and temporary folders for the suites.
+ * testutil.c: fixtures, golden data and temporary folders for the suites,
+ * running programs, and the interface in a private tmux server.
  */
 #include "tests/testutil.h"
+#include "common/clock.h"
+#include "storage/db.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,4 +317,163 @@ peer_program(const char *name)
 		return NULL;
 	}
 	return p;
+}
+
+/* ---- the interface in a private tmux server ------------------------------------ */
+
+int
+test_sh(const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd;
+	va_start(ap, fmt);
+	ck_assert_int_ge(vasprintf(&cmd, fmt, ap), 0);
+	va_end(ap);
+	int rc = system(cmd);
+	free(cmd);
+	return rc;
+}
+
+int
+tmux_available(void)
+{
+	return system("command -v tmux >/dev/null 2>&1") == 0;
+}
+
+void
+tmux_start(const char *sock, const char *dir, int run, int w, int h, const char *env, const char *db,
+    const char *args)
+{
+	/* The script runs in dir: the binary by its absolute path. */
+	char *bin = realpath(test_binary(), NULL);
+	ck_assert_msg(bin != NULL, "no binary at %s", test_binary());
+	char *script;
+	ck_assert_int_ge(asprintf(&script, "%s/run%d.sh", dir, run), 0);
+	FILE *f = fopen(script, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "export XDG_CONFIG_HOME='%s/config' XDG_DATA_HOME='%s/data' XDG_STATE_HOME='%s/state' "
+	    "XDG_CACHE_HOME='%s/cache' HOME='%s' LANG=C.UTF-8 LC_ALL=C.UTF-8\n"
+	    "unset LLAMA2_CHAT_MODEL LLAMA2_CHAT_DB LLAMA2_CHAT_API_KEY OPENAI_API_KEY NO_COLOR\n"
+	    "cd '%s'\n"
+	    /* If the test dies (a failed assertion exits at once), the server
+	     * goes too instead of lingering with its sleep. */
+	    "(while kill -0 %ld 2>/dev/null; do sleep 1; done; tmux -L %s kill-server) >/dev/null 2>&1 &\n"
+	    "%s sh -c 'echo $$ >pid; exec \"$0\" \"$@\"' '%s' --db '%s' %s 2>>'%s/stderr'\n"
+	    "echo EXIT=$?\n"
+	    "exec sleep 600\n", dir, dir, dir, dir, dir, dir, (long)getpid(), sock, env ? env : "", bin, db, args,
+	    dir);
+	fclose(f);
+	free(bin);
+	if (run == 0)
+		ck_assert_int_eq(test_sh("tmux -L %s -f /dev/null new-session -d -x %d -y %d 'sh %s'", sock, w, h,
+		    script), 0);
+	else
+		ck_assert_int_eq(test_sh("tmux -L %s respawn-pane -k 'sh %s' && tmux -L %s resize-window -x %d -y %d",
+		    sock, script, sock, w, h), 0);
+	free(script);
+}
+
+void
+tmux_kill(const char *sock)
+{
+	test_sh("tmux -L %s kill-server >/dev/null 2>&1", sock);
+}
+
+char *
+tmux_capture(const char *sock)
+{
+	char *cmd;
+	ck_assert_int_ge(asprintf(&cmd, "tmux -L %s capture-pane -p 2>/dev/null", sock), 0);
+	FILE *p = popen(cmd, "r");
+	free(cmd);
+	ck_assert_ptr_nonnull(p);
+	size_t cap = 8192, n = 0, r;
+	char *b = malloc(cap);
+	ck_assert_ptr_nonnull(b);
+	while ((r = fread(b + n, 1, cap - n - 1, p)) > 0) {
+		n += r;
+		if (cap - n < 2) {
+			b = realloc(b, cap *= 2);
+			ck_assert_ptr_nonnull(b);
+		}
+	}
+	b[n] = '\0';
+	pclose(p);
+	return b;
+}
+
+void
+tmux_keys(const char *sock, const char *keys)
+{
+	ck_assert_int_eq(test_sh("tmux -L %s send-keys %s", sock, keys), 0);
+	/* Esc and the next key within the escape delay read as Alt+key. */
+	if (strcmp(keys, "Escape") == 0)
+		usleep(60 * 1000);
+}
+
+void
+tmux_type(const char *sock, const char *text)
+{
+	char *q = malloc(strlen(text) * 4 + 3);
+	ck_assert_ptr_nonnull(q);
+	size_t j = 0;
+	q[j++] = '\'';
+	for (const char *p = text; *p; p++) {
+		if (*p == '\'') {
+			memcpy(q + j, "'\\''", 4);
+			j += 4;
+		} else {
+			q[j++] = *p;
+		}
+	}
+	q[j++] = '\'';
+	q[j] = '\0';
+	ck_assert_int_eq(test_sh("tmux -L %s send-keys -l -- %s", sock, q), 0);
+	free(q);
+}
+
+char *
+tmux_status_line(const char *screen)
+{
+	const char *end = screen + strlen(screen);
+	while (end > screen && (end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	const char *st = end;
+	while (st > screen && st[-1] != '\n')
+		st--;
+	char *line = strndup(st, (size_t)(end - st));
+	ck_assert_ptr_nonnull(line);
+	return line;
+}
+
+int
+tmux_wait(const char *sock, const char *needle, int status, int gone, int timeout_ms)
+{
+	double end = clock_now_ms() + timeout_ms;
+	for (;;) {
+		char *s = tmux_capture(sock);
+		char *line = status ? tmux_status_line(s) : NULL;
+		int found = strstr(line ? line : s, needle) != NULL;
+		free(line);
+		free(s);
+		if (found != gone)
+			return 1;
+		if (clock_now_ms() > end)
+			return 0;
+		usleep(15 * 1000);
+	}
+}
+
+struct db_conv *
+test_latest_conv(const char *db)
+{
+	char *err = NULL;
+	struct db *d = db_open(db, &err);
+	ck_assert_msg(d != NULL, "%s", err);
+	int64_t id = 0;
+	ck_assert_int_eq(db_conv_latest(d, &id, &err), 1);
+	struct db_conv *c = db_conv_load(d, id, &err);
+	ck_assert_msg(c != NULL, "%s", err);
+	db_close(d);
+	return c;
 }

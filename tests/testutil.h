@@ -47,6 +47,42 @@ int run_program(const char *const *argv, char **out, char **err);
  * it is there and runs on this machine, else NULL (the caller skips). */
 char *peer_program(const char *name);
 
+/* ---- the interface in a private tmux server (e2e_ui, remote_ui) ---- */
+
+/* system() of a printf-formatted command line; its status. */
+int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Is tmux on PATH? */
+int tmux_available(void);
+/*
+ * Run the built binary in tmux server sock: run 0 starts the server with a
+ * w x h window, a later run respawns its pane and resizes the window.  A
+ * script <dir>/run<run>.sh puts HOME and every XDG folder under dir,
+ * unsets the settings the environment could carry (model, database, API
+ * keys, NO_COLOR), and in dir runs `<env> binary --db <db> <args>` (env:
+ * assignments, or NULL; args: shell words) with stderr appended to
+ * <dir>/stderr and its pid in <dir>/pid; then the pane shows
+ * "EXIT=<status>" and stays.  The server goes when the test process does.
+ */
+void tmux_start(const char *sock, const char *dir, int run, int w, int h, const char *env, const char *db,
+    const char *args);
+void tmux_kill(const char *sock);
+/* The screen as text (malloc'd). */
+char *tmux_capture(const char *sock);
+/* Key names as tmux spells them ("Enter", "C-o"); after "Escape" the
+ * escape delay passes, so that the next key is not read as Alt+key. */
+void tmux_keys(const char *sock, const char *keys);
+/* Literal text, quoted for the shell. */
+void tmux_type(const char *sock, const char *text);
+/* Wait until the screen (status: its last line with text, the status bar)
+ * shows needle, or with gone no longer does: 1, or 0 after timeout_ms. */
+int tmux_wait(const char *sock, const char *needle, int status, int gone, int timeout_ms);
+/* The status bar of a captured screen: its last line with text (malloc'd). */
+char *tmux_status_line(const char *screen);
+
+/* The conversation written last in database file db (there must be one). */
+struct db_conv;
+struct db_conv *test_latest_conv(const char *db);
+
 #endif
 
 /*

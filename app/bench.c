@@ -61,8 +61,14 @@ run_tg(struct engine_ctx *c, const int32_t *ids, int n)
 int
 cmd_bench(struct opts *o)
 {
-	int P = o->n_prompt_bench > 0 ? o->n_prompt_bench : 512;
-	int N = o->n_gen_bench >= 0 && (o->n_gen_bench > 0 || o->n_prompt_bench > 0) ? o->n_gen_bench : 128;
+	/* As llama-bench: -p 0 or -n 0 leaves that test out; -p alone measures
+	 * the prompt only. */
+	int P = o->bench_p_set ? o->n_prompt_bench : 512;
+	int N = o->bench_n_set ? o->n_gen_bench : o->bench_p_set ? 0 : 128;
+	if (P == 0 && N == 0) {
+		fprintf(stderr, "llama2-chat: bench: -p 0 with -n 0 leaves nothing to measure\n");
+		return 2;
+	}
 	int R = o->reps > 0 ? o->reps : 5;
 	int status = 0;
 	struct engine_model *m = cli_open_model(o, &status);

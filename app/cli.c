@@ -156,7 +156,7 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		case 'p':
 			/* bench's -p is the prompt length, as in llama-bench. */
 			if (cmd && strcmp(cmd, "bench") == 0)
-				bad = parse_int("-p", optarg, 1, 1 << 20, &o->n_prompt_bench);
+				bad = parse_int("-p", optarg, 0, 1 << 20, &o->n_prompt_bench), o->bench_p_set = 1;
 			else
 				o->prompt = optarg;
 			break;
@@ -165,7 +165,7 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		case OPT_RESUME: o->resume = optarg; break;
 		case 'n':
 			if (cmd && strcmp(cmd, "bench") == 0)
-				bad = parse_int("-n", optarg, 0, 1 << 20, &o->n_gen_bench);
+				bad = parse_int("-n", optarg, 0, 1 << 20, &o->n_gen_bench), o->bench_n_set = 1;
 			else
 				bad = cli_setting(o, SET_N_PREDICT, "-n", optarg);
 			break;
@@ -320,7 +320,8 @@ static const struct {
 	    "Print the model's shape, vocabulary, context and tensor types.\n" },
 	{ "bench", "usage: " PROG " bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]\n"
 	    "Prompt processing (-p tokens) and generation (-n tokens) speed, as llama-bench\n"
-	    "measures them, averaged over -r runs (default 5).\n" },
+	    "measures them, averaged over -r runs (default 5).  -p 0 or -n 0 leaves that\n"
+	    "test out; -p without -n measures the prompt alone.\n" },
 	{ "cache", "usage: " PROG " cache [list | clear]\n"
 	    "List or remove the KV snapshots kept for instant resume\n"
 	    "($XDG_CACHE_HOME/llama2-chat/kv, at most kv_cache_max bytes).\n" },

@@ -50,6 +50,7 @@ struct opts {
 	const char *remote_flag;  /* --remote-model/--remote-timeout as given on the command line */
 	int ids, no_bos, verbose, json, stats, no_save, cont, force, yes;
 	int n_prompt_bench, n_gen_bench, reps;   /* bench -p -n -r */
+	int bench_p_set, bench_n_set;             /* bench -p / -n given (0 means skip that test) */
 	struct gen_settings gen;  /* sampling and -n (settings.h) */
 	int seed_set;
 	unsigned gen_set;         /* bits 1 << SET_*: given on the command line (beat a preset) */

@@ -6,7 +6,9 @@
 #   stop latency, and the conversation store at 10,000 chats / 1M messages.
 # BENCH_QUICK=1 keeps to the 1.1B shape; BENCH_THREADS sets -t (default 2).
 # Side by side with the peers in $fx/peers (bench/side.py): BENCH_REPS
-# (default 2) runs per figure, BENCH_ROUNDS (default 2) alternating rounds.
+# (default 2) runs per figure, BENCH_ROUNDS (default 2) alternating rounds,
+# BENCH_RT=1 every figure at real-time priority (root; see side.py),
+# BENCH_TESTS a subset such as pp512,tg128.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build/release}

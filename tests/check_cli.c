@@ -351,6 +351,31 @@ START_TEST(test_config_file)
 }
 END_TEST
 
+/* bench takes llama-bench's -p 0 / -n 0 (leave that test out), and
+ * refuses both at once. */
+START_TEST(test_bench_skip_tests)
+{
+	char *path = fixture_path("models/fixture-q4_0.gguf");
+	struct { const char *p, *n; int rc, pp, tg; } cases[] = {
+		{ "0", "4", 0, 0, 1 }, { "8", "0", 0, 1, 0 }, { "8", NULL, 0, 1, 0 }, { "0", "0", 2, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *argv[] = { "llama2-chat", "bench", "-m", path, "-r", "1", "-p", cases[i].p,
+			cases[i].n ? "-n" : NULL, cases[i].n, NULL };
+		char *out = NULL, *err = NULL;
+		int rc = run_binary(argv, NULL, &out, &err, NULL, 60);
+		ck_assert_msg(rc == cases[i].rc, "-p %s -n %s: exit %d, stderr %s", cases[i].p, cases[i].n, rc, err);
+		ck_assert_msg((strstr(out, "| pp") != NULL) == cases[i].pp, "-p %s: %s", cases[i].p, out);
+		ck_assert_msg((strstr(out, "| tg") != NULL) == cases[i].tg, "-n %s: %s", cases[i].n, out);
+		if (cases[i].rc == 2)
+			ck_assert_msg(strstr(err, "nothing to measure") != NULL, "stderr: %s", err);
+		free(out);
+		free(err);
+	}
+	free(path);
+}
+END_TEST
+
 Suite *cli_suite(void);
 
 Suite *
@@ -366,6 +391,7 @@ cli_suite(void)
 	tcase_add_fixture_test(tc, test_complete_stories);
 	tcase_add_fixture_test(tc, test_render_golden);
 	tcase_add_fixture_test(tc, test_info);
+	tcase_add_fixture_test(tc, test_bench_skip_tests);
 	tcase_add_fixture_test(tc, test_chat_pipe_reuse_and_save);
 	tcase_add_fixture_test(tc, test_config_file);   /* its last case opens a model */
 	suite_add_tcase(s, tc);

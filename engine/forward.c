@@ -192,7 +192,7 @@ qbuf_at(struct run_state *s, size_t used, size_t need)
 }
 
 static void mm_chunk(const struct mm *jobs, const int64_t *first_chunk, const uint8_t *const *act,
-    const size_t *stride, const int *tiled, int64_t chunk, int B, int64_t c);
+    const size_t *stride, const int *tiled, const int *dec, int64_t chunk, int B, int64_t c);
 
 /* Returns 0, or -1 when the activation buffer cannot grow (outputs then
  * untouched: the caller must fail the pass, not use them). */
@@ -200,8 +200,8 @@ static int
 matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_state *s)
 {
 	const uint8_t *act[MM_MAX];
-	size_t stride[MM_MAX];
-	int tiled[MM_MAX];
+	size_t stride[MM_MAX], decoff[MM_MAX];
+	int tiled[MM_MAX], dec[MM_MAX];
 	int64_t first_chunk[MM_MAX + 1];
 	/* Rows in chunks: whole 16-row tiles of the GEMM for a batch. */
 	const int64_t chunk = B == 1 ? 32 : 64;
@@ -237,6 +237,18 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 		first_chunk[j + 1] = first_chunk[j] + (W->ne[1] + chunk - 1) / chunk;
 		macs += W->ne[0] * W->ne[1] * B;
 	}
+	/* Decoding: types whose kernel reads a prepared activation row get it
+	 * after the plain one (64-byte aligned: 64 bytes of slack each). */
+	for (int j = 0; j < nj; j++) {
+		const struct tensor *W = jobs[j].W;
+		size_t dsz = B == 1 && offs[j] != (size_t)-1 ? quant_dec_size(W->type, (int)W->ne[0]) : 0;
+		dec[j] = dsz > 0;
+		decoff[j] = used;
+		if (dec[j] && j > 0 && dec[j - 1] && jobs[j - 1].W->type == W->type)
+			decoff[j] = decoff[j - 1];
+		else if (dec[j])
+			used += (dsz + 127) / 64 * 64;
+	}
 	if (qbuf_at(s, 0, used) == NULL)
 		return -1;
 	for (int j = 0; j < nj; j++) {
@@ -261,6 +273,14 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 		#pragma omp parallel for schedule(static) if (B > 1 && PARALLEL_WORTH(n * B))
 		for (int b = 0; b < B; b++)
 			vt->from_float(x + (size_t)b * n, dst + (size_t)b * stride[j], n);
+	}
+	for (int j = 0; j < nj; j++) {
+		if (!dec[j])
+			continue;
+		uint8_t *p = (uint8_t *)(((uintptr_t)s->qbuf + decoff[j] + 63) & ~(uintptr_t)63);
+		if (!(j > 0 && dec[j - 1] && decoff[j] == decoff[j - 1]))
+			quant_dec_prepare(jobs[j].W->type, (int)jobs[j].W->ne[0], act[j], p);
+		act[j] = p;
 	}
 	/*
 	 * Each thread owns one contiguous run of chunks and walks it in order
@@ -289,7 +309,7 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 			const int64_t end = total * (t + 1) / nr;
 			int64_t c;
 			while ((c = atomic_fetch_add_explicit(&cur[t].next, 1, memory_order_relaxed)) < end)
-				mm_chunk(jobs, first_chunk, act, stride, tiled, chunk, B, c);
+				mm_chunk(jobs, first_chunk, act, stride, tiled, dec, chunk, B, c);
 		}
 	}
 	return 0;
@@ -298,7 +318,7 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 /* One chunk of rows of one of the group's matrices. */
 static void
 mm_chunk(const struct mm *jobs, const int64_t *first_chunk, const uint8_t *const *act, const size_t *stride,
-    const int *tiled, int64_t chunk, int B, int64_t c)
+    const int *tiled, const int *dec, int64_t chunk, int B, int64_t c)
 {
 	int j = 0;
 	while (c >= first_chunk[j + 1])
@@ -309,8 +329,9 @@ mm_chunk(const struct mm *jobs, const int64_t *first_chunk, const uint8_t *const
 	int64_t r0 = (c - first_chunk[j]) * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
 	const uint8_t *w = (const uint8_t *)W->data;
 	if (B == 1) {
+		quant_vec_dot_fn dot = dec[j] ? quant_dec_dot(W->type) : qt->vec_dot;
 		for (int64_t r = r0; r < r1; r++)
-			qt->vec_dot((int)n, &jobs[j].out[r], w + r * W->row_bytes, act[j]);
+			dot((int)n, &jobs[j].out[r], w + r * W->row_bytes, act[j]);
 	} else if (tiled[j]) {
 		/* Prompt processing: the tiled GEMM (gemm.c). */
 		gemm(W->type, (int)n, w, W->row_bytes, (int)r0, (int)r1, act[j], B, jobs[j].out, (size_t)rows);

@@ -168,6 +168,19 @@ typedef void (*quant_vec_dot_n_fn)(int n, float *s, size_t bs, const void *x,
 quant_vec_dot_n_fn quant_vec_dot_n(int type);
 
 /*
+ * Decoding, one activation row against many weight rows: for some types the
+ * kernel reads a prepared form of the activation row (made once per row by
+ * quant_dec_prepare from its vec_dot_type row y), which holds what each
+ * weight row's dot would otherwise recompute.  quant_dec_size is 0 where
+ * this CPU has no such kernel for the type (use vec_dot); otherwise the
+ * bytes the prepared row takes, which must be 64-byte aligned.
+ * quant_dec_dot(type)(n, s, x, prep) gives vec_dot's bits exactly.
+ */
+size_t quant_dec_size(int type, int n);
+void quant_dec_prepare(int type, int n, const void *y, void *prep);
+quant_vec_dot_fn quant_dec_dot(int type);
+
+/*
  * Between quant.c and quant_simd.c only.  The fastest kernel this CPU runs
  * for a type, or NULL to keep the scalar reference; chosen once, by CPUID at
  * run time, so a PORTABLE build still uses AVX2/AVX-512 where present.

@@ -162,6 +162,27 @@ quant_simd_vec_dot_n(int type)
 	return l != NULL && type_ok(type) ? l->dot_n[type] : NULL;
 }
 
+/* The prepared-activation decode kernels (quant.h), AVX-512 Q4_0 only:
+ * that is where the per-row work on y was a fifth of the kernel. */
+size_t
+quant_dec_size(int type, int n)
+{
+	return type == QT_Q4_0 && level_best() == &levels[0] && n % 32 == 0 ? q4_0_dec_size(n) : 0;
+}
+
+void
+quant_dec_prepare(int type, int n, const void *y, void *prep)
+{
+	if (quant_dec_size(type, n) > 0)
+		q4_0_dec_prep_avx512(n, y, prep);
+}
+
+quant_vec_dot_fn
+quant_dec_dot(int type)
+{
+	return quant_dec_size(type, 32) > 0 ? q4_0_dec_dot_avx512 : NULL;
+}
+
 const char *
 quant_simd_name(void)
 {
@@ -178,5 +199,8 @@ quant_vec_dot_fn quant_simd_vec_dot(int type) { (void)type; return NULL; }
 quant_from_float_fn quant_simd_from_float(int type) { (void)type; return NULL; }
 quant_vec_dot_n_fn quant_simd_vec_dot_n(int type) { (void)type; return NULL; }
 const char *quant_simd_name(void) { return "scalar"; }
+size_t quant_dec_size(int type, int n) { (void)type; (void)n; return 0; }
+void quant_dec_prepare(int type, int n, const void *y, void *prep) { (void)type; (void)n; (void)y; (void)prep; }
+quant_vec_dot_fn quant_dec_dot(int type) { (void)type; return NULL; }
 
 #endif

@@ -316,6 +316,9 @@ T_AVX512 void q5_0_dot_vnni(int n, float *s, const void *vx, const void *vy);
 T_AVX512 void q5_1_dot_vnni(int n, float *s, const void *vx, const void *vy);
 T_AVX512 void q4_0_dot_avx512(int n, float *s, const void *vx, const void *vy);
 T_AVX512 void q8_0_dot_avx512(int n, float *s, const void *vx, const void *vy);
+size_t q4_0_dec_size(int n);
+T_AVX512 void q4_0_dec_prep_avx512(int n, const void *vy, void *vp);
+T_AVX512 void q4_0_dec_dot_avx512(int n, float *s, const void *vx, const void *vp);
 T_AVX512 void q4_K_dot_avx512(int n, float *s, const void *vx, const void *vy);
 T_AVX512 void q6_K_dot_avx512(int n, float *s, const void *vx, const void *vy);
 

@@ -788,7 +788,7 @@ check_dot(const struct tinfo *ti, const char *what, quant_vec_dot_fn fn, int n, 
 	free(qy);
 }
 
-static const int sizes[] = { 1, 7, 32, 33, 64, 256, 512, 1000, 4096, 11008 };
+static const int sizes[] = { 1, 7, 32, 33, 64, 256, 352, 512, 1000, 4096, 11008 };
 
 START_TEST(test_simd_dot)
 {
@@ -868,6 +868,57 @@ START_TEST(test_dot_n)
 }
 END_TEST
 
+/* The decode kernels that read a prepared activation row give vec_dot's
+ * bits exactly, with the prepared row at any 64-byte-aligned place, for
+ * lengths with and without a tail past the last group of eight blocks;
+ * a type or CPU without one says so with size 0 and no kernel. */
+START_TEST(test_dec_dot)
+{
+	int checked = 0;
+	rng_seed(500);
+	for (int i = 0; i < NTYPES; i++) {
+		const struct tinfo *ti = &types[i];
+		const struct quant_type *t = quant_type_get(ti->type);
+		for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+			int n = sizes[k];
+			if (n % ti->blck != 0)
+				continue;
+			size_t dsz = quant_dec_size(ti->type, n);
+			if (dsz == 0) {
+				if (n == 4096)
+					ck_assert_ptr_null(quant_dec_dot(ti->type));
+				continue;
+			}
+			quant_vec_dot_fn dot = quant_dec_dot(ti->type);
+			ck_assert_ptr_nonnull(dot);
+			const struct quant_type *v = quant_type_get_ref(ti->vdt);
+			void *qx = malloc(quant_row_size(ti->type, n)), *qy = malloc(quant_row_size(ti->vdt, n));
+			void *prep = aligned_alloc(64, (dsz + 63) / 64 * 64);
+			float *y = malloc((size_t)n * sizeof *y);
+			for (int r = 0; r < 8; r++) {
+				make_weights(ti, n, r % 2, qx, 0.05f);
+				fill_normal(y, n, (float)ldexp(1, (int)(rng_next() % 8) - 3));
+				v->from_float(y, qy, n);
+				quant_dec_prepare(ti->type, n, qy, prep);
+				float a, b;
+				t->vec_dot(n, &a, qx, qy);
+				dot(n, &b, qx, prep);
+				ck_assert_msg(memcmp(&a, &b, sizeof a) == 0, "%s n %d row %d: prepared %.9g, vec_dot %.9g",
+				    ti->name, n, r, (double)b, (double)a);
+				checked++;
+			}
+			free(qx);
+			free(qy);
+			free(prep);
+			free(y);
+		}
+	}
+	/* On a CPU with the kernel, Q4_0 must have been among those checked. */
+	if (quant_dec_size(QT_Q4_0, 4096) > 0)
+		ck_assert_int_ge(checked, 8);
+}
+END_TEST
+
 /* extern: the Makefile finds suites by a line starting "Suite *". */
 Suite *quant_suite(void);
 
@@ -891,6 +942,7 @@ quant_suite(void)
 	tcase_add_test(tc, test_ref_vs_dequant);
 	tcase_add_test(tc, test_simd_dot);
 	tcase_add_test(tc, test_dot_n);
+	tcase_add_test(tc, test_dec_dot);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -114,9 +114,11 @@ START_TEST(test_to_f16_equals_ref)
 	for (size_t m = N; m > N - 9; m--) {
 		vec_to_f16(a, x, m);
 		vec_to_f16_ref(b, x, m);
-		for (size_t i = 0; i < m; i++)
-			ck_assert_msg(a[i] == b[i], "isa %s: fp16 of %08x is %04x, reference %04x", cpu_isa_name(isa),
-			    ((const uint32_t *)(const void *)x)[i], a[i], b[i]);
+		size_t i = 0;
+		while (i < m && a[i] == b[i])
+			i++;
+		ck_assert_msg(i == m, "isa %s: fp16 of %08x is %04x, reference %04x", cpu_isa_name(isa),
+		    ((const uint32_t *)(const void *)x)[i], a[i], b[i]);
 	}
 	free(x); free(a); free(b);
 	cpu_force((enum cpu_isa)old);
@@ -151,6 +153,7 @@ vecops_suite(void)
 {
 	Suite *s = suite_create("vecops");
 	TCase *tc = tcase_create("kernels");
+	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_swiglu_equals_ref, CPU_SCALAR, CPU_NISA);
 	tcase_add_loop_test(tc, test_to_f16_equals_ref, CPU_SCALAR, CPU_NISA);
 	tcase_add_test(tc, test_rope_table);

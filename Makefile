@@ -29,12 +29,14 @@ ifeq ($(DEBUG),1)
   OPT     := -O0
   VARIANT := $(VARIANT)-debug
 endif
-WERROR :=
+# WERROR=1 on the command line overrides any assignment to WERROR in here,
+# so the flag has a name of its own.
+WERRFLAG :=
 ifeq ($(CI),true)
-  WERROR := -Werror
+  WERRFLAG := -Werror
 endif
 ifeq ($(WERROR),1)
-  WERROR := -Werror
+  WERRFLAG := -Werror
 endif
 
 B := build/$(VARIANT)
@@ -45,7 +47,7 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(ARCH) -fopenmp -pthread \
-           -Wall -Wextra -Wshadow -Wmissing-prototypes -Wno-unused-parameter $(WERROR) \
+           -Wall -Wextra -Wshadow -Wmissing-prototypes -Wno-unused-parameter $(WERRFLAG) \
            -I. $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -fopenmp -pthread -lm
 

@@ -49,6 +49,7 @@ struct opts {
 	int remote_cli;           /* --remote given on the command line */
 	const char *remote_flag;  /* --remote-model/--remote-timeout as given on the command line */
 	int ids, no_bos, verbose, json, stats, no_save, cont, force, yes;
+	int prefetch;             /* the session reads the model in on its worker (the interface) */
 	int n_prompt_bench, n_gen_bench, reps;   /* bench -p -n -r */
 	struct gen_settings gen;  /* sampling and -n (settings.h) */
 	int seed_set;

@@ -321,6 +321,10 @@ session_open(const struct opts *o, struct engine_model *m, int *status)
 			free(err);
 			goto fail;
 		}
+		/* First of all, before a resumed chat's prefill faults the
+		 * file in page by page. */
+		if (o->prefetch && (s->read_seq = worker_prefetch(s->w)) < 0)
+			s->read_seq = 0;   /* out of memory: the pages come as used */
 	} else if (o->remote && o->remote[0]) {
 		if ((s->w = session_open_remote(o, &err)) == NULL) {
 			cli_error("%s", err ? err : "cannot reach the server");

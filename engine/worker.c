@@ -28,7 +28,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-enum req_type { REQ_LOAD, REQ_SYSTEM, REQ_SEND, REQ_REGEN, REQ_EDIT, REQ_TRUNCATE, REQ_SAVE, REQ_QUIT };
+enum req_type { REQ_LOAD, REQ_SYSTEM, REQ_SEND, REQ_REGEN, REQ_EDIT, REQ_TRUNCATE, REQ_SAVE, REQ_PREFETCH, REQ_QUIT };
 
 struct req {
 	enum req_type type;
@@ -62,6 +62,7 @@ struct worker {
 	atomic_int stop;
 	atomic_int stop_upto;
 	int cur_seq;
+	int read_done, read_total;  /* REQ_PREFETCH: KiB read so far, of */
 	/* Requests whose last event could not be queued (out of memory): the
 	 * caller gets an error event for each instead (see post). */
 	int lost_seq[16];
@@ -88,7 +89,8 @@ post(struct worker *w, struct worker_event *ev)
 {
 	struct ev_node *n = calloc(1, sizeof *n);
 	if (n == NULL) {
-		int final = ev->type == WEV_DONE || ev->type == WEV_ERROR || ev->type == WEV_LOADED;
+		int final = ev->type == WEV_DONE || ev->type == WEV_ERROR || ev->type == WEV_LOADED ||
+		    ev->type == WEV_READ;
 		worker_event_free(ev);
 		if (final) {
 			pthread_mutex_lock(&w->mu);
@@ -207,7 +209,13 @@ generate(struct worker *w, const struct req *r, int user_added)
 		return;
 	}
 	struct chat_msg *u = &w->chat.msgs[w->chat.n - 1];
-	struct worker_event ev = { .type = WEV_USER_IDS, .seq = w->cur_seq, .n_ids = u->n_ids };
+	/* done/total: the context the prompt keeps from the cache (as
+	 * engine_generate reuses it: the last prompt token is always run
+	 * again) and the prompt's length, so that a context gauge never counts
+	 * what the prompt drops from the cache (the reply being regenerated). */
+	int keep = engine_ctx_common_prefix(w->ctx, ids, n);
+	struct worker_event ev = { .type = WEV_USER_IDS, .seq = w->cur_seq, .n_ids = u->n_ids,
+		.done = keep < n ? keep : n - 1, .total = n };
 	ev.ids = malloc((size_t)(u->n_ids ? u->n_ids : 1) * sizeof *ev.ids);
 	if (ev.ids)
 		memcpy(ev.ids, u->ids, (size_t)u->n_ids * sizeof *ev.ids);
@@ -316,6 +324,30 @@ load(struct worker *w, struct req *r)
 	post(w, &ev);
 }
 
+/* engine_prefetch's progress, in KiB (an int holds 2 TiB of them); a stop
+ * request (worker_stop, worker_free) ends the read at the next chunk. */
+static int
+on_read(void *ud, uint64_t done, uint64_t total)
+{
+	struct worker *w = ud;
+	w->read_done = (int)(done >> 10);
+	w->read_total = (int)(total >> 10);
+	struct worker_event ev = { .type = WEV_READING, .seq = w->cur_seq, .done = w->read_done,
+		.total = w->read_total };
+	post(w, &ev);
+	return atomic_load(&w->stop);
+}
+
+static void
+prefetch(struct worker *w)
+{
+	w->read_done = w->read_total = 0;
+	engine_prefetch(w->m, on_read, w);
+	struct worker_event ev = { .type = WEV_READ, .seq = w->cur_seq, .done = w->read_done,
+		.total = w->read_total };
+	post(w, &ev);
+}
+
 static void
 save(struct worker *w, const char *path)
 {
@@ -402,6 +434,9 @@ worker_main(void *arg)
 			break;
 		case REQ_SAVE:
 			save(w, r->path);
+			break;
+		case REQ_PREFETCH:
+			prefetch(w);
 			break;
 		case REQ_QUIT:
 			break;
@@ -621,6 +656,15 @@ worker_save(struct worker *w, const char *path)
 		return -1;
 	}
 	return submit(w, r);
+}
+
+int
+worker_prefetch(struct worker *w)
+{
+	if (w->m == NULL)
+		return -1;   /* remote: the server has the file */
+	struct req *r = req_new(REQ_PREFETCH, NULL);
+	return r ? submit(w, r) : -1;
 }
 
 int

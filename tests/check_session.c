@@ -20,6 +20,7 @@
 #include "app/session.h"
 #include "storage/db_int.h"
 #include "tests/testutil.h"
+#include "ui/ui_int.h"
 
 static char *tdir, *tdb;
 static struct opts o;
@@ -525,6 +526,117 @@ START_TEST(test_session_history_only)
 }
 END_TEST
 
+/* A conversation of one exchange, stored; its public id in pid. */
+static void
+store_one_exchange(char *pid)
+{
+	struct session *s = open_session();
+	ck_assert_int_eq(session_send(s, "Tell me a story"), 0);
+	poll_until_idle(s, NULL);
+	snprintf(pid, 8, "%s", session_pid(s));
+	session_close(s);
+	o.resume = pid;
+}
+
+/* Apply the session's updates to a view model (the interface's way) until
+ * one of type `until` has been applied; returns its stats. */
+static struct engine_gen_stats
+vm_until(struct session *s, struct viewmodel *vm, enum su_type until, int *max_streaming)
+{
+	struct session_update u;
+	struct engine_gen_stats st = { 0 };
+	for (int i = 0; i < 6000; i++) {
+		int seen = 0;
+		while (session_poll(s, &u)) {
+			ck_assert_int_ge(viewmodel_apply(vm, &u), 0);
+			if (u.type == SU_TEXT && max_streaming && vm->ctx_used > *max_streaming)
+				*max_streaming = vm->ctx_used;
+			if (u.type == until) {
+				seen = 1;
+				st = u.stats;
+			}
+			session_update_free(&u);
+		}
+		if (seen)
+			return st;
+		usleep(5000);
+	}
+	ck_abort_msg("update %d never came", until);
+	return st;
+}
+
+/* Ctrl-R on a conversation resumed from the file: while the new reply
+ * streams, the context gauge counts the prompt and the new reply only,
+ * never the old reply (whose tokens the prompt drops from the cache).
+ * The view has no figures of its own for a loaded reply, so only the
+ * worker can say where the prompt ends. */
+START_TEST(test_session_regen_gauge_resumed)
+{
+	model = open_model();
+	o.gen.n_predict = 8;
+	o.gen.samp.ignore_eos = 1;   /* the old reply is 8 tokens long */
+	char pid[8];
+	store_one_exchange(pid);
+	struct session *s = open_session();
+	struct viewmodel vm;
+	viewmodel_init(&vm);
+	vm_until(s, &vm, SU_LOADED, NULL);
+	int before = vm.ctx_used;   /* the question and the old reply */
+	ck_assert_int_gt(before, 8);
+	ck_assert_msg(session_regenerate(s) == 0, "%s", session_error(s));
+	int max_streaming = 0;
+	struct engine_gen_stats st = vm_until(s, &vm, SU_FINISH, &max_streaming);
+	ck_assert_int_eq(st.n_gen, 8);
+	/* The same prompt and as long a reply: the context ends where it was. */
+	ck_assert_int_le(st.ctx_used, before);
+	/* While streaming the gauge counts every token shown; the last one
+	 * sampled is never run through the model, so the end is one less. */
+	ck_assert_msg(max_streaming > 0 && max_streaming <= st.ctx_used + 1,
+	    "the gauge showed %d while streaming, %d at the end (%d before Ctrl-R)", max_streaming, st.ctx_used,
+	    before);
+	ck_assert_int_eq(vm.ctx_used, st.ctx_used);
+	viewmodel_free(&vm);
+	session_close(s);
+}
+END_TEST
+
+/* With o->prefetch (the interface) the worker reads the model's file in
+ * first, with its progress as view updates, and a resumed conversation is
+ * prefilled only after it. */
+START_TEST(test_session_prefetch)
+{
+	model = open_model();
+	char pid[8];
+	store_one_exchange(pid);
+	o.prefetch = 1;
+	struct session *s = open_session();
+	int reading = -1, read = -1, loaded = -1, n = 0, done = -1, total = -1;
+	for (int i = 0; i < 6000 && (read < 0 || loaded < 0); i++) {
+		struct session_update u;
+		while (session_poll(s, &u)) {
+			if (u.type == SU_READING && reading < 0)
+				reading = n;
+			if (u.type == SU_READ) {
+				read = n;
+				done = u.done;
+				total = u.total;
+			}
+			if (u.type == SU_LOADED)
+				loaded = n;
+			n++;
+			session_update_free(&u);
+		}
+		usleep(5000);
+	}
+	ck_assert_msg(reading >= 0 && read > reading, "reading %d, read %d", reading, read);
+	ck_assert_msg(loaded > read, "the conversation was loaded (%d) before the file was read (%d)", loaded, read);
+	int kib = (int)(engine_info(model)->file_size >> 10);
+	ck_assert_int_eq(total, kib);
+	ck_assert_int_eq(done, kib);
+	session_close(s);
+}
+END_TEST
+
 Suite *session_suite(void);
 
 Suite *
@@ -541,6 +653,8 @@ session_suite(void)
 	tcase_add_fixture_test(tc, test_session_actions);
 	tcase_add_fixture_test(tc, test_session_no_save);
 	tcase_add_test(tc, test_session_history_only);
+	tcase_add_fixture_test(tc, test_session_regen_gauge_resumed);
+	tcase_add_fixture_test(tc, test_session_prefetch);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -23,6 +23,28 @@
 enum { LOCAL_MODEL = 1, LOCAL_TOKENIZER = 2, LOCAL_THREADS = 4, LOCAL_CTX = 8, LOCAL_BATCH = 16, LOCAL_KV_F32 = 32,
        LOCAL_TEMPLATE = 64 };
 
+/* What a flag is for, so that a command refuses the flags it would ignore
+ * (cli_check_uses). */
+enum {
+	U_MODEL = 1 << 0,         /* -m, --tokenizer, --remote... */
+	U_THREADS = 1 << 1,       /* -t */
+	U_CTX = 1 << 2,           /* --ctx-size, --batch-size, --kv-f32 */
+	U_GEN = 1 << 3,           /* -n and the sampling flags, --ignore-eos */
+	U_TEMPLATE = 1 << 4,      /* --chat-template */
+	U_CHAT = 1 << 5,          /* -s, --preset, -c, --resume, --no-save */
+	U_PROMPT = 1 << 6,        /* -p TEXT */
+	U_JSON = 1 << 7,
+	U_IDS = 1 << 8,
+	U_NO_BOS = 1 << 9,
+	U_PROMPT_IDS = 1 << 10,
+	U_STATS = 1 << 11,
+	U_VERBOSE = 1 << 12,
+	U_REPS = 1 << 13,         /* bench -r */
+	U_STORE = 1 << 14,        /* --format, -o, --yes: export's, rm's (their own parsers) */
+	U_FILE = 1 << 15,         /* -f FILE */
+	U_COUNT = 16
+};
+
 struct opts {
 	const char *model;        /* -m, $LLAMA2_CHAT_MODEL, config "model" */
 	const char *tokenizer;
@@ -46,6 +68,8 @@ struct opts {
 	const char *remote_model; /* --remote-model, config "remote_model"; NULL: the server's first */
 	int remote_timeout;       /* --remote-timeout, config "remote_timeout" (s); 0: 60 */
 	unsigned local_flags;     /* LOCAL_*: local-engine flags given on the command line */
+	unsigned used;            /* U_*: the kinds of flag given on the command line */
+	const char *used_flag[U_COUNT];   /* the first flag given of each kind, as named in --help */
 	int remote_cli;           /* --remote given on the command line */
 	const char *remote_flag;  /* --remote-model/--remote-timeout as given on the command line */
 	int ids, no_bos, verbose, json, stats, no_save, cont, force, yes;
@@ -71,6 +95,9 @@ int cli_parse(struct opts *o, int argc, char **argv, const char *cmd);
  * way app/ reports an error to people. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_verror(const char *fmt, va_list ap);
+/* 0 when every flag given on the command line is of a kind in `uses`
+ * (U_*), else a usage error naming the first one that cmd would ignore. */
+int cli_check_uses(const struct opts *o, const char *cmd, unsigned uses);
 /* Usage error: the line plus a hint; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_help(FILE *f);

@@ -58,15 +58,21 @@ teardown(void)
 }
 
 static struct engine_model *
-open_model(void)
+open_model_file(const char *rel)
 {
-	char *p = fixture_path("models/fixture-q4_0.gguf");
+	char *p = fixture_path(rel);
 	ck_assert_ptr_nonnull(p);
 	char *err = NULL;
 	struct engine_model *m = engine_open(p, NULL, &err);
 	ck_assert_msg(m != NULL, "%s", err);
 	free(p);
 	return m;
+}
+
+static struct engine_model *
+open_model(void)
+{
+	return open_model_file("models/fixture-q4_0.gguf");
 }
 
 static struct session *
@@ -637,6 +643,44 @@ START_TEST(test_session_prefetch)
 }
 END_TEST
 
+/* A stopped or cut reply is stored closed by the family's end token; one
+ * that ends on another end token (Llama 3's <|end_of_text|> beside its
+ * EOS <|eot_id|>) is closed too, and resuming it must not add EOS after
+ * it (one token more in the cache, and a sequence the model never saw). */
+START_TEST(test_session_resume_other_end_token)
+{
+	model = open_model_file("models/fixture-llama3-f16.gguf");
+	int32_t end_of_text = 128001;
+	ck_assert(engine_is_eog(model, end_of_text) && engine_info(model)->eos != end_of_text);
+	o.gen.n_predict = 3;
+	o.gen.samp.ignore_eos = 1;
+	char pid[8];
+	store_one_exchange(pid);
+	char *err = NULL;
+	struct db *d = db_open(tdb, &err);
+	ck_assert_msg(d != NULL, "%s", err);
+	int64_t conv;
+	ck_assert_int_eq(db_conv_resolve(d, pid, &conv, &err), 0);
+	struct db_conv *c = db_conv_load(d, conv, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(c->n_messages, 2);
+	struct db_message *r = &c->messages[1];
+	ck_assert(r->n_tokens == 4 && engine_is_eog(model, r->tokens[3]));
+	r->tokens[3] = end_of_text;
+	ck_assert_int_eq(db_message_set_tokens(d, r->id, r->tokens, r->n_tokens, &err), 0);
+	int stored = (int)(c->messages[0].n_tokens + r->n_tokens);
+	db_conv_free(c);
+	db_close(d);
+	struct session *s = open_session();
+	struct viewmodel vm;
+	viewmodel_init(&vm);
+	vm_until(s, &vm, SU_LOADED, NULL);
+	ck_assert_int_eq(vm.ctx_used, stored);   /* the stored ids, and nothing added */
+	viewmodel_free(&vm);
+	session_close(s);
+}
+END_TEST
+
 Suite *session_suite(void);
 
 Suite *
@@ -655,6 +699,7 @@ session_suite(void)
 	tcase_add_test(tc, test_session_history_only);
 	tcase_add_fixture_test(tc, test_session_regen_gauge_resumed);
 	tcase_add_fixture_test(tc, test_session_prefetch);
+	tcase_add_fixture_test(tc, test_session_resume_other_end_token);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -372,6 +372,15 @@ static const struct {
 	{ "bench", "usage: " PROG " bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]\n"
 	    "Prompt processing (-p tokens) and generation (-n tokens) speed, as llama-bench\n"
 	    "measures them, averaged over -r runs (default 5).\n" },
+	{ "regenerate", "usage: " PROG " regenerate [-m MODEL] [--json] [--stats] [options] [ID]\n"
+	    "Generate the last reply of conversation ID (default: the last one) again with\n"
+	    "a new seed and print it as -p does; the old reply stays as an alternative.\n" },
+	{ "branch", "usage: " PROG " branch ID [N]\n"
+	    "Make alternative N (1, 2, ...) at the last fork of the current branch current;\n"
+	    "without N, say how many there are.\n" },
+	{ "replay", "usage: " PROG " replay [-m MODEL] [-t N] ID\n"
+	    "Generate each reply of the current branch again from its replay record and say\n"
+	    "whether it is identical; exit status 0 when all are, 1 otherwise.\n" },
 	{ "cache", "usage: " PROG " cache [list | clear]\n"
 	    "List or remove the KV snapshots kept for instant resume\n"
 	    "($XDG_CACHE_HOME/llama2-chat/kv, at most kv_cache_max bytes).\n" },

@@ -110,6 +110,26 @@ START_TEST(test_flags_refused)
 }
 END_TEST
 
+/* Every command has its own --help (regenerate, branch and replay printed
+ * the global usage). */
+START_TEST(test_every_command_help)
+{
+	static const char *const cmds[] = { "run", "chat", "complete", "tokenize", "render", "info", "bench", "cache",
+		"regenerate", "branch", "replay", "list", "show", "export", "import", "search", "rename", "rm",
+		"presets", "perplexity", "quantize" };
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		const char *argv[] = { test_binary(), cmds[i], "--help", NULL };
+		char *out = NULL, *err = NULL;
+		ck_assert_int_eq(run_binary(argv, NULL, &out, &err, NULL, 30), 0);
+		char want[64];
+		snprintf(want, sizeof want, "usage: llama2-chat %s", cmds[i]);
+		ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "%s --help: %.80s", cmds[i], out);
+		free(out);
+		free(err);
+	}
+}
+END_TEST
+
 Suite *flags_suite(void);
 
 Suite *
@@ -119,6 +139,7 @@ flags_suite(void)
 	TCase *tc = tcase_create("flags");
 	tcase_set_timeout(tc, 300);
 	tcase_add_fixture_test(tc, test_flags_refused);
+	tcase_add_test(tc, test_every_command_help);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -341,7 +341,12 @@ on_read(void *ud, uint64_t done, uint64_t total)
 static void
 prefetch(struct worker *w)
 {
-	w->read_done = w->read_total = 0;
+	/* Say at once that the read has begun: the first chunk of a cold
+	 * file takes a second. */
+	w->read_done = 0;
+	w->read_total = (int)(engine_info(w->m)->file_size >> 10);
+	struct worker_event start = { .type = WEV_READING, .seq = w->cur_seq, .total = w->read_total };
+	post(w, &start);
 	engine_prefetch(w->m, on_read, w);
 	struct worker_event ev = { .type = WEV_READ, .seq = w->cur_seq, .done = w->read_done,
 		.total = w->read_total };

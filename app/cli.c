@@ -493,6 +493,15 @@ cli_chat_engine(const struct opts *o, struct engine_model **m)
 			return cli_usage_error("%s needs --remote URL (or remote = URL in the config)", o->remote_flag);
 		int status = 0;
 		*m = cli_open_model(o, &status);
+		if (*m != NULL && strcmp(chat_tmpl_name(*m), "unknown") == 0) {
+			/* Every message would fail the same way: say it once, now,
+			 * before anything is sent or stored. */
+			cli_error("%s: its chat template is not one " PROG " knows (llama2, llama3, llama3.1, mistral, "
+			    "zephyr, chatml): choose one with --chat-template NAME", o->model);
+			engine_close(*m);
+			*m = NULL;
+			return 1;
+		}
 		return *m ? 0 : status;
 	}
 	/* The server runs the model: flags that tune ours would do nothing,

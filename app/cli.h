@@ -115,8 +115,9 @@ struct engine_model *cli_open_model(const struct opts *o, int *status);
 struct engine_model *cli_open_model_or_tokenizer(const struct opts *o, int *status);
 /* The chat engine: with o->remote none is opened here (*m = NULL; the
  * session starts the remote worker) after refusing the local engine's
- * flags; otherwise the model, as cli_open_model.  0 or an exit status
- * after printing one line. */
+ * flags; otherwise the model, as cli_open_model, refused (1) when its chat
+ * template is none we know and --chat-template names none.  0 or an exit
+ * status after printing one line. */
 int cli_chat_engine(const struct opts *o, struct engine_model **m);
 /* The API key for the remote engine: $LLAMA2_CHAT_API_KEY, else
  * $OPENAI_API_KEY, else NULL (never a flag, never the database). */

@@ -274,6 +274,8 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 	}
 	if (bad)
 		return EXIT_USAGE;
+	if (o->cont && o->resume)
+		return cli_usage_error("-c and --resume both say which conversation to continue: give one");
 	/* Engines by precedence: -m on the command line beats a remote from
 	 * the config file; both on the command line is a mistake. */
 	if (o->remote_cli && (o->local_flags & LOCAL_MODEL))

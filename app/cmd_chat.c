@@ -272,6 +272,8 @@ cmd_oneshot(struct opts *o)
 		p++;
 	if (*p == '\0') {
 		free(msg);
+		if (o->prompt_file != NULL)   /* said of the file: the text was well formed */
+			return cli_usage_error("-f %s: the message is empty", o->prompt_file);
 		return cli_usage_error("-p: the message is empty");
 	}
 	struct engine_model *m = NULL;

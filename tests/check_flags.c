@@ -130,6 +130,41 @@ START_TEST(test_every_command_help)
 }
 END_TEST
 
+/* Two flags that contradict each other, and a flag whose value is the
+ * wrong kind of file, are refused in one line naming them (one of the two
+ * was silently dropped, the folder read as an empty config). */
+START_TEST(test_contradictions)
+{
+	char *dir = tmpdir_new();
+	char *home;
+	ck_assert_int_ge(asprintf(&home, "HOME=%s", dir), 0);
+	const char *env[] = { home, "LLAMA2_CHAT_MODEL=", "LLAMA2_CHAT_DB=", NULL };
+	char *mrel = fixture_path("models/fixture-q4_0.gguf");
+	static const struct { const char *a[8]; int st; const char *says; } t[] = {
+		{ { "-m", "M", "-p", "hi", "-c", "--resume", "abc" }, 2, "-c and --resume" },
+		{ { "-m", "M", "-p", "hi", "--config", "D" }, 1, "Is a directory" },
+		{ { "-m", "M", "-f", "/dev/null" }, 2, "-f /dev/null: the message is empty" },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		const char *argv[12];
+		int n = 0;
+		argv[n++] = test_binary();
+		for (int k = 0; k < 8 && t[i].a[k]; k++)
+			argv[n++] = !strcmp(t[i].a[k], "M") ? mrel : !strcmp(t[i].a[k], "D") ? dir : t[i].a[k];
+		argv[n] = NULL;
+		char *out = NULL, *err = NULL;
+		int st = run_binary(argv, "", &out, &err, env, 60);
+		ck_assert_msg(st == t[i].st && strstr(err, t[i].says) && strchr(err, '\n') == err + strlen(err) - 1,
+		    "case %zu: exit %d, stderr: %s", i, st, err);
+		free(out);
+		free(err);
+	}
+	free(mrel);
+	free(home);
+	tmpdir_remove(dir);
+}
+END_TEST
+
 Suite *flags_suite(void);
 
 Suite *
@@ -140,6 +175,7 @@ flags_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_fixture_test(tc, test_flags_refused);
 	tcase_add_test(tc, test_every_command_help);
+	tcase_add_fixture_test(tc, test_contradictions);
 	suite_add_tcase(s, tc);
 	return s;
 }

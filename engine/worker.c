@@ -11,6 +11,11 @@
  * covered by stop_upto.  Either order of the two threads' stores ends with
  * the flag up for a stopped request (see begin_request).
  *
+ * REQ_PREFETCH (worker_prefetch) reads the model's file in on this thread,
+ * with its progress as events, so that the interface never waits for a
+ * cold file; the requests queued behind it wait instead, and a stop ends
+ * it at the next 64 MiB chunk.
+ *
  * The same thread and queues drive the remote engine (engine/remote.c):
  * with w->rem set there is no model and no cache (m and ctx are NULL),
  * generate_remote streams the reply from the server, and worker_stop also

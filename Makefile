@@ -128,6 +128,9 @@ $(B)/bench_db: bench/bench_db.c $(BENCH_ENGINE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/bwprobe: bench/bwprobe.c
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# Not part of `make bench`: it drops a file from the page cache (see its top).
+$(B)/prefetch_cold: bench/prefetch_cold.c $(BENCH_ENGINE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory llama2-chat $(B)/mkmodel $(B)/bench_chat $(B)/bench_db $(B)/bwprobe

@@ -2,8 +2,9 @@
  * cli.c: option parsing shared by the subcommands, and the error formats.
  *
  * Every subcommand takes the same model and sampling options, so one table
- * serves them all; options a command has no use for are accepted and
- * ignored rather than making each command's table drift from the others.
+ * serves them all; each flag given is recorded by its kind (U_*), and a
+ * command refuses the kinds it has no use for (cli_check_uses) rather than
+ * ignoring them silently.
  * getopt_long's own messages are turned off (opterr = 0) so that every
  * usage error is one line in our format.
  */
@@ -139,6 +140,32 @@ parse_int(const char *flag, const char *s, long lo, long hi, int *out)
 	return 0;
 }
 
+/* Record that a flag of kind u was given (flag: its name in --help; a
+ * settings flag comes without its dashes). */
+static void
+cli_used(struct opts *o, unsigned u, const char *flag)
+{
+	int k = __builtin_ctz(u);
+	o->used |= u;
+	if (o->used_flag[k] == NULL)
+		o->used_flag[k] = flag;
+}
+
+int
+cli_check_uses(const struct opts *o, const char *cmd, unsigned uses)
+{
+	unsigned extra = o->used & ~uses;
+	if (extra == 0)
+		return 0;
+	int k = __builtin_ctz(extra);
+	const char *f = o->used_flag[k];
+	const char *dash = f[0] == '-' ? "" : "--";
+	if ((1u << k) == U_STORE)
+		return cli_usage_error("%s%s is an option of export, rm and presets (after the command), not of %s",
+		    dash, f, cmd);
+	return cli_usage_error("%s%s does nothing for %s: drop it", dash, f, cmd);
+}
+
 int
 cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 {
@@ -147,61 +174,84 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 	optind = 1;
 	while (!bad && (c = getopt_long(argc, argv, ":m:s:p:f:cn:t:o:r:hV", cli_options(), NULL)) != -1) {
 		switch (c) {
-		case 'm': o->model = optarg; o->local_flags |= LOCAL_MODEL; break;
-		case OPT_TOKENIZER: o->tokenizer = optarg; o->local_flags |= LOCAL_TOKENIZER; break;
+		case 'm': o->model = optarg; o->local_flags |= LOCAL_MODEL; cli_used(o, U_MODEL, "-m"); break;
+		case OPT_TOKENIZER:
+			o->tokenizer = optarg;
+			o->local_flags |= LOCAL_TOKENIZER;
+			cli_used(o, U_MODEL, "--tokenizer");
+			break;
 		case OPT_CONFIG: o->config = optarg; break;
 		case OPT_DB: o->db = optarg; break;
-		case 's': o->system = optarg; break;
-		case OPT_PRESET: o->preset = optarg; break;
+		case 's': o->system = optarg; cli_used(o, U_CHAT, "-s"); break;
+		case OPT_PRESET: o->preset = optarg; cli_used(o, U_CHAT, "--preset"); break;
 		case 'p':
 			/* bench's -p is the prompt length, as in llama-bench. */
 			if (cmd && strcmp(cmd, "bench") == 0)
 				bad = parse_int("-p", optarg, 0, 1 << 20, &o->n_prompt_bench), o->bench_p_set = 1;
 			else
 				o->prompt = optarg;
+			if (!cmd || strcmp(cmd, "bench") != 0)
+				cli_used(o, U_PROMPT, "-p");
 			break;
-		case OPT_PROMPT_IDS: o->prompt_ids = optarg; break;
-		case 'c': o->cont = 1; break;
-		case OPT_RESUME: o->resume = optarg; break;
+		case OPT_PROMPT_IDS: o->prompt_ids = optarg; cli_used(o, U_PROMPT_IDS, "--prompt-ids"); break;
+		case 'c': o->cont = 1; cli_used(o, U_CHAT, "-c"); break;
+		case OPT_RESUME: o->resume = optarg; cli_used(o, U_CHAT, "--resume"); break;
 		case 'n':
 			if (cmd && strcmp(cmd, "bench") == 0)
 				bad = parse_int("-n", optarg, 0, 1 << 20, &o->n_gen_bench), o->bench_n_set = 1;
 			else
 				bad = cli_setting(o, SET_N_PREDICT, "-n", optarg);
+			if (!cmd || strcmp(cmd, "bench") != 0)
+				cli_used(o, U_GEN, "-n");
 			break;
 		case OPT_CTX:
 			bad = parse_int("--ctx-size", optarg, 16, 1 << 20, &o->ctx_size);
 			o->local_flags |= LOCAL_CTX;
+			cli_used(o, U_CTX, "--ctx-size");
 			break;
 		case 't':
 			bad = parse_int("-t", optarg, 1, 512, &o->threads);
 			o->local_flags |= LOCAL_THREADS;
+			cli_used(o, U_THREADS, "-t");
 			break;
 		case OPT_BATCH:
 			bad = parse_int("--batch-size", optarg, 1, 4096, &o->batch);
 			o->local_flags |= LOCAL_BATCH;
+			cli_used(o, U_CTX, "--batch-size");
 			break;
-		case OPT_IDS: o->ids = 1; break;
-		case OPT_NO_BOS: o->no_bos = 1; break;
-		case OPT_KV_F32: o->kv_f32 = 1; o->local_flags |= LOCAL_KV_F32; break;
-		case OPT_JSON: o->json = 1; break;
-		case OPT_STATS: o->stats = 1; break;
-		case OPT_NO_SAVE: o->no_save = 1; break;
+		case OPT_IDS: o->ids = 1; cli_used(o, U_IDS, "--ids"); break;
+		case OPT_NO_BOS: o->no_bos = 1; cli_used(o, U_NO_BOS, "--no-bos"); break;
+		case OPT_KV_F32: o->kv_f32 = 1; o->local_flags |= LOCAL_KV_F32; cli_used(o, U_CTX, "--kv-f32"); break;
+		case OPT_JSON: o->json = 1; cli_used(o, U_JSON, "--json"); break;
+		case OPT_STATS: o->stats = 1; cli_used(o, U_STATS, "--stats"); break;
+		case OPT_NO_SAVE: o->no_save = 1; cli_used(o, U_CHAT, "--no-save"); break;
 		case OPT_FORCE: o->force = 1; break;
-		case OPT_YES: o->yes = 1; break;
-		case OPT_FORMAT: o->format = optarg; break;
-		case 'o': o->output = optarg; break;
-		case 'r': case OPT_REPS: bad = parse_int("-r", optarg, 1, 1000, &o->reps); break;
-		case OPT_VERBOSE: o->verbose = 1; break;
-		case OPT_IGNORE_EOS: o->gen.samp.ignore_eos = 1; break;
-		case OPT_REMOTE: o->remote = optarg; o->remote_cli = 1; break;
-		case OPT_REMOTE_MODEL: o->remote_model = optarg; o->remote_flag = "--remote-model"; break;
+		case OPT_YES: o->yes = 1; cli_used(o, U_STORE, "--yes"); break;
+		case OPT_FORMAT: o->format = optarg; cli_used(o, U_STORE, "--format"); break;
+		case 'o': o->output = optarg; cli_used(o, U_STORE, "-o"); break;
+		case 'r': case OPT_REPS:
+			bad = parse_int("-r", optarg, 1, 1000, &o->reps);
+			cli_used(o, U_REPS, "-r");
+			break;
+		case OPT_VERBOSE: o->verbose = 1; cli_used(o, U_VERBOSE, "--verbose"); break;
+		case OPT_IGNORE_EOS: o->gen.samp.ignore_eos = 1; cli_used(o, U_GEN, "--ignore-eos"); break;
+		case OPT_REMOTE: o->remote = optarg; o->remote_cli = 1; cli_used(o, U_MODEL, "--remote"); break;
+		case OPT_REMOTE_MODEL:
+			o->remote_model = optarg;
+			o->remote_flag = "--remote-model";
+			cli_used(o, U_MODEL, "--remote-model");
+			break;
 		case OPT_REMOTE_TIMEOUT:
 			bad = parse_int("--remote-timeout", optarg, 1, 86400, &o->remote_timeout);
 			o->remote_flag = "--remote-timeout";
+			cli_used(o, U_MODEL, "--remote-timeout");
 			break;
-		case OPT_CHAT_TEMPLATE: o->chat_template = optarg; o->local_flags |= LOCAL_TEMPLATE; break;
-		case 'f': o->prompt_file = optarg; break;
+		case OPT_CHAT_TEMPLATE:
+			o->chat_template = optarg;
+			o->local_flags |= LOCAL_TEMPLATE;
+			cli_used(o, U_TEMPLATE, "--chat-template");
+			break;
+		case 'f': o->prompt_file = optarg; cli_used(o, U_FILE, "-f"); break;
 		case 'h': cli_help_command(stdout, cmd); exit(0);
 		case 'V': case OPT_VERSION: puts(PROG " " VERSION); exit(0);
 		case ':':
@@ -212,6 +262,7 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 				char shown[64];
 				snprintf(shown, sizeof shown, "--%s", settings_table[c - OPT_SETTING].flag);
 				bad = cli_setting(o, c - OPT_SETTING, shown, optarg);
+				cli_used(o, U_GEN, settings_table[c - OPT_SETTING].flag);
 				break;
 			}
 			if (optopt)
@@ -223,6 +274,8 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 	}
 	if (bad)
 		return EXIT_USAGE;
+	if (o->cont && o->resume)
+		return cli_usage_error("-c and --resume both say which conversation to continue: give one");
 	/* Engines by precedence: -m on the command line beats a remote from
 	 * the config file; both on the command line is a mistake. */
 	if (o->remote_cli && (o->local_flags & LOCAL_MODEL))
@@ -322,6 +375,15 @@ static const struct {
 	    "Prompt processing (-p tokens) and generation (-n tokens) speed, as llama-bench\n"
 	    "measures them, averaged over -r runs (default 5).  -p 0 or -n 0 leaves that\n"
 	    "test out; -p without -n measures the prompt alone.\n" },
+	{ "regenerate", "usage: " PROG " regenerate [-m MODEL] [--json] [--stats] [options] [ID]\n"
+	    "Generate the last reply of conversation ID (default: the last one) again with\n"
+	    "a new seed and print it as -p does; the old reply stays as an alternative.\n" },
+	{ "branch", "usage: " PROG " branch ID [N]\n"
+	    "Make alternative N (1, 2, ...) at the last fork of the current branch current;\n"
+	    "without N, say how many there are.\n" },
+	{ "replay", "usage: " PROG " replay [-m MODEL] [-t N] ID\n"
+	    "Generate each reply of the current branch again from its replay record and say\n"
+	    "whether it is identical; exit status 0 when all are, 1 otherwise.\n" },
 	{ "cache", "usage: " PROG " cache [list | clear]\n"
 	    "List or remove the KV snapshots kept for instant resume\n"
 	    "($XDG_CACHE_HOME/llama2-chat/kv, at most kv_cache_max bytes).\n" },
@@ -403,6 +465,12 @@ cli_open_model(const struct opts *o, int *status)
 		*status = 1;
 		return NULL;
 	}
+	/* A GGUF file carries its own vocabulary: the flag would do nothing. */
+	if (o->tokenizer && strncmp(engine_info(m)->format, "GGUF", 4) == 0) {
+		*status = cli_usage_error("--tokenizer is for llama2.c checkpoints; %s (GGUF) has its own", o->model);
+		engine_close(m);
+		return NULL;
+	}
 	/* Past its training length a model's attention sees positions it
 	 * never learned, and the text degrades: refuse unless asked for. */
 	int train = engine_info(m)->n_ctx_train;
@@ -428,6 +496,15 @@ cli_chat_engine(const struct opts *o, struct engine_model **m)
 			return cli_usage_error("%s needs --remote URL (or remote = URL in the config)", o->remote_flag);
 		int status = 0;
 		*m = cli_open_model(o, &status);
+		if (*m != NULL && strcmp(chat_tmpl_name(*m), "unknown") == 0) {
+			/* Every message would fail the same way: say it once, now,
+			 * before anything is sent or stored. */
+			cli_error("%s: its chat template is not one " PROG " knows (llama2, llama3, llama3.1, mistral, "
+			    "zephyr, chatml): choose one with --chat-template NAME", o->model);
+			engine_close(*m);
+			*m = NULL;
+			return 1;
+		}
 		return *m ? 0 : status;
 	}
 	/* The server runs the model: flags that tune ours would do nothing,

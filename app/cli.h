@@ -23,6 +23,28 @@
 enum { LOCAL_MODEL = 1, LOCAL_TOKENIZER = 2, LOCAL_THREADS = 4, LOCAL_CTX = 8, LOCAL_BATCH = 16, LOCAL_KV_F32 = 32,
        LOCAL_TEMPLATE = 64 };
 
+/* What a flag is for, so that a command refuses the flags it would ignore
+ * (cli_check_uses). */
+enum {
+	U_MODEL = 1 << 0,         /* -m, --tokenizer, --remote... */
+	U_THREADS = 1 << 1,       /* -t */
+	U_CTX = 1 << 2,           /* --ctx-size, --batch-size, --kv-f32 */
+	U_GEN = 1 << 3,           /* -n and the sampling flags, --ignore-eos */
+	U_TEMPLATE = 1 << 4,      /* --chat-template */
+	U_CHAT = 1 << 5,          /* -s, --preset, -c, --resume, --no-save */
+	U_PROMPT = 1 << 6,        /* -p TEXT */
+	U_JSON = 1 << 7,
+	U_IDS = 1 << 8,
+	U_NO_BOS = 1 << 9,
+	U_PROMPT_IDS = 1 << 10,
+	U_STATS = 1 << 11,
+	U_VERBOSE = 1 << 12,
+	U_REPS = 1 << 13,         /* bench -r */
+	U_STORE = 1 << 14,        /* --format, -o, --yes: export's, rm's (their own parsers) */
+	U_FILE = 1 << 15,         /* -f FILE */
+	U_COUNT = 16
+};
+
 struct opts {
 	const char *model;        /* -m, $LLAMA2_CHAT_MODEL, config "model" */
 	const char *tokenizer;
@@ -46,9 +68,12 @@ struct opts {
 	const char *remote_model; /* --remote-model, config "remote_model"; NULL: the server's first */
 	int remote_timeout;       /* --remote-timeout, config "remote_timeout" (s); 0: 60 */
 	unsigned local_flags;     /* LOCAL_*: local-engine flags given on the command line */
+	unsigned used;            /* U_*: the kinds of flag given on the command line */
+	const char *used_flag[U_COUNT];   /* the first flag given of each kind, as named in --help */
 	int remote_cli;           /* --remote given on the command line */
 	const char *remote_flag;  /* --remote-model/--remote-timeout as given on the command line */
 	int ids, no_bos, verbose, json, stats, no_save, cont, force, yes;
+	int prefetch;             /* the session reads the model in on its worker (the interface) */
 	int n_prompt_bench, n_gen_bench, reps;   /* bench -p -n -r */
 	int bench_p_set, bench_n_set;             /* bench -p / -n given (0 means skip that test) */
 	struct gen_settings gen;  /* sampling and -n (settings.h) */
@@ -71,6 +96,9 @@ int cli_parse(struct opts *o, int argc, char **argv, const char *cmd);
  * way app/ reports an error to people. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_verror(const char *fmt, va_list ap);
+/* 0 when every flag given on the command line is of a kind in `uses`
+ * (U_*), else a usage error naming the first one that cmd would ignore. */
+int cli_check_uses(const struct opts *o, const char *cmd, unsigned uses);
 /* Usage error: the line plus a hint; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_help(FILE *f);
@@ -88,8 +116,9 @@ struct engine_model *cli_open_model(const struct opts *o, int *status);
 struct engine_model *cli_open_model_or_tokenizer(const struct opts *o, int *status);
 /* The chat engine: with o->remote none is opened here (*m = NULL; the
  * session starts the remote worker) after refusing the local engine's
- * flags; otherwise the model, as cli_open_model.  0 or an exit status
- * after printing one line. */
+ * flags; otherwise the model, as cli_open_model, refused (1) when its chat
+ * template is none we know and --chat-template names none.  0 or an exit
+ * status after printing one line. */
 int cli_chat_engine(const struct opts *o, struct engine_model **m);
 /* The API key for the remote engine: $LLAMA2_CHAT_API_KEY, else
  * $OPENAI_API_KEY, else NULL (never a flag, never the database). */

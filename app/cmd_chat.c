@@ -272,6 +272,8 @@ cmd_oneshot(struct opts *o)
 		p++;
 	if (*p == '\0') {
 		free(msg);
+		if (o->prompt_file != NULL)   /* said of the file: the text was well formed */
+			return cli_usage_error("-f %s: the message is empty", o->prompt_file);
 		return cli_usage_error("-p: the message is empty");
 	}
 	struct engine_model *m = NULL;
@@ -393,8 +395,9 @@ cmd_chat_ui(struct opts *o)
 	/* A model or a server to chat with, or neither: history only. */
 	if (((o->remote && *o->remote) || (o->model && *o->model)) && (status = cli_chat_engine(o, &m)) != 0)
 		return status;
-	if (m != NULL)
-		cli_prefetch(m);   /* before the interface takes the screen */
+	/* The worker reads the model in while the interface shows how far it
+	 * got: a cold 4 GB file takes a minute on a slow disk. */
+	o->prefetch = 1;
 	struct session *s = session_open(o, m, &status);
 	if (s == NULL) {
 		engine_close(m);

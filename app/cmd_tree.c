@@ -112,14 +112,14 @@ cmd_tree_dialog_free(struct cmd_tree_dialog *dl)
 /*
  * The ids to build reply k's prompt from: each earlier message's stored ids
  * when they still stand for it under record r (the first user turn folds
- * r's system prompt), a reply's closed by EOS; NULL (render the text)
+ * r's system prompt), a reply's closed by the family's end token unless it
+ * ends on one; NULL (render the text)
  * otherwise.
  */
 static void
 cmd_tree_usable_ids(const struct engine_model *m, const struct db_conv *c,
     struct cmd_tree_dialog *dl, const struct replay_rec *r, int k)
 {
-	int eos = engine_info(m)->eos;
 	for (int i = 0; i < k; i++) {
 		free((void *)dl->ids[i]);
 		dl->ids[i] = NULL;
@@ -129,13 +129,13 @@ cmd_tree_usable_ids(const struct engine_model *m, const struct db_conv *c,
 		if (!replay_ids_usable(m, dl->roles[i], i == 0 ? r->system : NULL, msg->content,
 		    msg->tokens, n))
 			continue;
-		int add = dl->roles[i] == CHAT_ASSISTANT && msg->tokens[n - 1] != eos;
+		int add = dl->roles[i] == CHAT_ASSISTANT && !engine_is_eog(m, msg->tokens[n - 1]);
 		int32_t *ids = malloc((size_t)(n + 1) * sizeof *ids);
 		if (ids == NULL)
 			continue;
 		memcpy(ids, msg->tokens, (size_t)n * sizeof *ids);
 		if (add)
-			ids[n] = eos;
+			ids[n] = chat_tmpl_reply_end(m);
 		dl->ids[i] = ids;
 		dl->n_ids[i] = n + add;
 	}
@@ -169,7 +169,7 @@ cmd_tree_replay_one(struct engine_model *m, struct replay_ctx *rx, const struct 
 		/* A reply that was stopped or cut off is compared as far as it got. */
 		int n_stored = (int)msg->n_tokens;
 		int open = msg->finish == FINISH_STOPPED || msg->finish == FINISH_INTERRUPTED;
-		if (msg->tokens[n_stored - 1] == in->eos && open)
+		if (engine_is_eog(m, msg->tokens[n_stored - 1]) && open)   /* the closing token */
 			n_stored--;
 		cmd_tree_usable_ids(m, c, dl, &r, k);
 		int32_t *out = NULL;

@@ -27,6 +27,11 @@
 
 /* chat, and no subcommand: -p runs one turn to stdout, a pipe on stdin is
  * chatted line by line, and a terminal gets the ncurses interface. */
+/* The flags every way of chatting takes, and those of the ones that print
+ * (-p, run, chat). */
+#define USES_CHAT (U_MODEL | U_THREADS | U_CTX | U_GEN | U_TEMPLATE | U_CHAT | U_VERBOSE)
+#define USES_PRINT (USES_CHAT | U_JSON | U_IDS | U_STATS)
+
 static int
 command_chat(struct opts *o)
 {
@@ -35,11 +40,18 @@ command_chat(struct opts *o)
 	if (o->nargs > 0 && o->args[0][0] != '\0')
 		return cli_usage_error("unknown command '%s' (to ask a question, use -p TEXT or "
 		    PROG " run TEXT)", o->args[0]);
+	int ui = !o->prompt && !o->prompt_file && isatty(STDIN_FILENO);
+	if (o->json && ui)
+		return cli_usage_error("--json is for -p, run and chat (the interface has no JSON output)");
+	int rc = cli_check_uses(o, ui ? "the interface" : o->prompt || o->prompt_file ? "-p" : "chat",
+	    ui ? USES_CHAT : USES_PRINT | U_PROMPT | U_FILE);
+	if (rc != 0)
+		return rc;
+	if (o->ids && !o->json)
+		return cli_usage_error("--ids: add --json (with -p, run and chat the ids go into each JSON object)");
 	if (o->prompt || o->prompt_file)
 		return cmd_oneshot(o);
-	if (o->json && isatty(STDIN_FILENO))
-		return cli_usage_error("--json is for -p, run and chat (the interface has no JSON output)");
-	return isatty(STDIN_FILENO) ? cmd_chat_ui(o) : cmd_chat_pipe(o);
+	return ui ? cmd_chat_ui(o) : cmd_chat_pipe(o);
 }
 
 /* run QUESTION...: the positional words are the message, as in ollama run
@@ -76,28 +88,30 @@ static const struct command {
 	const char *name;
 	int (*run)(struct opts *o);                           /* after cli_parse */
 	int (*run_argv)(const char *db, int argc, char **argv); /* own options */
+	unsigned uses;            /* U_*: the kinds of flag it takes (others are refused) */
 } command_table[] = {
-	{ "chat", command_chat, NULL },
-	{ "run", command_run_prompt, NULL },
-	{ "tokenize", cmd_tokenize, NULL },
-	{ "complete", cmd_complete, NULL },
-	{ "info", cmd_info, NULL },
-	{ "render", cmd_render, NULL },
-	{ "bench", cmd_bench, NULL },
-	{ "cache", cmd_cache, NULL },
-	{ "replay", cmd_replay, NULL },
-	{ "regenerate", cmd_regenerate, NULL },
-	{ "branch", cmd_branch, NULL },
-	{ "help", command_help, NULL },
-	{ "list", NULL, cmd_store_list },
-	{ "show", NULL, cmd_store_show },
-	{ "export", NULL, cmd_store_export },
-	{ "import", NULL, cmd_store_import },
-	{ "search", NULL, cmd_store_search },
-	{ "rename", NULL, cmd_store_rename },
-	{ "rm", NULL, cmd_store_rm },
-	{ "presets", NULL, cmd_store_presets },
-	{ "perplexity", NULL, cmd_tools_perplexity }, { "quantize", NULL, cmd_tools_quantize },
+	{ "chat", command_chat, NULL, ~0u },   /* it checks its own, by mode */
+	{ "run", command_run_prompt, NULL, ~0u },
+	{ "tokenize", cmd_tokenize, NULL, U_MODEL | U_NO_BOS },
+	{ "complete", cmd_complete, NULL,
+	  U_MODEL | U_THREADS | U_CTX | U_GEN | U_PROMPT | U_PROMPT_IDS | U_IDS | U_NO_BOS | U_VERBOSE },
+	{ "info", cmd_info, NULL, U_MODEL | U_TEMPLATE | U_JSON },   /* it prints the chat format */
+	{ "render", cmd_render, NULL, U_MODEL | U_TEMPLATE | U_IDS },
+	{ "bench", cmd_bench, NULL, U_MODEL | U_THREADS | U_CTX | U_REPS | U_JSON },
+	{ "cache", cmd_cache, NULL, 0 },
+	{ "replay", cmd_replay, NULL, U_MODEL | U_THREADS },
+	{ "regenerate", cmd_regenerate, NULL, USES_PRINT },
+	{ "branch", cmd_branch, NULL, 0 },
+	{ "help", command_help, NULL, ~0u },
+	{ "list", NULL, cmd_store_list, 0 },
+	{ "show", NULL, cmd_store_show, 0 },
+	{ "export", NULL, cmd_store_export, 0 },
+	{ "import", NULL, cmd_store_import, 0 },
+	{ "search", NULL, cmd_store_search, 0 },
+	{ "rename", NULL, cmd_store_rename, 0 },
+	{ "rm", NULL, cmd_store_rm, 0 },
+	{ "presets", NULL, cmd_store_presets, 0 },
+	{ "perplexity", NULL, cmd_tools_perplexity, 0 }, { "quantize", NULL, cmd_tools_quantize, 0 },
 };
 
 static const struct command *
@@ -262,8 +276,10 @@ command_run(int argc, char **argv)
 		if (sub != NULL && c == NULL)
 			rc = cli_usage_error("unknown command '%s' (to ask a question, use -p TEXT or "
 			    PROG " run TEXT)", sub);
-		else
-			rc = c != NULL ? c->run(&o) : command_chat(&o);
+		else if (c != NULL && (rc = cli_check_uses(&o, c->name, c->uses)) == 0)
+			rc = c->run(&o);
+		else if (c == NULL)
+			rc = command_chat(&o);
 	}
 	opts_free(&o);
 	return rc;

@@ -202,6 +202,12 @@ config_load(struct opts *o, const char *explicit_path)
 			rc = EXIT_USAGE;
 		}
 	}
+	if (rc == 0 && ferror(f)) {
+		/* A folder opens, and then reads as an error (EISDIR): not an
+		 * empty config to go on without. */
+		cli_error("%s: %s", path, strerror(errno));
+		rc = 1;
+	}
 	fclose(f);
 	free(path);
 	return rc;

@@ -204,8 +204,8 @@ replay_generate(struct engine_model *m, struct replay_ctx *rx, int n_threads,
 			goto oom;
 		goto out;
 	}
-	int eos = engine_info(m)->eos;
-	if (*n_out == 0 || (*out)[*n_out - 1] != eos) {
+	/* Closed as the worker closes a reply (engine/worker.c). */
+	if (*n_out == 0 || !engine_is_eog(m, (*out)[*n_out - 1])) {
 		int32_t *no = realloc(*out, (size_t)(*n_out + 1) * sizeof *no);
 		if (no == NULL) {
 			free(*out);
@@ -213,7 +213,7 @@ replay_generate(struct engine_model *m, struct replay_ctx *rx, int n_threads,
 			goto oom;
 		}
 		*out = no;
-		(*out)[(*n_out)++] = eos;
+		(*out)[(*n_out)++] = chat_tmpl_reply_end(m);
 	}
 	rc = 0;
 	goto out;

@@ -165,7 +165,6 @@ session_load(struct session *s, const struct db_conv *c, int switching)
 		}
 	}
 	int k = session_pick(c, keep);
-	int eos = s->m ? engine_info(s->m)->eos : 2;
 	for (int j = 0; j < k; j++) {
 		const struct db_message *m = &c->messages[keep[j]];
 		roles[j] = m->role == ROLE_USER ? CHAT_USER : CHAT_ASSISTANT;
@@ -177,15 +176,18 @@ session_load(struct session *s, const struct db_conv *c, int switching)
 		 * tokenized again. */
 		if (m->tokens && m->n_tokens > 0 && s->m && replay_ids_usable(s->m, roles[j],
 		    j == 0 ? s->system : NULL, m->content, m->tokens, (int)m->n_tokens)) {
-			/* A partial reply was cut before its EOS: close it. */
-			int add = m->role == ROLE_ASSISTANT && m->tokens[m->n_tokens - 1] != eos;
+			/* A partial reply was cut before its end: close it as the
+			 * worker closes one, with the family's end token; one that
+			 * ends on any end token (EOS, <|eot_id|>, <|end_of_text|>)
+			 * is closed already. */
+			int add = m->role == ROLE_ASSISTANT && !engine_is_eog(s->m, m->tokens[m->n_tokens - 1]);
 			if ((ids[j] = malloc((m->n_tokens + 1) * sizeof(int32_t))) == NULL) {
 				session_fail(s, "out of memory");
 				goto out;
 			}
 			memcpy(ids[j], m->tokens, m->n_tokens * sizeof(int32_t));
 			if (add)
-				ids[j][m->n_tokens] = eos;
+				ids[j][m->n_tokens] = chat_tmpl_reply_end(s->m);
 			n_ids[j] = (int)m->n_tokens + add;
 		}
 	}
@@ -321,6 +323,10 @@ session_open(const struct opts *o, struct engine_model *m, int *status)
 			free(err);
 			goto fail;
 		}
+		/* First of all, before a resumed chat's prefill faults the
+		 * file in page by page. */
+		if (o->prefetch && (s->read_seq = worker_prefetch(s->w)) < 0)
+			s->read_seq = 0;   /* out of memory: the pages come as used */
 	} else if (o->remote && o->remote[0]) {
 		if ((s->w = session_open_remote(o, &err)) == NULL) {
 			cli_error("%s", err ? err : "cannot reach the server");

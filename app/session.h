@@ -46,7 +46,9 @@ struct session;
  * worker when m is given (m NULL: history only, and the requests that need
  * a model fail with "no model is loaded"), and for -c / --resume the
  * conversation to continue.  NULL after printing one line, with *status
- * the exit status.  The model must outlive the session.
+ * the exit status.  The model must outlive the session.  With o->prefetch
+ * the worker first reads the model's file in (SU_READING, SU_READ), and
+ * the requests made meanwhile wait behind it.
  */
 struct session *session_open(const struct opts *o, struct engine_model *m, int *status);
 /* Stop a reply in flight (keeping its partial text, marked interrupted),
@@ -102,6 +104,9 @@ enum su_type {
 	SU_FAILED,                /* the request failed: text why; back = the user's text, if it went */
 	SU_NOTICE,                /* text to show (err: an error) */
 	SU_OVERFLOW,              /* done messages moved out of the context window */
+	SU_PROMPT,                /* the reply's prompt: done tokens kept in the cache, of total */
+	SU_READING,               /* the model's file is being read: done of total KiB */
+	SU_READ,                  /* the file was read: done of total KiB (less: stopped) */
 };
 
 struct session_update {

@@ -54,6 +54,7 @@ struct session {
 	char *error;
 	int dropped;
 	int load_seq;
+	int read_seq;                 /* worker_prefetch's request, 0: none */
 	char *kv_path;
 	int restored, prefilled;
 	char *notice;

@@ -529,7 +529,16 @@ session_event(struct session *s, const struct worker_event *ev)
 		}
 		return;
 	case WEV_USER_IDS:
-		if (ev->seq != s->seq || !s->busy || ev->n_ids <= 0)
+		if (ev->seq != s->seq || !s->busy)
+			return;
+		if (ev->total > 0) {   /* the local engine: the context the reply starts from */
+			session_push(s, SU_PROMPT, s->reply_id, ROLE_ASSISTANT, NULL, 0);
+			if ((u = session_last_update(s)) != NULL) {
+				u->done = ev->done;
+				u->total = ev->total;
+			}
+		}
+		if (ev->n_ids <= 0)
 			return;
 		free(s->user_ids);
 		s->user_ids = malloc((size_t)ev->n_ids * sizeof *s->user_ids);
@@ -564,12 +573,30 @@ session_event(struct session *s, const struct worker_event *ev)
 		if ((u = session_last_update(s)) != NULL)
 			u->done = ev->dropped;
 		return;
+	case WEV_READING:
+	case WEV_READ:
+		if (ev->seq != s->read_seq)
+			return;
+		session_push(s, ev->type == WEV_READ ? SU_READ : SU_READING, 0, ROLE_USER, NULL, 0);
+		if ((u = session_last_update(s)) != NULL) {
+			u->done = ev->done;
+			u->total = ev->total;
+		}
+		if (ev->type == WEV_READ)
+			s->read_seq = 0;
+		return;
 	case WEV_DONE:
 		if (ev->seq == s->seq && s->busy)
 			session_done(s, ev);
 		return;
 	case WEV_ERROR:
-		if (ev->seq == s->seq && s->busy) {
+		if (ev->seq == s->read_seq) {
+			/* The read's end was lost to out of memory: it ended all
+			 * the same. */
+			s->read_seq = 0;
+			session_push(s, SU_READ, 0, ROLE_USER, NULL, 0);
+			session_notice(s, 1, ev->text ? ev->text : "out of memory");
+		} else if (ev->seq == s->seq && s->busy) {
 			session_failed(s, ev->text);
 		} else if (ev->text) {
 			/* Not the reply's: a snapshot that could not be saved, a

@@ -12,6 +12,11 @@
  * the flag up for a stopped request (see begin_request).  The event queue
  * is engine/worker_ev.c; the state both files share is worker_int.h.
  *
+ * REQ_PREFETCH (worker_prefetch) reads the model's file in on this thread,
+ * with its progress as events, so that the interface never waits for a
+ * cold file; the requests queued behind it wait instead, and a stop ends
+ * it at the next 64 MiB chunk.
+ *
  * The same thread and queues drive the remote engine (engine/remote.c):
  * with w->rem set there is no model and no cache (m and ctx are NULL),
  * generate_remote streams the reply from the server, and worker_stop also
@@ -28,7 +33,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-enum req_type { REQ_LOAD, REQ_SYSTEM, REQ_SEND, REQ_REGEN, REQ_EDIT, REQ_TRUNCATE, REQ_SAVE, REQ_QUIT };
+enum req_type { REQ_LOAD, REQ_SYSTEM, REQ_SEND, REQ_REGEN, REQ_EDIT, REQ_TRUNCATE, REQ_SAVE, REQ_PREFETCH, REQ_QUIT };
 
 struct req {
 	enum req_type type;
@@ -204,7 +209,13 @@ generate(struct worker *w, const struct req *r, int user_added)
 		return;
 	}
 	struct chat_msg *u = &w->chat.msgs[w->chat.n - 1];
-	struct worker_event ev = { .type = WEV_USER_IDS, .seq = w->cur_seq, .n_ids = u->n_ids };
+	/* done/total: the context the prompt keeps from the cache (as
+	 * engine_generate reuses it: the last prompt token is always run
+	 * again) and the prompt's length, so that a context gauge never counts
+	 * what the prompt drops from the cache (the reply being regenerated). */
+	int keep = engine_ctx_common_prefix(w->ctx, ids, n);
+	struct worker_event ev = { .type = WEV_USER_IDS, .seq = w->cur_seq, .n_ids = u->n_ids,
+		.done = keep < n ? keep : n - 1, .total = n };
 	ev.ids = malloc((size_t)(u->n_ids ? u->n_ids : 1) * sizeof *ev.ids);
 	if (ev.ids)
 		memcpy(ev.ids, u->ids, (size_t)u->n_ids * sizeof *ev.ids);
@@ -323,6 +334,35 @@ load(struct worker *w, struct req *r)
 	worker_ev_post(w, &ev);
 }
 
+/* engine_prefetch's progress, in KiB (an int holds 2 TiB of them); a stop
+ * request (worker_stop, worker_free) ends the read at the next chunk. */
+static int
+on_read(void *ud, uint64_t done, uint64_t total)
+{
+	struct worker *w = ud;
+	w->read_done = (int)(done >> 10);
+	w->read_total = (int)(total >> 10);
+	struct worker_event ev = { .type = WEV_READING, .seq = w->cur_seq, .done = w->read_done,
+		.total = w->read_total };
+	worker_ev_post(w, &ev);
+	return atomic_load(&w->stop);
+}
+
+static void
+prefetch(struct worker *w)
+{
+	/* Say at once that the read has begun: the first chunk of a cold
+	 * file takes a second. */
+	w->read_done = 0;
+	w->read_total = (int)(engine_info(w->m)->file_size >> 10);
+	struct worker_event start = { .type = WEV_READING, .seq = w->cur_seq, .total = w->read_total };
+	worker_ev_post(w, &start);
+	engine_prefetch(w->m, on_read, w);
+	struct worker_event ev = { .type = WEV_READ, .seq = w->cur_seq, .done = w->read_done,
+		.total = w->read_total };
+	worker_ev_post(w, &ev);
+}
+
 static void
 save(struct worker *w, const char *path)
 {
@@ -409,6 +449,9 @@ worker_main(void *arg)
 			break;
 		case REQ_SAVE:
 			save(w, r->path);
+			break;
+		case REQ_PREFETCH:
+			prefetch(w);
 			break;
 		case REQ_QUIT:
 			break;
@@ -629,6 +672,15 @@ worker_save(struct worker *w, const char *path)
 		return -1;
 	}
 	return submit(w, r);
+}
+
+int
+worker_prefetch(struct worker *w)
+{
+	if (w->m == NULL)
+		return -1;   /* remote: the server has the file */
+	struct req *r = req_new(REQ_PREFETCH, NULL);
+	return r ? submit(w, r) : -1;
 }
 
 int

@@ -16,7 +16,8 @@
 enum worker_ev_type {
 	WEV_PROGRESS,             /* prompt processing: done of total */
 	WEV_TOKEN,                /* text (valid UTF-8, maybe empty) of token id */
-	WEV_USER_IDS,             /* ids of the user turn just added */
+	WEV_USER_IDS,             /* ids of the user turn just added; done of total:
+	                           * the prompt's tokens kept in the cache, of its length */
 	WEV_OVERFLOW,             /* dropped: messages moved out of the window */
 	WEV_DONE,                 /* the reply: ids (closed by EOS), stats, seed;
 	                           * text: the request's WEV_TOKEN texts joined,
@@ -26,6 +27,9 @@ enum worker_ev_type {
 	                           * (also when a WEV_TOKEN could not be queued
 	                           * or kept: no reply with a hole is finished) */
 	WEV_LOADED,               /* a conversation was loaded (and prefilled) */
+	WEV_READING,              /* worker_prefetch: done of total KiB read so far */
+	WEV_READ,                 /* worker_prefetch ended: done of total KiB (less
+	                           * when it was stopped; the model works either way) */
 };
 
 struct worker_event {
@@ -67,6 +71,11 @@ int worker_ctx_size(const struct worker *w);
  * why it was ignored). */
 int worker_load(struct worker *w, const char *system, const int *roles, const char *const *contents,
     const int32_t *const *ids, const int *n_ids, int n, int prefill, const char *snapshot);
+/* Read the model's file in (engine_prefetch) on the worker's thread, before
+ * the requests queued after it: WEV_READING after every chunk, WEV_READ at
+ * the end.  For the interface, which must not wait for a cold 4 GB file.
+ * The sequence number, or -1 (out of memory, or the remote engine: no file). */
+int worker_prefetch(struct worker *w);
 /* Save the cache to a snapshot file once the worker is idle. */
 int worker_save(struct worker *w, const char *path);
 int worker_set_system(struct worker *w, const char *system);

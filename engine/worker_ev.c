@@ -58,7 +58,8 @@ worker_ev_post(struct worker *w, struct worker_event *ev)
 {
 	struct ev_node *n = worker_ev_fault(w, ev) ? NULL : calloc(1, sizeof *n);
 	if (n == NULL) {
-		int final = ev->type == WEV_DONE || ev->type == WEV_ERROR || ev->type == WEV_LOADED;
+		int final = ev->type == WEV_DONE || ev->type == WEV_ERROR || ev->type == WEV_LOADED ||
+		    ev->type == WEV_READ;
 		worker_event_free(ev);
 		if (final) {
 			pthread_mutex_lock(&w->mu);

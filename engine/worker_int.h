@@ -41,6 +41,7 @@ struct worker {
 	atomic_int stop;
 	atomic_int stop_upto;
 	int cur_seq;
+	int read_done, read_total;  /* REQ_PREFETCH: KiB read so far, of */
 	/* Requests whose last event could not be queued (out of memory): the
 	 * caller gets an error event for each instead (see post). */
 	int lost_seq[16];

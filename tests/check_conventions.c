@@ -436,12 +436,13 @@ START_TEST(test_tokenizer_mismatch)
 	free(err);
 	/* The right size is accepted; past the training context needs --force. */
 	char *tok = fixture_tok512(c.dir);
-	const char *d[] = { "x", "info", "-m", m, "--tokenizer", tok, "--ctx-size", "100000", NULL };
+	const char *d[] = { "x", "-m", m, "--tokenizer", tok, "--ctx-size", "100000", "-p", "hi", "--no-save", NULL };
 	ck_assert_int_eq(conv_run(&c, d, NULL, &out, &err), 2);
 	ck_assert_msg(strstr(err, "512") && strstr(err, "--force"), "%s", err);
 	free(out);
 	free(err);
-	const char *e[] = { "x", "info", "-m", m, "--tokenizer", tok, "--ctx-size", "100000", "--force", NULL };
+	const char *e[] = { "x", "-m", m, "--tokenizer", tok, "--ctx-size", "1024", "--force", "-p", "hi", "-n", "1",
+		"--no-save", NULL };
 	ck_assert_msg(conv_run(&c, e, NULL, &out, &err) == 0, "%s", err);
 	free(out);
 	free(err);

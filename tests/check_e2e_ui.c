@@ -796,6 +796,35 @@ START_TEST(test_conventions)
 }
 END_TEST
 
+/*
+ * The model's file is read in on the worker's thread and the status bar
+ * says so: "reading model k% of N" while it reads (too quick to catch on
+ * a fixture), then the model's size beside its name.  Nothing goes to
+ * stderr: the interface no longer prints a progress line before it
+ * starts.
+ */
+START_TEST(test_model_read)
+{
+	struct term t;
+	tm_init(&t);
+	struct stat st;
+	ck_assert_int_eq(stat(t.model, &st), 0);
+	char want[64];
+	snprintf(want, sizeof want, "Q4_0 (%.1f MiB loaded)", (double)(st.st_size >> 10) / 1024.0);
+	char *args;
+	ck_assert_int_ge(asprintf(&args, "-m '%s' -t 1", t.model), 0);
+	tm_start(&t, 100, 30, args);
+	WAIT_STATUS(&t, want, 10000);
+	WAIT_STATUS(&t, "idle", 5000);
+	/* The model answers as usual once it is in. */
+	chat_turn(&t, "Hello");
+	tm_keys(&t, "C-q");
+	expect_exit0(&t);
+	free(args);
+	tm_stop_at(&t, __func__);
+}
+END_TEST
+
 Suite *e2e_ui_suite(void);
 
 Suite *
@@ -805,7 +834,7 @@ e2e_ui_suite(void)
 	TCase *tc = tcase_create("tmux");
 	tcase_set_timeout(tc, 90);
 	if (!tmux_available()) {
-		testutil_skipped += 7;
+		testutil_skipped += 9;
 		fprintf(stderr, "skipped: e2e_ui (no tmux)\n");
 	} else {
 		tcase_add_fixture_test(tc, test_stream_and_status);
@@ -816,6 +845,7 @@ e2e_ui_suite(void)
 		tcase_add_fixture_test(tc, test_history_only);
 		tcase_add_fixture_test(tc, test_signals);
 		tcase_add_fixture_test(tc, test_conventions);
+		tcase_add_fixture_test(tc, test_model_read);
 	}
 	suite_add_tcase(s, tc);
 	return s;

@@ -172,6 +172,26 @@ START_TEST(test_unknown_template)
 	ck_assert_msg(strstr(err, "--chat-template") && strchr(err, '\n') == strrchr(err, '\n'), "stderr: %s", err);
 	free(out);
 	free(err);
+	/* Chatting with it: one line before anything is sent, not one per
+	 * message (the interface reported it on every message). */
+	char *envs[3];
+	ck_assert_int_ge(asprintf(&envs[0], "HOME=%s", dir), 0);
+	ck_assert_int_ge(asprintf(&envs[1], "XDG_DATA_HOME=%s/data", dir), 0);
+	envs[2] = NULL;
+	const char *chat[] = { "llama2-chat", "chat", "-m", path, "-n", "2", NULL };
+	ck_assert_int_eq(run_binary(chat, "one\ntwo\nthree\n", &out, &err, (const char *const *)envs, 30), 1);
+	ck_assert_msg(strstr(err, "--chat-template") && strchr(err, '\n') == strrchr(err, '\n'), "stderr: %s", err);
+	ck_assert_msg(out[0] == '\0', "stdout [%zu]: %s / stderr: %s", strlen(out), out, err);
+	free(out);
+	free(err);
+	/* ... and nothing was stored. */
+	const char *ls[] = { "llama2-chat", "list", NULL };
+	ck_assert_int_eq(run_binary(ls, NULL, &out, &err, (const char *const *)envs, 30), 0);
+	ck_assert_msg(strstr(out, "one") == NULL, "stored: %s", out);
+	free(out);
+	free(err);
+	free(envs[0]);
+	free(envs[1]);
 	const char *info[] = { "llama2-chat", "info", "-m", path, NULL };
 	ck_assert_int_eq(run_binary(info, NULL, &out, &err, NULL, 30), 0);
 	ck_assert_msg(strstr(out, "chat format:  unknown"), "%s", out);

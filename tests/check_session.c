@@ -21,6 +21,7 @@
 #include "app/session_int.h"
 #include "storage/db_int.h"
 #include "tests/testutil.h"
+#include "ui/ui_int.h"
 
 static char *tdir, *tdb;
 static struct opts o;
@@ -58,15 +59,21 @@ teardown(void)
 }
 
 static struct engine_model *
-open_model(void)
+open_model_file(const char *rel)
 {
-	char *p = fixture_path("models/fixture-q4_0.gguf");
+	char *p = fixture_path(rel);
 	ck_assert_ptr_nonnull(p);
 	char *err = NULL;
 	struct engine_model *m = engine_open(p, NULL, &err);
 	ck_assert_msg(m != NULL, "%s", err);
 	free(p);
 	return m;
+}
+
+static struct engine_model *
+open_model(void)
+{
+	return open_model_file("models/fixture-q4_0.gguf");
 }
 
 static struct session *
@@ -755,6 +762,155 @@ START_TEST(test_session_worker_oom)
 }
 END_TEST
 
+/* A conversation of one exchange, stored; its public id in pid. */
+static void
+store_one_exchange(char *pid)
+{
+	struct session *s = open_session();
+	ck_assert_int_eq(session_send(s, "Tell me a story"), 0);
+	poll_until_idle(s, NULL);
+	snprintf(pid, 8, "%s", session_pid(s));
+	session_close(s);
+	o.resume = pid;
+}
+
+/* Apply the session's updates to a view model (the interface's way) until
+ * one of type `until` has been applied; returns its stats. */
+static struct engine_gen_stats
+vm_until(struct session *s, struct viewmodel *vm, enum su_type until, int *max_streaming)
+{
+	struct session_update u;
+	struct engine_gen_stats st = { 0 };
+	for (int i = 0; i < 6000; i++) {
+		int seen = 0;
+		while (session_poll(s, &u)) {
+			ck_assert_int_ge(viewmodel_apply(vm, &u), 0);
+			if (u.type == SU_TEXT && max_streaming && vm->ctx_used > *max_streaming)
+				*max_streaming = vm->ctx_used;
+			if (u.type == until) {
+				seen = 1;
+				st = u.stats;
+			}
+			session_update_free(&u);
+		}
+		if (seen)
+			return st;
+		usleep(5000);
+	}
+	ck_abort_msg("update %d never came", until);
+	return st;
+}
+
+/* Ctrl-R on a conversation resumed from the file: while the new reply
+ * streams, the context gauge counts the prompt and the new reply only,
+ * never the old reply (whose tokens the prompt drops from the cache).
+ * The view has no figures of its own for a loaded reply, so only the
+ * worker can say where the prompt ends. */
+START_TEST(test_session_regen_gauge_resumed)
+{
+	model = open_model();
+	o.gen.n_predict = 8;
+	o.gen.samp.ignore_eos = 1;   /* the old reply is 8 tokens long */
+	char pid[8];
+	store_one_exchange(pid);
+	struct session *s = open_session();
+	struct viewmodel vm;
+	viewmodel_init(&vm);
+	vm_until(s, &vm, SU_LOADED, NULL);
+	int before = vm.ctx_used;   /* the question and the old reply */
+	ck_assert_int_gt(before, 8);
+	ck_assert_msg(session_regenerate(s) == 0, "%s", session_error(s));
+	int max_streaming = 0;
+	struct engine_gen_stats st = vm_until(s, &vm, SU_FINISH, &max_streaming);
+	ck_assert_int_eq(st.n_gen, 8);
+	/* The same prompt and as long a reply: the context ends where it was. */
+	ck_assert_int_le(st.ctx_used, before);
+	/* While streaming the gauge counts every token shown; the last one
+	 * sampled is never run through the model, so the end is one less. */
+	ck_assert_msg(max_streaming > 0 && max_streaming <= st.ctx_used + 1,
+	    "the gauge showed %d while streaming, %d at the end (%d before Ctrl-R)", max_streaming, st.ctx_used,
+	    before);
+	ck_assert_int_eq(vm.ctx_used, st.ctx_used);
+	viewmodel_free(&vm);
+	session_close(s);
+}
+END_TEST
+
+/* With o->prefetch (the interface) the worker reads the model's file in
+ * first, with its progress as view updates, and a resumed conversation is
+ * prefilled only after it. */
+START_TEST(test_session_prefetch)
+{
+	model = open_model();
+	char pid[8];
+	store_one_exchange(pid);
+	o.prefetch = 1;
+	struct session *s = open_session();
+	int reading = -1, read = -1, loaded = -1, n = 0, done = -1, total = -1;
+	for (int i = 0; i < 6000 && (read < 0 || loaded < 0); i++) {
+		struct session_update u;
+		while (session_poll(s, &u)) {
+			if (u.type == SU_READING && reading < 0)
+				reading = n;
+			if (u.type == SU_READ) {
+				read = n;
+				done = u.done;
+				total = u.total;
+			}
+			if (u.type == SU_LOADED)
+				loaded = n;
+			n++;
+			session_update_free(&u);
+		}
+		usleep(5000);
+	}
+	ck_assert_msg(reading >= 0 && read > reading, "reading %d, read %d", reading, read);
+	ck_assert_msg(loaded > read, "the conversation was loaded (%d) before the file was read (%d)", loaded, read);
+	int kib = (int)(engine_info(model)->file_size >> 10);
+	ck_assert_int_eq(total, kib);
+	ck_assert_int_eq(done, kib);
+	session_close(s);
+}
+END_TEST
+
+/* A stopped or cut reply is stored closed by the family's end token; one
+ * that ends on another end token (Llama 3's <|end_of_text|> beside its
+ * EOS <|eot_id|>) is closed too, and resuming it must not add EOS after
+ * it (one token more in the cache, and a sequence the model never saw). */
+START_TEST(test_session_resume_other_end_token)
+{
+	model = open_model_file("models/fixture-llama3-f16.gguf");
+	int32_t end_of_text = 128001;
+	ck_assert(engine_is_eog(model, end_of_text) && engine_info(model)->eos != end_of_text);
+	o.gen.n_predict = 3;
+	o.gen.samp.ignore_eos = 1;
+	char pid[8];
+	store_one_exchange(pid);
+	char *err = NULL;
+	struct db *d = db_open(tdb, &err);
+	ck_assert_msg(d != NULL, "%s", err);
+	int64_t conv;
+	ck_assert_int_eq(db_conv_resolve(d, pid, &conv, &err), 0);
+	struct db_conv *c = db_conv_load(d, conv, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(c->n_messages, 2);
+	struct db_message *r = &c->messages[1];
+	ck_assert(r->n_tokens == 4 && engine_is_eog(model, r->tokens[3]));
+	r->tokens[3] = end_of_text;
+	ck_assert_int_eq(db_message_set_tokens(d, r->id, r->tokens, r->n_tokens, &err), 0);
+	int stored = (int)(c->messages[0].n_tokens + r->n_tokens);
+	db_conv_free(c);
+	db_close(d);
+	struct session *s = open_session();
+	struct viewmodel vm;
+	viewmodel_init(&vm);
+	vm_until(s, &vm, SU_LOADED, NULL);
+	ck_assert_int_eq(vm.ctx_used, stored);   /* the stored ids, and nothing added */
+	viewmodel_free(&vm);
+	session_close(s);
+}
+END_TEST
+
 Suite *session_suite(void);
 
 Suite *
@@ -773,6 +929,9 @@ session_suite(void)
 	tcase_add_test(tc, test_session_history_only);
 	tcase_add_fixture_test(tc, test_session_reply_once);
 	tcase_add_fixture_test(tc, test_session_worker_oom);
+	tcase_add_fixture_test(tc, test_session_regen_gauge_resumed);
+	tcase_add_fixture_test(tc, test_session_prefetch);
+	tcase_add_fixture_test(tc, test_session_resume_other_end_token);
 	suite_add_tcase(s, tc);
 	return s;
 }

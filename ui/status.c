@@ -1,8 +1,10 @@
 /*
  * status.c: the bottom line.  Left: the state of the reply (idle, loading,
- * prompt k/n, generating with its token count, stopped, failed) or a
- * one-off notice; then the model's name and type, the preset, the context
- * used as a small bar with numbers, and the last reply's tokens/s.  When
+ * prompt k/n, generating with its token count, stopped, failed; while the
+ * model's file is first read, how much of it) or a one-off notice; then
+ * the model's name and type (and its size once the file is read), the
+ * preset, the context used as a small bar with numbers, and the last
+ * reply's tokens/s.  When
  * the line is short, the least useful parts go first (right to left), so
  * at 20 columns the state is still there.
  */
@@ -12,11 +14,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* KiB as people read sizes: "812.0 MiB", "3.8 GiB". */
+static void
+size_text(char *buf, size_t n, int kib)
+{
+	if (kib >= 1 << 20)
+		snprintf(buf, n, "%.1f GiB", kib / 1048576.0);
+	else
+		snprintf(buf, n, "%.1f MiB", kib / 1024.0);
+}
+
 static void
 state_text(const struct ui *u, char *buf, size_t n, int *busy)
 {
 	const struct viewmodel *vm = &u->vm;
 	*busy = 0;
+	if (vm->reading) {
+		/* Whatever was asked waits for the file: say why. */
+		char total[32];
+		size_text(total, sizeof total, vm->read_total);
+		snprintf(buf, n, "reading model %d%% of %s",
+		    vm->read_total > 0 ? (int)(100.0 * vm->read_done / vm->read_total) : 0, total);
+		*busy = 1;
+		return;
+	}
 	switch (vm->state) {
 	case VM_WAITING: snprintf(buf, n, "waiting"); *busy = 1; break;
 	case VM_LOADING: snprintf(buf, n, "loading"); *busy = 1; break;
@@ -50,7 +71,17 @@ status_draw(struct ui *u, int y, int w)
 		return;
 	}
 	char model[128], preset[80], ctx[64], tps[32];
-	if (u->has_model)
+	if (u->has_model && !u->vm.reading && u->vm.read_total > 0) {
+		/* The file is in: its size (and how much, if the read stopped). */
+		char done[32], total[32];
+		size_text(done, sizeof done, u->vm.read_done);
+		size_text(total, sizeof total, u->vm.read_total);
+		if (u->vm.read_done >= u->vm.read_total)
+			snprintf(model, sizeof model, "%s %s (%s loaded)", u->model_name, u->model_type, total);
+		else
+			snprintf(model, sizeof model, "%s %s (%s of %s loaded)", u->model_name, u->model_type, done,
+			    total);
+	} else if (u->has_model)
 		snprintf(model, sizeof model, "%s %s", u->model_name, u->model_type);
 	else
 		snprintf(model, sizeof model, "-m MODEL to chat");

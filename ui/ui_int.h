@@ -206,6 +206,8 @@ struct viewmodel {
 	int n_gen;
 	int ctx_used, ctx_size, ctx_base;
 	double tps, ttft_ms;
+	/* The model's file being read in (SU_READING) or read (SU_READ): KiB. */
+	int reading, read_done, read_total;
 	char *error;              /* of a failed request (malloc'd) */
 };
 

@@ -18,7 +18,7 @@
  * session's view updates (a message added, text streamed onto the reply,
  * the reply finished, messages removed, the conversation replaced) and
  * keeps the status numbers (state, prompt progress, tokens/s, context
- * used).
+ * used, how much of the model's file has been read).
  */
 #include "ui/ui_int.h"
 
@@ -265,6 +265,17 @@ viewmodel_apply(struct viewmodel *vm, const struct session_update *u)
 		vm->state = VM_FAILED;
 		vm->ctx_used = vm->ctx_base;
 		return 1;
+	case SU_PROMPT:
+		/* What the prompt keeps of the cache: a regenerated reply's old
+		 * tokens are not in it, however the conversation was loaded. */
+		vm->ctx_base = vm->ctx_used = u->done;
+		return 0;
+	case SU_READING:
+	case SU_READ:
+		vm->reading = u->type == SU_READING;
+		vm->read_done = u->done;
+		vm->read_total = u->total;
+		return 0;
 	case SU_LOADED:
 		if (vm->state == VM_LOADING)
 			vm->state = VM_IDLE;

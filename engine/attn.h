@@ -21,6 +21,9 @@ void attn_mad_f16(fp16_t *y, const fp16_t *x, float s, int n);
 void attn_scale_f16(fp16_t *y, float s, int n);
 #define ATTN_MAX_HD 256
 #define ATTN_MULTI 4
+/* Queries a caller should give one call for the tiled kernel to share its
+ * conversion of each K/V block among (at most ATTN_MULTI * 64). */
+#define ATTN_SHARE 32
 /* Up to this many positions a query is computed in llama.cpp's exact order;
  * beyond, tiled (attn_flash.c). */
 #define ATTN_EXACT_MAX 256

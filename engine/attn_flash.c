@@ -1,10 +1,12 @@
 /*
  * attn_flash.c: attention over long float16 contexts, tiled in the manner
  * of flash attention: the cache is walked in blocks of FB (16) positions,
- * each block's K and V rows converted to float once and used by every
- * query of the call (the heads sharing a KV head, several tokens of a
- * prompt), with an online softmax per query (running maximum M, per-lane
- * running sums L, the V accumulator rescaled when M grows).
+ * a few blocks' K and V rows converted to float at once (FBUF values) and
+ * used by up to FQ (32) queries of the call (the heads sharing a KV head,
+ * several tokens of a prompt), with an online softmax per query (running
+ * maximum M, per-lane running sums L, the V accumulator rescaled when M
+ * grows).  The queries take a block in turn, so that one query's softmax
+ * (a dependent chain) overlaps the next one's products.
  *
  * The arithmetic of one query is fixed by this file alone, never by which
  * other queries share its call or where a prompt batch starts: blocks start
@@ -36,7 +38,8 @@
 #endif
 
 #define FB 16        /* positions per block = lanes of a zmm */
-#define FQ 8         /* queries whose state is kept at once */
+#define FQ 32        /* queries sharing one conversion of K/V */
+#define FBUF 4096    /* floats of K (and of V) converted at once: 4 blocks at hd 64 */
 
 static float
 flash_lanes_reduce(const float *a)
@@ -241,8 +244,9 @@ flash_run(int nq, float *const *o, const float *const *q, const int *n, const fp
     size_t stride, int nv, float scale)
 {
 	const int hd = nv * 16;
-	float kb[FB * ATTN_MAX_HD] __attribute__((aligned(64)));
-	float vb[FB * ATTN_MAX_HD] __attribute__((aligned(64)));
+	const int cb = FBUF / (FB * hd);          /* blocks converted at once */
+	float kb[FBUF] __attribute__((aligned(64)));
+	float vb[FBUF] __attribute__((aligned(64)));
 	struct flash_state st[FQ];
 	__m512 qv[FQ][ATTN_MAX_HD / 16];
 	int nmax = 0;
@@ -256,23 +260,32 @@ flash_run(int nq, float *const *o, const float *const *q, const int *n, const fp
 		st[h].L = _mm512_setzero_ps();
 		nmax = n[h] > nmax ? n[h] : nmax;
 	}
-	for (int j0 = 0; j0 < nmax; j0 += FB) {
-		int cnt = nmax - j0 < FB ? nmax - j0 : FB;
-		for (int l = 0; l < FB; l++) {
+	for (int c0 = 0; c0 < nmax; c0 += cb * FB) {
+		/* Convert cb blocks once; rows past the last position get a zero K
+		 * (their scores are masked, but must not be NaN garbage). */
+		int cnt = nmax - c0 < cb * FB ? nmax - c0 : cb * FB;
+		int rows = (cnt + FB - 1) / FB * FB;
+		for (int l = 0; l < rows; l++) {
 			float *kr = kb + (size_t)l * hd, *vr = vb + (size_t)l * hd;
 			if (l >= cnt) {
 				memset(kr, 0, (size_t)hd * sizeof *kr);
 				continue;
 			}
-			const fp16_t *ks = k + (size_t)(j0 + l) * stride, *vs = v + (size_t)(j0 + l) * stride;
+			const fp16_t *ks = k + (size_t)(c0 + l) * stride, *vs = v + (size_t)(c0 + l) * stride;
 			for (int c = 0; c < nv; c++) {
 				_mm512_store_ps(kr + 16 * c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ks + 16 * c))));
 				_mm512_store_ps(vr + 16 * c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vs + 16 * c))));
 			}
 		}
-		for (int h = 0; h < nq; h++)
-			if (n[h] > j0)
-				flash_block(&st[h], qv[h], kb, vb, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
+		/* Block by block, the queries in turn: consecutive calls are
+		 * independent, so one query's softmax overlaps the next one's
+		 * products. */
+		for (int j0 = c0; j0 < c0 + rows; j0 += FB) {
+			size_t off = (size_t)(j0 - c0) * hd;
+			for (int h = 0; h < nq; h++)
+				if (n[h] > j0)
+					flash_block(&st[h], qv[h], kb + off, vb + off, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
+		}
 	}
 	for (int h = 0; h < nq; h++) {
 		__m512 inv = _mm512_set1_ps(1.0f / flash_hsum(st[h].L));

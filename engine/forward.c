@@ -43,8 +43,9 @@ kv_init(struct kv_cache *kv, const struct model *m, int n_ctx, enum kv_type type
 	kv->n_ctx = n_ctx;
 	kv->n_layers = m->cfg.n_layers;
 	kv->kv_dim = m->cfg.head_dim * m->cfg.n_kv_heads;
-	size_t es = type == KV_F16 ? 2 : 4;
-	size_t n = (size_t)kv->n_layers * (size_t)n_ctx * (size_t)kv->kv_dim * es;
+	if (type == KV_Q8 && (m->cfg.head_dim % QK8_0 != 0 || m->cfg.head_dim > ATTN_MAX_HD))
+		return fw_fail(err, "a q8_0 KV cache needs a head size that is a multiple of 32 (at most 256)");
+	size_t n = (size_t)kv->n_layers * (size_t)n_ctx * kv_row_bytes(kv);
 	/* calloc of a large block is mmap'd and zero pages cost nothing until
 	 * touched: a 4096-token cache does not use its memory up front. */
 	kv->k = calloc(1, n);
@@ -54,6 +55,22 @@ kv_init(struct kv_cache *kv, const struct model *m, int n_ctx, enum kv_type type
 		return fw_fail(err, "out of memory for the KV cache (try a smaller --ctx-size)");
 	}
 	return 0;
+}
+
+size_t
+kv_row_bytes(const struct kv_cache *kv)
+{
+	switch (kv->type) {
+	case KV_F16: return (size_t)kv->kv_dim * 2;
+	case KV_Q8: return (size_t)kv->kv_dim / QK8_0 * sizeof(block_q8_0);
+	default: return (size_t)kv->kv_dim * 4;
+	}
+}
+
+const char *
+kv_type_name(enum kv_type t)
+{
+	return t == KV_F16 ? "f16" : t == KV_Q8 ? "q8_0" : "f32";
 }
 
 void
@@ -390,10 +407,16 @@ embed(const struct model *m, int32_t tok, float *out)
 	quant_type_get(t->type)->to_float(row, out, t->ne[0]);
 }
 
+/* Store n values as element i of the cache (i and n multiples of 32 for
+ * KV_Q8: a whole position). */
 static void
 kv_put(const struct kv_cache *kv, void *base, size_t i, const float *src, int n)
 {
-	if (kv->type == KV_F16) {
+	if (kv->type == KV_Q8) {
+		/* llama.cpp stores into a q8_0 cache with quantize_row_q8_0,
+		 * the activation quantizer of the Q8_0 type. */
+		quant_type_get(QT_Q8_0)->from_float(src, (block_q8_0 *)base + i / QK8_0, n);
+	} else if (kv->type == KV_F16) {
 		fp16_t *d = (fp16_t *)base + i;
 		for (int j = 0; j < n; j++)
 			d[j] = fp32_to_fp16(src[j]);
@@ -498,6 +521,9 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 			if (kv->type == KV_F16) {
 				attn_multi_f16(nq, o, q, nn, (const fp16_t *)kv->k + koff, (const fp16_t *)kv->v + koff, kv_dim,
 				    hd, att_scale, 0);
+			} else if (kv->type == KV_Q8) {
+				attn_flash_q8(nq, o, q, nn, (const block_q8_0 *)kv->k + koff / QK8_0,
+				    (const block_q8_0 *)kv->v + koff / QK8_0, kv_dim / QK8_0, hd, att_scale);
 			} else {
 				for (int i = 0; i < nq; i++)
 					attend_f32(o[i], q[i], (const float *)kv->k + koff, (const float *)kv->v + koff, kv_dim,

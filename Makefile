@@ -33,8 +33,9 @@ WERROR :=
 ifeq ($(CI),true)
   WERROR := -Werror
 endif
+# WERROR=1 on the command line would otherwise reach cc as the word "1".
 ifeq ($(WERROR),1)
-  WERROR := -Werror
+  override WERROR := -Werror
 endif
 
 B := build/$(VARIANT)

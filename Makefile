@@ -35,6 +35,7 @@ WERRFLAG :=
 ifeq ($(CI),true)
   WERRFLAG := -Werror
 endif
+# WERROR=1 on the command line would otherwise reach cc as the word "1".
 ifeq ($(WERROR),1)
   WERRFLAG := -Werror
 endif

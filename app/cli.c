@@ -26,7 +26,7 @@
 enum {
 	OPT_TOKENIZER = 1000, OPT_CONFIG, OPT_DB, OPT_PRESET, OPT_PROMPT_IDS, OPT_RESUME, OPT_CTX,
 	OPT_IDS, OPT_NO_BOS,
-	OPT_KV_F32, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
+	OPT_KV_F32, OPT_KV_Q8, OPT_JSON, OPT_STATS, OPT_NO_SAVE, OPT_FORCE, OPT_YES, OPT_FORMAT, OPT_BATCH, OPT_REPS,
 	OPT_VERBOSE, OPT_IGNORE_EOS, OPT_REMOTE, OPT_REMOTE_MODEL, OPT_REMOTE_TIMEOUT, OPT_VERSION,
 	OPT_CHAT_TEMPLATE,
 	OPT_SETTING = 2000,       /* + enum setting_id: the settings table's flags */
@@ -50,6 +50,7 @@ static const struct option long_opts[] = {
 	{ "ids", no_argument, NULL, OPT_IDS },
 	{ "no-bos", no_argument, NULL, OPT_NO_BOS },
 	{ "kv-f32", no_argument, NULL, OPT_KV_F32 },
+	{ "kv-q8", no_argument, NULL, OPT_KV_Q8 },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "no-save", no_argument, NULL, OPT_NO_SAVE },
@@ -221,7 +222,9 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 			break;
 		case OPT_IDS: o->ids = 1; cli_used(o, U_IDS, "--ids"); break;
 		case OPT_NO_BOS: o->no_bos = 1; cli_used(o, U_NO_BOS, "--no-bos"); break;
-		case OPT_KV_F32: o->kv_f32 = 1; o->local_flags |= LOCAL_KV_F32; cli_used(o, U_CTX, "--kv-f32"); break;
+		/* The command line beats the config file's kv_f32 / kv_q8. */
+		case OPT_KV_F32: o->kv_f32 = 1; o->kv_q8 = 0; o->local_flags |= LOCAL_KV_F32; cli_used(o, U_CTX, "--kv-f32"); break;
+		case OPT_KV_Q8: o->kv_q8 = 1; o->kv_f32 = 0; o->local_flags |= LOCAL_KV_Q8; cli_used(o, U_CTX, "--kv-q8"); break;
 		case OPT_JSON: o->json = 1; cli_used(o, U_JSON, "--json"); break;
 		case OPT_STATS: o->stats = 1; cli_used(o, U_STATS, "--stats"); break;
 		case OPT_NO_SAVE: o->no_save = 1; cli_used(o, U_CHAT, "--no-save"); break;
@@ -276,6 +279,8 @@ cli_parse(struct opts *o, int argc, char **argv, const char *cmd)
 		return EXIT_USAGE;
 	if (o->cont && o->resume)
 		return cli_usage_error("-c and --resume both say which conversation to continue: give one");
+	if ((o->local_flags & LOCAL_KV_F32) && (o->local_flags & LOCAL_KV_Q8))
+		return cli_usage_error("--kv-f32 and --kv-q8 both given: the KV cache has one type");
 	/* Engines by precedence: -m on the command line beats a remote from
 	 * the config file; both on the command line is a mistake. */
 	if (o->remote_cli && (o->local_flags & LOCAL_MODEL))
@@ -321,6 +326,8 @@ cli_help(FILE *f)
 "                          more than the model was trained on needs --force)\n"
 "      --batch-size N      prompt tokens per forward pass (default 64)\n"
 "      --kv-f32            keep the KV cache in float32 (default float16)\n"
+"      --kv-q8             keep the KV cache in Q8_0: about half the memory of float16\n"
+"                          (as llama.cpp's -ctk q8_0 -ctv q8_0)\n"
 "      --remote URL        run the model on an OpenAI-compatible server instead\n"
 "                          (http://host:8000/v1; key from $LLAMA2_CHAT_API_KEY)\n"
 "      --remote-model NAME the server's model (default: its first)\n"
@@ -511,7 +518,7 @@ cli_chat_engine(const struct opts *o, struct engine_model **m)
 	 * and silently ignoring a flag misleads. */
 	static const struct { unsigned bit; const char *flag; } local[] = {
 		{ LOCAL_TOKENIZER, "--tokenizer" }, { LOCAL_THREADS, "--threads" }, { LOCAL_CTX, "--ctx-size" },
-		{ LOCAL_BATCH, "--batch-size" }, { LOCAL_KV_F32, "--kv-f32" },
+		{ LOCAL_BATCH, "--batch-size" }, { LOCAL_KV_F32, "--kv-f32" }, { LOCAL_KV_Q8, "--kv-q8" },
 		{ LOCAL_TEMPLATE, "--chat-template (the server applies its model's own)" },
 	};
 	for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
@@ -572,6 +579,21 @@ cli_prefetch(const struct engine_model *m)
 		fputs("\r\033[K", stderr);   /* the line goes when the model is in */
 }
 
+const char *
+cli_kv_type(const struct opts *o)
+{
+	return o->kv_q8 ? "q8_0" : o->kv_f32 ? "f32" : "f16";
+}
+
+unsigned long long
+cli_kv_bytes(const struct engine_info *i, const char *type, int n_ctx)
+{
+	unsigned long long kv_dim = (unsigned long long)i->n_kv_heads * (unsigned long long)i->head_dim;
+	/* q8_0: 34 bytes for each 32 values (a float16 scale and 32 int8). */
+	unsigned long long row = !strcmp(type, "q8_0") ? kv_dim / 32 * 34 : kv_dim * (!strcmp(type, "f32") ? 4 : 2);
+	return 2ull * (unsigned long long)i->n_layers * (unsigned long long)n_ctx * row;
+}
+
 struct engine_ctx *
 cli_new_ctx(struct engine_model *m, const struct opts *o, int *status)
 {
@@ -581,6 +603,7 @@ cli_new_ctx(struct engine_model *m, const struct opts *o, int *status)
 	p.n_threads = o->threads;
 	p.n_batch = o->batch;
 	p.kv_f32 = o->kv_f32;
+	p.kv_q8 = o->kv_q8;
 	char *err = NULL;
 	struct engine_ctx *c = engine_ctx_new(m, &p, &err);
 	if (c == NULL) {

@@ -21,7 +21,7 @@
 
 /* Flags of the local engine, refused beside --remote. */
 enum { LOCAL_MODEL = 1, LOCAL_TOKENIZER = 2, LOCAL_THREADS = 4, LOCAL_CTX = 8, LOCAL_BATCH = 16, LOCAL_KV_F32 = 32,
-       LOCAL_TEMPLATE = 64 };
+       LOCAL_TEMPLATE = 64, LOCAL_KV_Q8 = 128 };
 
 /* What a flag is for, so that a command refuses the flags it would ignore
  * (cli_check_uses). */
@@ -63,6 +63,7 @@ struct opts {
 	int threads;
 	int batch;
 	int kv_f32;
+	int kv_q8;                /* --kv-q8, config "kv_q8": the KV cache in q8_0 */
 	long long kv_cache_max;   /* KV snapshot folder cap in bytes */
 	const char *remote;       /* --remote URL, config "remote": the remote engine */
 	const char *remote_model; /* --remote-model, config "remote_model"; NULL: the server's first */
@@ -126,6 +127,10 @@ const char *cli_api_key(void);
 /* Read the model file in before the first reply (engine_prefetch), with
  * a progress line on stderr when it is a terminal and the file is big. */
 void cli_prefetch(const struct engine_model *m);
+/* The KV cache o asks for, as a type name ("f16", "f32", "q8_0"), and its
+ * bytes for n_ctx positions of model i (K and V, every layer). */
+const char *cli_kv_type(const struct opts *o);
+unsigned long long cli_kv_bytes(const struct engine_info *i, const char *type, int n_ctx);
 struct engine_ctx *cli_new_ctx(struct engine_model *m, const struct opts *o, int *status);
 
 #endif

@@ -208,12 +208,21 @@ install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* --verbose: say when KV snapshots cannot be kept (a read-only cache
- * folder), which otherwise only shows as slower resumes. */
+/* --verbose: the KV cache in use, and when KV snapshots cannot be kept
+ * (a read-only cache folder), which otherwise only shows as slower
+ * resumes. */
 static void
-verbose_cache_check(const struct opts *o)
+verbose_cache_check(const struct opts *o, const struct session *s)
 {
-	if (!o->verbose || o->no_save)
+	if (!o->verbose)
+		return;
+	const struct engine_info *in = session_model(s);
+	if (in != NULL) {
+		const char *t = cli_kv_type(o);
+		fprintf(stderr, PROG ": KV cache %s, %.1f MiB for %d positions\n", t,
+		    cli_kv_bytes(in, t, session_ctx_size(s)) / 1048576.0, session_ctx_size(s));
+	}
+	if (o->no_save)
 		return;
 	char *err = NULL;
 	char *dir = path_for(PATH_CACHE, "kv", 1, &err);
@@ -290,7 +299,7 @@ cmd_oneshot(struct opts *o)
 		return status;
 	}
 	install_signals();
-	verbose_cache_check(o);
+	verbose_cache_check(o, s);
 	status = one_turn(o, s, msg, 0);
 	session_close(s);
 	engine_close(m);
@@ -349,7 +358,7 @@ cmd_chat_pipe(struct opts *o)
 		return status;
 	}
 	install_signals();
-	verbose_cache_check(o);
+	verbose_cache_check(o, s);
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;

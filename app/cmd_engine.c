@@ -228,13 +228,18 @@ cmd_info(struct opts *o)
 	if (m == NULL)
 		return status;
 	const struct engine_info *i = engine_info(m);
+	/* The cache a chat with these options would use: the context the
+	 * engine would pick (the model's, at most 4096) unless --ctx-size. */
+	const char *kvt = cli_kv_type(o);
+	int kvn = o->ctx_size > 0 ? o->ctx_size : i->n_ctx_train < 4096 ? i->n_ctx_train : 4096;
 	if (o->json) {
 		printf("{\"file\": \"%s\", \"format\": \"%s\", \"name\": \"%s\", \"file_size\": %llu, "
 		    "\"params\": %llu, \"vocab\": %d, \"context\": %d, \"dim\": %d, \"ffn\": %d, \"layers\": %d, "
-		    "\"heads\": %d, \"kv_heads\": %d, \"types\": \"%s\", \"chat_template\": \"%s\"}\n", o->model,
+		    "\"heads\": %d, \"kv_heads\": %d, \"types\": \"%s\", \"chat_template\": \"%s\", "
+		    "\"kv_cache\": \"%s\", \"kv_cache_bytes\": %llu, \"kv_cache_positions\": %d}\n", o->model,
 		    i->format, i->name, (unsigned long long)i->file_size, (unsigned long long)i->n_params, i->n_vocab,
 		    i->n_ctx_train, i->dim, i->ffn_dim, i->n_layers, i->n_heads, i->n_kv_heads, i->types,
-		    chat_tmpl_name(m));
+		    chat_tmpl_name(m), kvt, cli_kv_bytes(i, kvt, kvn), kvn);
 	} else {
 		printf("file:         %s\n", o->model);
 		printf("format:       %s\n", i->format);
@@ -251,6 +256,10 @@ cmd_info(struct opts *o)
 		printf("tensor types: %s\n", i->types);
 		printf("chat format:  %s%s\n", chat_tmpl_name(m), strcmp(chat_tmpl_name(m), "unknown") == 0
 		    ? " (the file's chat template is not a known family: use --chat-template NAME)" : "");
+		printf("kv cache:     %s, %.1f MiB for %d positions", kvt, cli_kv_bytes(i, kvt, kvn) / 1048576.0, kvn);
+		if (strcmp(kvt, "q8_0") != 0)
+			printf(" (q8_0 with --kv-q8: %.1f MiB)", cli_kv_bytes(i, "q8_0", kvn) / 1048576.0);
+		printf("\n");
 		printf("fingerprint:  %s\n", i->fingerprint);
 	}
 	engine_close(m);

@@ -190,6 +190,7 @@ config_load(struct opts *o, const char *explicit_path)
 			if (id == SET_SEED)
 				o->seed_set = 1;
 		} else if (!strcmp(k, "kv_f32")) bad = to_bool(v, &o->kv_f32);
+		else if (!strcmp(k, "kv_q8")) bad = to_bool(v, &o->kv_q8);
 		else if (!strcmp(k, "kv_cache_max")) {
 			bad = to_bytes(v, &o->kv_cache_max);
 		} else {

@@ -6,7 +6,7 @@
  *
  * Keys: model, tokenizer, db, threads, ctx_size, batch_size, n_predict,
  * temp, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed, preset,
- * system, kv_f32, kv_cache_max (bytes, K/M/G suffixes allowed).
+ * system, kv_f32, kv_q8, kv_cache_max (bytes, K/M/G suffixes allowed).
  */
 #ifndef APP_CONFIG_H
 #define APP_CONFIG_H

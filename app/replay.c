@@ -39,7 +39,7 @@ replay_str(const char *s)
 
 char *
 replay_record_json(const struct engine_model *m, const struct engine_sampling *s,
-    int n_predict, int n_ctx, int n_batch, int kv_f32, const char *system)
+    int n_predict, int n_ctx, int n_batch, int kv_f32, int kv_q8, const char *system)
 {
 	/* m is NULL for the remote engine: no model file here to name. */
 	const struct engine_info *in = m != NULL ? engine_info(m) : NULL;
@@ -55,7 +55,10 @@ replay_record_json(const struct engine_model *m, const struct engine_sampling *s
 	bad |= json_object_set_new(o, "n_predict", json_integer(n_predict > 0 ? n_predict : 0));
 	bad |= json_object_set_new(o, "ctx_size", json_integer(n_ctx));
 	bad |= json_object_set_new(o, "batch_size", json_integer(n_batch > 0 ? n_batch : 64));
-	bad |= json_object_set_new(o, "kv_f32", json_boolean(kv_f32));
+	bad |= json_object_set_new(o, "kv_f32", json_boolean(kv_f32 && !kv_q8));
+	/* Only when set, so that records of a float16 cache read as before. */
+	if (kv_q8)
+		bad |= json_object_set_new(o, "kv_q8", json_true());
 	bad |= json_object_set_new(o, "model", replay_str(in ? in->name : NULL));
 	bad |= json_object_set_new(o, "model_fingerprint", replay_str(in ? in->fingerprint : NULL));
 	bad |= json_object_set_new(o, "template", json_string(REPLAY_TEMPLATE));
@@ -101,6 +104,7 @@ replay_record_parse(const char *json, uint64_t seed, struct replay_rec *r, char 
 	r->n_ctx = (int)json_integer_value(json_object_get(o, "ctx_size"));
 	r->n_batch = (int)json_integer_value(json_object_get(o, "batch_size"));
 	r->kv_f32 = json_is_true(json_object_get(o, "kv_f32"));
+	r->kv_q8 = json_is_true(json_object_get(o, "kv_q8"));
 	r->model = replay_dup(json_object_get(o, "model"));
 	r->fingerprint = replay_dup(json_object_get(o, "model_fingerprint"));
 	r->template_name = replay_dup(json_object_get(o, "template"));
@@ -159,12 +163,13 @@ replay_generate(struct engine_model *m, struct replay_ctx *rx, int n_threads,
 	*out = NULL;
 	*n_out = 0;
 	if (rx->ctx == NULL || rx->n_ctx != r->n_ctx || rx->n_batch != r->n_batch ||
-	    rx->kv_f32 != r->kv_f32) {
+	    rx->kv_f32 != r->kv_f32 || rx->kv_q8 != r->kv_q8) {
 		struct engine_ctx_params p;
 		engine_ctx_params_default(&p);
 		p.n_ctx = r->n_ctx;
 		p.n_batch = r->n_batch;
 		p.kv_f32 = r->kv_f32;
+		p.kv_q8 = r->kv_q8;
 		p.n_threads = n_threads;
 		engine_ctx_free(rx->ctx);
 		if ((rx->ctx = engine_ctx_new(m, &p, err)) == NULL)
@@ -172,6 +177,7 @@ replay_generate(struct engine_model *m, struct replay_ctx *rx, int n_threads,
 		rx->n_ctx = r->n_ctx;
 		rx->n_batch = r->n_batch;
 		rx->kv_f32 = r->kv_f32;
+		rx->kv_q8 = r->kv_q8;
 	}
 	struct engine_ctx *ctx = rx->ctx;
 	struct chat c;

@@ -27,7 +27,7 @@
 struct replay_rec {
 	struct engine_sampling samp;    /* seed: the message's */
 	int n_predict;                  /* the reply's token limit (<= 0: none) */
-	int n_ctx, n_batch, kv_f32;
+	int n_ctx, n_batch, kv_f32, kv_q8;
 	char *model, *fingerprint;      /* malloc'd or NULL */
 	char *template_name, *engine;   /* malloc'd or NULL */
 	char *system;                   /* malloc'd; NULL: no system prompt */
@@ -35,7 +35,7 @@ struct replay_rec {
 
 /* The record as JSON object text (malloc'd), or NULL when out of memory. */
 char *replay_record_json(const struct engine_model *m, const struct engine_sampling *s,
-    int n_predict, int n_ctx, int n_batch, int kv_f32, const char *system);
+    int n_predict, int n_ctx, int n_batch, int kv_f32, int kv_q8, const char *system);
 /* Read a record (seed from the message).  0, or -1 with *err (malloc'd)
  * when json is missing or lacks what a replay needs (older replies). */
 int replay_record_parse(const char *json, uint64_t seed, struct replay_rec *r, char **err);
@@ -52,7 +52,7 @@ int replay_ids_usable(const struct engine_model *m, int chat_role, const char *s
 /* A context kept across replays, remade when a record needs other sizes. */
 struct replay_ctx {
 	struct engine_ctx *ctx;         /* owned; engine_ctx_free */
-	int n_ctx, n_batch, kv_f32;
+	int n_ctx, n_batch, kv_f32, kv_q8;
 };
 
 /*

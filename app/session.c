@@ -317,6 +317,7 @@ session_open(const struct opts *o, struct engine_model *m, int *status)
 		p.n_threads = o->threads;
 		p.n_batch = o->batch;
 		p.kv_f32 = o->kv_f32;
+		p.kv_q8 = o->kv_q8;
 		s->w = worker_new(m, &p, &err);
 		if (s->w == NULL) {
 			cli_error("%s", err ? err : "cannot start the engine");

@@ -188,7 +188,7 @@ session_begin_rows(struct session *s, const char *text, int64_t parent)
 		}
 		/* The replay record: all that makes this reply reproducible. */
 		char *sj = replay_record_json(s->m, &s->gen.samp, s->gen.n_predict, worker_ctx_size(s->w),
-		    s->o->batch, s->o->kv_f32, s->system);
+		    s->o->batch, s->o->kv_f32, s->o->kv_q8, s->system);
 		struct db_message r = { .role = ROLE_ASSISTANT, .content = "", .finish = FINISH_INTERRUPTED,
 			.sampler = sj, .has_seed = 1, .seed = s->gen.samp.seed };
 		int rc = sj != NULL ? db_message_add(s->db, s->conv_id, s->user_id, &r, &err) : -1;

@@ -21,6 +21,9 @@ void attn_mad_f16(fp16_t *y, const fp16_t *x, float s, int n);
 void attn_scale_f16(fp16_t *y, float s, int n);
 #define ATTN_MAX_HD 256
 #define ATTN_MULTI 4
+/* Queries a caller should give one call for the tiled kernel to share its
+ * conversion of each K/V block among (at most ATTN_MULTI * 64). */
+#define ATTN_SHARE 32
 /* Up to this many positions a query is computed in llama.cpp's exact order;
  * beyond, tiled (attn_flash.c). */
 #define ATTN_EXACT_MAX 256
@@ -51,6 +54,18 @@ void attn_flash_f16(int nq, float *const *o, const float *const *q, const int *n
     const fp16_t *v, size_t stride, int hd, float scale);
 void attn_flash_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
     float scale);
+
+/*
+ * The same tiled attention over a q8_0 cache (k, v: the KV head's first
+ * block of position 0; positions `stride` blocks apart): each row
+ * dequantized, then attn_flash_f16's arithmetic.  hd a multiple of 32, at
+ * most ATTN_MAX_HD.  Used at every length: a quantized cache has no
+ * llama.cpp order to follow bit for bit.
+ */
+void attn_flash_q8(int nq, float *const *o, const float *const *q, const int *n, const block_q8_0 *k,
+    const block_q8_0 *v, size_t stride, int hd, float scale);
+void attn_flash_q8_ref(float *o, const float *q, const block_q8_0 *k, const block_q8_0 *v, size_t stride, int n,
+    int hd, float scale);
 
 /* Convert n floats to f16 (round to nearest even). */
 void attn_to_f16(fp16_t *y, const float *x, int n);

@@ -1,10 +1,12 @@
 /*
  * attn_flash.c: attention over long float16 contexts, tiled in the manner
  * of flash attention: the cache is walked in blocks of FB (16) positions,
- * each block's K and V rows converted to float once and used by every
- * query of the call (the heads sharing a KV head, several tokens of a
- * prompt), with an online softmax per query (running maximum M, per-lane
- * running sums L, the V accumulator rescaled when M grows).
+ * a few blocks' K and V rows converted to float at once (FBUF values) and
+ * used by up to FQ (32) queries of the call (the heads sharing a KV head,
+ * several tokens of a prompt), with an online softmax per query (running
+ * maximum M, per-lane running sums L, the V accumulator rescaled when M
+ * grows).  The queries take a block in turn, so that one query's softmax
+ * (a dependent chain) overlaps the next one's products.
  *
  * The arithmetic of one query is fixed by this file alone, never by which
  * other queries share its call or where a prompt batch starts: blocks start
@@ -23,6 +25,10 @@
  * transposing tree (shuffles of 128-bit quarters, then within quarters),
  * which yields one vector of sixteen scores for about three instructions a
  * position instead of a full horizontal sum each.
+ *
+ * A q8_0 cache (--kv-q8) goes through the same kernel at every length: its
+ * blocks are dequantized (q * d) where f16 rows are converted, and from
+ * there the arithmetic is the one above.
  */
 #include "engine/attn.h"
 #include "engine/cpu.h"
@@ -36,7 +42,8 @@
 #endif
 
 #define FB 16        /* positions per block = lanes of a zmm */
-#define FQ 8         /* queries whose state is kept at once */
+#define FQ 32        /* queries sharing one conversion of K/V */
+#define FBUF 4096    /* floats of K (and of V) converted at once: 4 blocks at hd 64 */
 
 static float
 flash_lanes_reduce(const float *a)
@@ -65,11 +72,27 @@ flash_exp(float x)
 	return ldexpf(j, (int)n);
 }
 
-void
-attn_flash_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
+/* Row j of a cache slice in float: f16 values (stride in values) or q8_0
+ * blocks (stride in blocks; each value q * d, as dequantize_row_q8_0). */
+static void
+flash_row(int q8, const void *base, size_t stride, int j, int hd, float *out)
+{
+	if (q8) {
+		const block_q8_0 *b = (const block_q8_0 *)base + (size_t)j * stride;
+		for (int i = 0; i < hd; i++)
+			out[i] = (float)b[i / QK8_0].qs[i % QK8_0] * fp16_to_fp32(b[i / QK8_0].d);
+	} else {
+		const fp16_t *r = (const fp16_t *)base + (size_t)j * stride;
+		for (int i = 0; i < hd; i++)
+			out[i] = fp16_to_fp32(r[i]);
+	}
+}
+
+static void
+flash_ref(int q8, float *o, const float *q, const void *k, const void *v, size_t stride, int n, int hd,
     float scale)
 {
-	float q16[ATTN_MAX_HD], oe[ATTN_MAX_HD], oo[ATTN_MAX_HD], L[FB];
+	float q16[ATTN_MAX_HD], oe[ATTN_MAX_HD], oo[ATTN_MAX_HD], L[FB], kj[ATTN_MAX_HD], vj[ATTN_MAX_HD];
 	for (int i = 0; i < hd; i++) {
 		q16[i] = fp16_to_fp32(fp32_to_fp16(q[i]));
 		oe[i] = oo[i] = 0;
@@ -85,13 +108,13 @@ attn_flash_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, s
 				s[l] = -INFINITY;
 				continue;
 			}
-			const fp16_t *kj = k + (size_t)j * stride;
+			flash_row(q8, k, stride, j, hd, kj);
 			float p[16];
 			for (int ln = 0; ln < 16; ln++)
-				p[ln] = fp16_to_fp32(kj[ln]) * q16[ln];
+				p[ln] = kj[ln] * q16[ln];
 			for (int c = 1; c < hd / 16; c++)
 				for (int ln = 0; ln < 16; ln++)
-					p[ln] = fmaf(fp16_to_fp32(kj[16 * c + ln]), q16[16 * c + ln], p[ln]);
+					p[ln] = fmaf(kj[16 * c + ln], q16[16 * c + ln], p[ln]);
 			s[l] = flash_lanes_reduce(p) * scale;
 			mb = s[l] > mb ? s[l] : mb;
 		}
@@ -111,15 +134,29 @@ attn_flash_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, s
 			int j = j0 + l;
 			if (j >= n)
 				continue;
-			const fp16_t *vj = v + (size_t)j * stride;
+			flash_row(q8, v, stride, j, hd, vj);
 			float *acc = l & 1 ? oo : oe;
 			for (int i = 0; i < hd; i++)
-				acc[i] = fmaf(fp16_to_fp32(vj[i]), pl, acc[i]);
+				acc[i] = fmaf(vj[i], pl, acc[i]);
 		}
 	}
 	float inv = 1.0f / flash_lanes_reduce(L);
 	for (int i = 0; i < hd; i++)
 		o[i] = (oe[i] + oo[i]) * inv;
+}
+
+void
+attn_flash_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *v, size_t stride, int n, int hd,
+    float scale)
+{
+	flash_ref(0, o, q, k, v, stride, n, hd, scale);
+}
+
+void
+attn_flash_q8_ref(float *o, const float *q, const block_q8_0 *k, const block_q8_0 *v, size_t stride, int n,
+    int hd, float scale)
+{
+	flash_ref(1, o, q, k, v, stride, n, hd, scale);
 }
 
 #ifdef FLASH_X86
@@ -237,12 +274,13 @@ flash_block(struct flash_state *st, const __m512 *qv, const float *kb, const flo
 }
 
 static inline __attribute__((always_inline)) T512 void
-flash_run(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
-    size_t stride, int nv, float scale)
+flash_run(int nq, float *const *o, const float *const *q, const int *n, const void *k, const void *v,
+    size_t stride, int nv, float scale, int q8)
 {
 	const int hd = nv * 16;
-	float kb[FB * ATTN_MAX_HD] __attribute__((aligned(64)));
-	float vb[FB * ATTN_MAX_HD] __attribute__((aligned(64)));
+	const int cb = FBUF / (FB * hd);          /* blocks converted at once */
+	float kb[FBUF] __attribute__((aligned(64)));
+	float vb[FBUF] __attribute__((aligned(64)));
 	struct flash_state st[FQ];
 	__m512 qv[FQ][ATTN_MAX_HD / 16];
 	int nmax = 0;
@@ -256,23 +294,47 @@ flash_run(int nq, float *const *o, const float *const *q, const int *n, const fp
 		st[h].L = _mm512_setzero_ps();
 		nmax = n[h] > nmax ? n[h] : nmax;
 	}
-	for (int j0 = 0; j0 < nmax; j0 += FB) {
-		int cnt = nmax - j0 < FB ? nmax - j0 : FB;
-		for (int l = 0; l < FB; l++) {
+	for (int c0 = 0; c0 < nmax; c0 += cb * FB) {
+		/* Convert cb blocks once; rows past the last position get a zero K
+		 * (their scores are masked, but must not be NaN garbage). */
+		int cnt = nmax - c0 < cb * FB ? nmax - c0 : cb * FB;
+		int rows = (cnt + FB - 1) / FB * FB;
+		for (int l = 0; l < rows; l++) {
 			float *kr = kb + (size_t)l * hd, *vr = vb + (size_t)l * hd;
 			if (l >= cnt) {
 				memset(kr, 0, (size_t)hd * sizeof *kr);
 				continue;
 			}
-			const fp16_t *ks = k + (size_t)(j0 + l) * stride, *vs = v + (size_t)(j0 + l) * stride;
+			if (q8) {
+				const block_q8_0 *ks = (const block_q8_0 *)k + (size_t)(c0 + l) * stride;
+				const block_q8_0 *vs = (const block_q8_0 *)v + (size_t)(c0 + l) * stride;
+				for (int c = 0; c < nv; c++) {
+					const block_q8_0 *kbk = &ks[c / 2], *vbk = &vs[c / 2];
+					int h16 = (c & 1) * 16;
+					__m512 kd = _mm512_set1_ps(fp16_to_fp32(kbk->d)), vd = _mm512_set1_ps(fp16_to_fp32(vbk->d));
+					__m512 kx = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(kbk->qs + h16))));
+					__m512 vx = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(vbk->qs + h16))));
+					_mm512_store_ps(kr + 16 * c, _mm512_mul_ps(kx, kd));
+					_mm512_store_ps(vr + 16 * c, _mm512_mul_ps(vx, vd));
+				}
+				continue;
+			}
+			const fp16_t *ks = (const fp16_t *)k + (size_t)(c0 + l) * stride;
+			const fp16_t *vs = (const fp16_t *)v + (size_t)(c0 + l) * stride;
 			for (int c = 0; c < nv; c++) {
 				_mm512_store_ps(kr + 16 * c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ks + 16 * c))));
 				_mm512_store_ps(vr + 16 * c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vs + 16 * c))));
 			}
 		}
-		for (int h = 0; h < nq; h++)
-			if (n[h] > j0)
-				flash_block(&st[h], qv[h], kb, vb, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
+		/* Block by block, the queries in turn: consecutive calls are
+		 * independent, so one query's softmax overlaps the next one's
+		 * products. */
+		for (int j0 = c0; j0 < c0 + rows; j0 += FB) {
+			size_t off = (size_t)(j0 - c0) * hd;
+			for (int h = 0; h < nq; h++)
+				if (n[h] > j0)
+					flash_block(&st[h], qv[h], kb + off, vb + off, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
+		}
 	}
 	for (int h = 0; h < nq; h++) {
 		__m512 inv = _mm512_set1_ps(1.0f / flash_hsum(st[h].L));
@@ -282,15 +344,23 @@ flash_run(int nq, float *const *o, const float *const *q, const int *n, const fp
 }
 
 static T512 void
-flash_avx512(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
-    size_t stride, int hd, float scale)
+flash_avx512(int nq, float *const *o, const float *const *q, const int *n, const void *k, const void *v,
+    size_t stride, int hd, float scale, int q8)
 {
 	for (int h0 = 0; h0 < nq; h0 += FQ) {
 		int m = nq - h0 < FQ ? nq - h0 : FQ;
+		if (q8) {
+			switch (hd) {
+			case 64: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, 4, scale, 1); break;
+			case 128: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, 8, scale, 1); break;
+			default: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, hd / 16, scale, 1); break;
+			}
+			continue;
+		}
 		switch (hd) {
-		case 64: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, 4, scale); break;
-		case 128: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, 8, scale); break;
-		default: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, hd / 16, scale); break;
+		case 64: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, 4, scale, 0); break;
+		case 128: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, 8, scale, 0); break;
+		default: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, hd / 16, scale, 0); break;
 		}
 	}
 }
@@ -302,10 +372,24 @@ attn_flash_f16(int nq, float *const *o, const float *const *q, const int *n, con
 {
 #ifdef FLASH_X86
 	if (hd % 16 == 0 && hd <= ATTN_MAX_HD && cpu_isa() == CPU_AVX512) {
-		flash_avx512(nq, o, q, n, k, v, stride, hd, scale);
+		flash_avx512(nq, o, q, n, k, v, stride, hd, scale, 0);
 		return;
 	}
 #endif
 	for (int h = 0; h < nq; h++)
 		attn_flash_f16_ref(o[h], q[h], k, v, stride, n[h], hd, scale);
+}
+
+void
+attn_flash_q8(int nq, float *const *o, const float *const *q, const int *n, const block_q8_0 *k,
+    const block_q8_0 *v, size_t stride, int hd, float scale)
+{
+#ifdef FLASH_X86
+	if (hd % QK8_0 == 0 && hd <= ATTN_MAX_HD && cpu_isa() == CPU_AVX512) {
+		flash_avx512(nq, o, q, n, k, v, stride, hd, scale, 1);
+		return;
+	}
+#endif
+	for (int h = 0; h < nq; h++)
+		attn_flash_q8_ref(o[h], q[h], k, v, stride, n[h], hd, scale);
 }

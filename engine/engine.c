@@ -312,7 +312,8 @@ engine_ctx_new(struct engine_model *em, const struct engine_ctx_params *p, char 
 		return NULL;
 	}
 	ctx->tokens = malloc((size_t)n_ctx * sizeof *ctx->tokens);
-	if (ctx->tokens == NULL || kv_init(&ctx->kv, em->m, n_ctx, p && p->kv_f32 ? KV_F32 : KV_F16, err) != 0) {
+	if (ctx->tokens == NULL || kv_init(&ctx->kv, em->m, n_ctx,
+	    p && p->kv_q8 ? KV_Q8 : p && p->kv_f32 ? KV_F32 : KV_F16, err) != 0) {
 		free(ctx->tokens);
 		free(ctx);
 		return NULL;
@@ -577,6 +578,18 @@ engine_generate(struct engine_ctx *c, const int32_t *prompt, int n, struct engin
 		free(out);
 	}
 	return rc < 0 ? -1 : 0;
+}
+
+const char *
+engine_ctx_kv_type(const struct engine_ctx *c)
+{
+	return kv_type_name(c->kv.type);
+}
+
+uint64_t
+engine_ctx_kv_bytes(const struct engine_ctx *c)
+{
+	return 2 * (uint64_t)c->kv.n_layers * (uint64_t)c->kv.n_ctx * kv_row_bytes(&c->kv);
 }
 
 struct kv_cache *

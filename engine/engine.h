@@ -79,12 +79,17 @@ struct engine_ctx_params {
 	int n_threads;            /* 0: the physical cores */
 	int n_batch;              /* prompt tokens per forward pass; 0: 64 */
 	int kv_f32;               /* KV cache in float32 instead of float16 */
+	int kv_q8;                /* KV cache in q8_0 (wins over kv_f32; needs head size % 32 == 0) */
 };
 void engine_ctx_params_default(struct engine_ctx_params *p);
 struct engine_ctx *engine_ctx_new(struct engine_model *m, const struct engine_ctx_params *p, char **err);
 void engine_ctx_free(struct engine_ctx *c);
 int engine_ctx_size(const struct engine_ctx *c);
 int engine_ctx_threads(const struct engine_ctx *c);
+/* The KV cache's element type ("f16", "f32", "q8_0") and its whole size in
+ * bytes (for n_ctx positions, K and V, every layer). */
+const char *engine_ctx_kv_type(const struct engine_ctx *c);
+uint64_t engine_ctx_kv_bytes(const struct engine_ctx *c);
 /* The tokens whose K/V are in the cache, in order. */
 const int32_t *engine_ctx_tokens(const struct engine_ctx *c, int *n);
 /* Forget cache positions from n on (kv_truncate). */

@@ -44,8 +44,9 @@ kv_init(struct kv_cache *kv, const struct model *m, int n_ctx, enum kv_type type
 	kv->n_ctx = n_ctx;
 	kv->n_layers = m->cfg.n_layers;
 	kv->kv_dim = m->cfg.head_dim * m->cfg.n_kv_heads;
-	size_t es = type == KV_F16 ? 2 : 4;
-	size_t n = (size_t)kv->n_layers * (size_t)n_ctx * (size_t)kv->kv_dim * es;
+	if (type == KV_Q8 && (m->cfg.head_dim % QK8_0 != 0 || m->cfg.head_dim > ATTN_MAX_HD))
+		return fw_fail(err, "a q8_0 KV cache needs a head size that is a multiple of 32 (at most 256)");
+	size_t n = (size_t)kv->n_layers * (size_t)n_ctx * kv_row_bytes(kv);
 	/* calloc of a large block is mmap'd and zero pages cost nothing until
 	 * touched: a 4096-token cache does not use its memory up front. */
 	kv->k = calloc(1, n);
@@ -55,6 +56,22 @@ kv_init(struct kv_cache *kv, const struct model *m, int n_ctx, enum kv_type type
 		return fw_fail(err, "out of memory for the KV cache (try a smaller --ctx-size)");
 	}
 	return 0;
+}
+
+size_t
+kv_row_bytes(const struct kv_cache *kv)
+{
+	switch (kv->type) {
+	case KV_F16: return (size_t)kv->kv_dim * 2;
+	case KV_Q8: return (size_t)kv->kv_dim / QK8_0 * sizeof(block_q8_0);
+	default: return (size_t)kv->kv_dim * 4;
+	}
+}
+
+const char *
+kv_type_name(enum kv_type t)
+{
+	return t == KV_F16 ? "f16" : t == KV_Q8 ? "q8_0" : "f32";
 }
 
 void
@@ -398,10 +415,16 @@ embed(const struct model *m, int32_t tok, float *out)
 	quant_type_get(t->type)->to_float(row, out, t->ne[0]);
 }
 
+/* Store n values as element i of the cache (i and n multiples of 32 for
+ * KV_Q8: a whole position). */
 static void
 kv_put(const struct kv_cache *kv, void *base, size_t i, const float *src, int n)
 {
-	if (kv->type == KV_F16) {
+	if (kv->type == KV_Q8) {
+		/* llama.cpp stores into a q8_0 cache with quantize_row_q8_0,
+		 * the activation quantizer of the Q8_0 type. */
+		quant_type_get(QT_Q8_0)->from_float(src, (block_q8_0 *)base + i / QK8_0, n);
+	} else if (kv->type == KV_F16) {
 		vec_to_f16((fp16_t *)base + i, src, (size_t)n);
 	} else {
 		memcpy((float *)base + i, src, (size_t)n * sizeof(float));
@@ -490,8 +513,12 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 		}
 		/* Work items: a KV head and a block of tokens; the queries of an
 		 * item (the heads sharing that KV head, for tb tokens) read the
-		 * same K/V rows, so they run side by side (attn_multi_f16). */
-		const int tb = group >= ATTN_MULTI ? 1 : ATTN_MULTI / group;
+		 * same K/V rows, so they run side by side (attn_multi_f16), and
+		 * past ATTN_EXACT_MAX positions share each conversion of a K/V
+		 * block to float: about ATTN_SHARE queries an item (measured on
+		 * the 1.1B shape, 3,000-token prompt: 8 queries an item spent a
+		 * fifth of attention converting). */
+		const int tb = group >= ATTN_SHARE ? 1 : ATTN_SHARE / group;
 		const int n_items = (n + tb - 1) / tb * c->n_kv_heads;
 		/* Items one by one in turn to each thread: a causal prompt's
 		 * later tokens cost more, so contiguous runs would not balance. */
@@ -514,6 +541,9 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 			if (kv->type == KV_F16) {
 				attn_multi_f16(nq, o, q, nn, (const fp16_t *)kv->k + koff, (const fp16_t *)kv->v + koff, kv_dim,
 				    hd, att_scale, 0);
+			} else if (kv->type == KV_Q8) {
+				attn_flash_q8(nq, o, q, nn, (const block_q8_0 *)kv->k + koff / QK8_0,
+				    (const block_q8_0 *)kv->v + koff / QK8_0, kv_dim / QK8_0, hd, att_scale);
 			} else {
 				for (int i = 0; i < nq; i++)
 					attend_f32(o[i], q[i], (const float *)kv->k + koff, (const float *)kv->v + koff, kv_dim,

@@ -5,10 +5,11 @@
  * File layout (little-endian):
  *   struct snap_header (below), then n_tokens int32 token ids, then for each
  *   layer K and V of positions 0..n_tokens-1 (kv_dim values each, in the
- *   cache's element type).  checksum covers everything after the header.
+ *   cache's element type: f16, f32 or q8_0 blocks, as the header's elem).  checksum covers everything after the header.
  *
  * A snapshot is trusted only if the header matches this model and context
- * (fingerprint, layers, kv_dim, element type), its sizes agree with the
+ * (fingerprint, layers, kv_dim, element type: a q8_0 snapshot is refused by
+ * a float16 cache and the reverse, never converted), its sizes agree with the
  * file's, and the checksum matches what was read; otherwise it is ignored
  * with a reason, and the caller prefills as usual.  Writing goes to a
  * temporary file in the same folder (0600), fsync'd, then renamed over the
@@ -33,7 +34,7 @@ struct snap_header {
 	char magic[8];
 	uint32_t version;
 	uint32_t n_layers, kv_dim, n_tokens;
-	uint32_t elem;            /* 0: f16, 1: f32 */
+	uint32_t elem;            /* enum kv_type: 0 f16, 1 f32, 2 q8_0 */
 	uint32_t pad;
 	char fingerprint[48];
 	uint64_t checksum;
@@ -143,7 +144,6 @@ engine_ctx_save(struct engine_ctx *c, const char *path, char **err)
 	struct kv_cache *kv = engine_ctx_kv(c);
 	int n_past;
 	const int32_t *toks = engine_ctx_tokens(c, &n_past);
-	size_t es = kv->type == KV_F16 ? 2 : 4;
 	struct afile a;
 	if (afile_open(&a, path) != 0) {
 		return eng_errf(err, "%s: %s", path, strerror(errno));
@@ -156,13 +156,13 @@ engine_ctx_save(struct engine_ctx *c, const char *path, char **err)
 	h.n_layers = (uint32_t)kv->n_layers;
 	h.kv_dim = (uint32_t)kv->kv_dim;
 	h.n_tokens = (uint32_t)n_past;
-	h.elem = kv->type == KV_F16 ? 0 : 1;
+	h.elem = (uint32_t)kv->type;
 	snprintf(h.fingerprint, sizeof h.fingerprint, "%s", engine_info(engine_ctx_model(c))->fingerprint);
 	struct csum cs;
 	csum_init(&cs);
 	int rc = write_all(fd, &h, sizeof h, NULL);
 	rc = rc || write_all(fd, toks, (size_t)n_past * sizeof *toks, &cs);
-	size_t row = (size_t)kv->kv_dim * es;
+	size_t row = kv_row_bytes(kv);
 	for (int l = 0; l < kv->n_layers && rc == 0; l++) {
 		size_t off = (size_t)l * kv->n_ctx * row;
 		rc = write_all(fd, (char *)kv->k + off, (size_t)n_past * row, &cs) ||
@@ -200,7 +200,6 @@ engine_ctx_load(struct engine_ctx *c, const char *path, const int32_t *ids, int 
 	struct snap_header h;
 	int restored = 0;
 	int32_t *toks = NULL;
-	size_t es = kv->type == KV_F16 ? 2 : 4;
 	if (fstat(fd, &st) != 0 || read_all(fd, &h, sizeof h) != 0) {
 		why(reason, "%s", "snapshot truncated");
 		goto out;
@@ -214,11 +213,18 @@ engine_ctx_load(struct engine_ctx *c, const char *path, const int32_t *ids, int 
 		why(reason, "snapshot made with another model (%s)", h.fingerprint);
 		goto out;
 	}
-	if ((int)h.n_layers != kv->n_layers || (int)h.kv_dim != kv->kv_dim || h.elem != (kv->type == KV_F16 ? 0u : 1u)) {
+	if ((int)h.n_layers != kv->n_layers || (int)h.kv_dim != kv->kv_dim) {
 		why(reason, "%s", "snapshot made with another cache layout");
 		goto out;
 	}
-	size_t row = (size_t)kv->kv_dim * es;
+	if (h.elem != (uint32_t)kv->type) {
+		const char *t = h.elem <= KV_Q8 ? kv_type_name((enum kv_type)h.elem) : "unknown";
+		if (reason && asprintf(reason, "snapshot made with a %s KV cache, this one is %s", t,
+		    kv_type_name(kv->type)) < 0)
+			*reason = NULL;
+		goto out;
+	}
+	size_t row = kv_row_bytes(kv);
 	uint64_t want = sizeof h + (uint64_t)h.n_tokens * 4 + (uint64_t)h.n_tokens * row * 2 * (uint64_t)kv->n_layers;
 	if ((uint64_t)st.st_size != want) {
 		why(reason, "%s", "snapshot size does not match its header (truncated or padded)");

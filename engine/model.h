@@ -88,9 +88,14 @@ int model_load_l2c(struct model *m, const char *path, const char *tokenizer_path
 /* Fill m->type_count, n_params, weight_bytes and fingerprint. */
 void model_finish(struct model *m);
 
-enum kv_type { KV_F16 = 0, KV_F32 = 1 };
+/* The values are the element codes of KV snapshots (kvsnap.c): never
+ * renumber them. */
+enum kv_type { KV_F16 = 0, KV_F32 = 1, KV_Q8 = 2 };
 
-/* The KV cache: for each layer, K and V of n_ctx positions (kv_dim each). */
+/* The KV cache: for each layer, K and V of n_ctx positions (kv_dim each).
+ * KV_Q8 rows are kv_dim / 32 block_q8_0 (34 bytes for 32 values, as
+ * llama.cpp's -ctk q8_0 -ctv q8_0); a head's slice starts on a block, since
+ * the head size is a multiple of 32 (kv_init refuses other models). */
 struct kv_cache {
 	enum kv_type type;
 	int n_ctx;
@@ -116,6 +121,10 @@ struct run_state {
 
 int kv_init(struct kv_cache *kv, const struct model *m, int n_ctx, enum kv_type type, char **err);
 void kv_free(struct kv_cache *kv);
+/* Bytes of one position's K (or V) in one layer. */
+size_t kv_row_bytes(const struct kv_cache *kv);
+/* "f16", "f32", "q8_0". */
+const char *kv_type_name(enum kv_type t);
 int run_state_init(struct run_state *s, const struct model *m, int n_ctx, int n_batch, char **err);
 void run_state_free(struct run_state *s);
 

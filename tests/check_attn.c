@@ -160,6 +160,72 @@ START_TEST(test_flash_equals_ref)
 }
 END_TEST
 
+/* The q8_0 cache: the vector kernel gives its scalar reference's bits,
+ * alone or in a batch, and lands within the cache's own rounding of
+ * attention over the same values in float16. */
+START_TEST(test_flash_q8_equals_ref)
+{
+	enum cpu_isa isa = (enum cpu_isa)_i;
+	if (!cpu_has(isa))
+		return;
+	int old = cpu_force(isa);
+	int hds[] = { 32, 64, 128, 256 };
+	unsigned seed = 31;
+	for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+		int hd = hds[hi], npos = 300, nb = hd / QK8_0;
+		size_t stride = (size_t)nb * 2;       /* two heads a position */
+		block_q8_0 *k = malloc((size_t)npos * stride * sizeof *k), *v = malloc((size_t)npos * stride * sizeof *v);
+		fp16_t *kh = malloc((size_t)npos * hd * sizeof *kh), *vh = malloc((size_t)npos * hd * sizeof *vh);
+		for (int j = 0; j < npos; j++)
+			for (int b = 0; b < nb; b++) {
+				float kx[QK8_0], vx[QK8_0];
+				for (int i = 0; i < QK8_0; i++) {
+					kx[i] = frand(&seed);
+					vx[i] = frand(&seed);
+				}
+				quant_type_get(QT_Q8_0)->from_float(kx, &k[(size_t)j * stride + b], QK8_0);
+				quant_type_get(QT_Q8_0)->from_float(vx, &v[(size_t)j * stride + b], QK8_0);
+				for (int i = 0; i < QK8_0; i++) {
+					const block_q8_0 *kb = &k[(size_t)j * stride + b], *vb = &v[(size_t)j * stride + b];
+					kh[(size_t)j * hd + b * QK8_0 + i] = fp32_to_fp16(kb->qs[i] * fp16_to_fp32(kb->d));
+					vh[(size_t)j * hd + b * QK8_0 + i] = fp32_to_fp16(vb->qs[i] * fp16_to_fp32(vb->d));
+				}
+			}
+		enum { NQ = 9 };
+		static float qs[NQ][256], os[NQ][256], alone[256], ref[256], h16[256];
+		float *o[NQ];
+		const float *q[NQ];
+		int n[NQ];
+		for (int h = 0; h < NQ; h++) {
+			for (int i = 0; i < hd; i++)
+				qs[h][i] = frand(&seed) * 0.5f;
+			o[h] = os[h];
+			q[h] = qs[h];
+			n[h] = h == 0 ? 1 : h == 1 ? 17 : npos - 29 * h;
+		}
+		attn_flash_q8(NQ, o, q, n, k, v, stride, hd, 0.125f);
+		for (int h = 0; h < NQ; h++) {
+			attn_flash_q8_ref(ref, q[h], k, v, stride, n[h], hd, 0.125f);
+			ck_assert_msg(memcmp(ref, os[h], (size_t)hd * sizeof(float)) == 0,
+			    "isa %s, hd %d, query %d: q8 kernel and its reference differ", cpu_isa_name(isa), hd, h);
+			float *oa[1] = { alone };
+			attn_flash_q8(1, oa, &q[h], &n[h], k, v, stride, hd, 0.125f);
+			ck_assert(memcmp(alone, os[h], (size_t)hd * sizeof(float)) == 0);
+			/* The dequantized values in float16 (exact up to f16
+			 * rounding of q * d): the same attention to ~1e-3. */
+			attn_flash_f16_ref(h16, q[h], kh, vh, (size_t)hd, n[h], hd, 0.125f);
+			for (int i = 0; i < hd; i++)
+				ck_assert_msg(fabsf(h16[i] - os[h][i]) <= 2e-3f, "hd %d query %d: %g vs %g", hd, h, os[h][i], h16[i]);
+		}
+		free(k);
+		free(v);
+		free(kh);
+		free(vh);
+	}
+	cpu_force((enum cpu_isa)old);
+}
+END_TEST
+
 /* Every kernel family this CPU runs, forced in turn (as LLAMA2_CHAT_ISA
  * would), gives the reference's bits up to ATTN_EXACT_MAX positions. */
 START_TEST(test_each_isa_equals_ref)
@@ -239,6 +305,7 @@ attn_suite(void)
 	tcase_add_test(tc, test_long_close_to_ref);
 	tcase_add_loop_test(tc, test_each_isa_equals_ref, CPU_SCALAR, CPU_NISA);
 	tcase_add_loop_test(tc, test_flash_equals_ref, CPU_SCALAR, CPU_NISA);
+	tcase_add_loop_test(tc, test_flash_q8_equals_ref, CPU_SCALAR, CPU_NISA);
 	tcase_add_fixture_test(tc, test_isa_env_refused);
 	suite_add_tcase(s, tc);
 	return s;

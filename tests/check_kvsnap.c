@@ -31,15 +31,22 @@ open_fixture(const char *name)
 }
 
 static struct engine_ctx *
-ctx(struct engine_model *m)
+ctx_kv(struct engine_model *m, int q8)
 {
 	struct engine_ctx_params p;
 	engine_ctx_params_default(&p);
 	p.n_ctx = 256;
+	p.kv_q8 = q8;
 	char *err = NULL;
 	struct engine_ctx *c = engine_ctx_new(m, &p, &err);
 	ck_assert_ptr_nonnull(c);
 	return c;
+}
+
+static struct engine_ctx *
+ctx(struct engine_model *m)
+{
+	return ctx_kv(m, 0);
 }
 
 static void
@@ -84,6 +91,48 @@ START_TEST(test_resume_equals_prefill)
 	engine_ctx_free(b);
 	engine_close(m);
 	free(path);
+	tmpdir_remove(dir);
+}
+END_TEST
+
+/* A q8_0 cache's snapshot resumes to what its prefill computes, and a
+ * cache of the other type refuses it (and the reverse), naming both. */
+START_TEST(test_kv_type_recorded)
+{
+	struct engine_model *m = open_fixture("fixture-q8_0.gguf");
+	char *dir = tmpdir_new(), *p8, *p16;
+	ck_assert_int_ge(asprintf(&p8, "%s/q8.kv", dir), 0);
+	ck_assert_int_ge(asprintf(&p16, "%s/f16.kv", dir), 0);
+	int32_t ids[90];
+	seq(ids, 90);
+	struct engine_ctx *a = ctx_kv(m, 1), *b = ctx_kv(m, 1), *h = ctx(m);
+	char *err = NULL, *why = NULL;
+	ck_assert_str_eq(engine_ctx_kv_type(a), "q8_0");
+	ck_assert_int_eq(engine_decode(a, ids, 80, 0, NULL, &err), 0);
+	ck_assert_int_eq(engine_ctx_save(a, p8, &err), 0);
+	ck_assert_int_eq(engine_decode(h, ids, 80, 0, NULL, &err), 0);
+	ck_assert_int_eq(engine_ctx_save(h, p16, &err), 0);
+	ck_assert_int_eq(engine_ctx_load(b, p8, ids, 90, &why), 80);
+	ck_assert_int_eq(engine_decode(a, ids + 80, 10, 0, NULL, &err), 0);
+	ck_assert_int_eq(engine_decode(b, ids + 80, 10, 0, NULL, &err), 0);
+	ck_assert(memcmp(engine_logits(a, 0), engine_logits(b, 0), (size_t)engine_info(m)->n_vocab * sizeof(float)) == 0);
+	struct engine_ctx *c = ctx(m);
+	ck_assert_int_eq(engine_ctx_load(c, p8, ids, 90, &why), 0);
+	ck_assert_msg(why && strstr(why, "q8_0") && strstr(why, "f16"), "reason: %s", why ? why : "(none)");
+	free(why);
+	why = NULL;
+	engine_ctx_free(c);
+	c = ctx_kv(m, 1);
+	ck_assert_int_eq(engine_ctx_load(c, p16, ids, 90, &why), 0);
+	ck_assert_msg(why && strstr(why, "made with a f16 KV cache, this one is q8_0"), "reason: %s", why ? why : "(none)");
+	free(why);
+	engine_ctx_free(c);
+	engine_ctx_free(a);
+	engine_ctx_free(b);
+	engine_ctx_free(h);
+	engine_close(m);
+	free(p8);
+	free(p16);
 	tmpdir_remove(dir);
 }
 END_TEST
@@ -207,6 +256,7 @@ kvsnap_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_fixture_test(tc, test_resume_equals_prefill);
 	tcase_add_fixture_test(tc, test_refused_snapshots);
+	tcase_add_fixture_test(tc, test_kv_type_recorded);
 	tcase_add_test(tc, test_evict_lru);
 	suite_add_tcase(s, tc);
 	return s;

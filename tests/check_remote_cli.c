@@ -395,6 +395,7 @@ START_TEST(test_refused_flags)
 		{ "-t", "2", "--threads" },
 		{ "--ctx-size", "512", "--ctx-size" },
 		{ "--kv-f32", NULL, "--kv-f32" },
+		{ "--kv-q8", NULL, "--kv-q8" },
 		{ "--batch-size", "8", "--batch-size" },
 		{ "-m", "x.gguf", "-m" },
 		{ "--remote-timeout", "0", "--remote-timeout" },

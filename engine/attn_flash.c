@@ -364,6 +364,194 @@ flash_avx512(int nq, float *const *o, const float *const *q, const int *n, const
 		}
 	}
 }
+/*
+ * The AVX2 family: the same 16 lanes as a pair of ymm (lanes 0-7, 8-15),
+ * so every lane does the arithmetic above; the score tree adds the pair
+ * first (lane l + lane l+8) and then reduces eight positions at a time.
+ * ldexpf(j, n) for n in [-126, 0] (x >= -87) is j times the float 2^n.
+ */
+#define T2 __attribute__((target("avx2,f16c,fma")))
+
+static inline T2 __m256
+flash_vexp8(__m256 x)
+{
+	const __m256 r = _mm256_set1_ps(0x1.8p23f);
+	__m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+	__m256 n = _mm256_sub_ps(z, r);
+	__m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+	    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+	__m256 u = _mm256_mul_ps(b, b);
+	__m256 j = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b,
+	    _mm256_set1_ps(0x1.573e2ep-5f)), u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b,
+	    _mm256_set1_ps(0x1.fffdb6p-2f))), u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+	__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+	__m256 res = _mm256_mul_ps(j, _mm256_castsi256_ps(e));
+	__m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
+	return _mm256_andnot_ps(tiny, res);
+}
+
+/* t[i]: the (lane l + lane l+8) sums of position i / 2 + 4 * (i % 2); the
+ * result's lane j is flash_lanes_reduce of position j's vector. */
+static inline T2 __m256
+flash_reduce8(const __m256 *t)
+{
+	__m256 c[4], d[2];
+	for (int i = 0; i < 4; i++)        /* u = t l + t l+4 */
+		c[i] = _mm256_add_ps(_mm256_permute2f128_ps(t[2 * i], t[2 * i + 1], 0x20),
+		    _mm256_permute2f128_ps(t[2 * i], t[2 * i + 1], 0x31));
+	for (int i = 0; i < 2; i++)        /* v = u 0 + u 2, u 1 + u 3 */
+		d[i] = _mm256_add_ps(_mm256_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
+		    _mm256_shuffle_ps(c[2 * i], c[2 * i + 1], 0xee));
+	return _mm256_add_ps(_mm256_shuffle_ps(d[0], d[1], 0x88), _mm256_shuffle_ps(d[0], d[1], 0xdd));
+}
+
+/* flash_lanes_reduce of the 16 lanes (lo, hi). */
+static inline T2 float
+flash_hsum2(__m256 lo, __m256 hi)
+{
+	__m256 t = _mm256_add_ps(hi, lo);
+	__m128 u = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));
+	__m128 w = _mm_add_ps(u, _mm_shuffle_ps(u, u, _MM_SHUFFLE(1, 0, 3, 2)));
+	return _mm_cvtss_f32(_mm_add_ss(w, _mm_shuffle_ps(w, w, _MM_SHUFFLE(1, 1, 1, 1))));
+}
+
+struct flash_state2 {
+	float M;
+	__m256 L[2];
+	__m256 oe[ATTN_MAX_HD / 8], oo[ATTN_MAX_HD / 8];
+};
+
+static inline __attribute__((always_inline)) T2 void
+flash_block2(struct flash_state2 *st, const __m256 *qv, const float *kb, const float *vb, int valid, int nv,
+    float scale)
+{
+	const int hd = 16 * nv, n8 = 2 * nv;
+	__m256 t[FB];
+	for (int i = 0; i < FB; i++) {
+		const float *kr = kb + (size_t)(8 * (i / 8) + (i % 8) / 2 + 4 * (i % 2)) * (size_t)hd;
+		__m256 lo = _mm256_mul_ps(_mm256_loadu_ps(kr), qv[0]);
+		__m256 hi = _mm256_mul_ps(_mm256_loadu_ps(kr + 8), qv[1]);
+		for (int c = 1; c < nv; c++) {
+			lo = _mm256_fmadd_ps(_mm256_loadu_ps(kr + 16 * c), qv[2 * c], lo);
+			hi = _mm256_fmadd_ps(_mm256_loadu_ps(kr + 16 * c + 8), qv[2 * c + 1], hi);
+		}
+		t[i] = _mm256_add_ps(hi, lo);
+	}
+	const __m256 vsc = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+	const __m256i vv = _mm256_set1_epi32(valid);
+	__m256 s[2];
+	for (int h = 0; h < 2; h++) {
+		const __m256i idx = _mm256_setr_epi32(8 * h, 8 * h + 1, 8 * h + 2, 8 * h + 3, 8 * h + 4, 8 * h + 5,
+		    8 * h + 6, 8 * h + 7);
+		s[h] = _mm256_blendv_ps(ninf, _mm256_mul_ps(flash_reduce8(t + 8 * h), vsc),
+		    _mm256_castsi256_ps(_mm256_cmpgt_epi32(vv, idx)));
+	}
+	__m256 mx = _mm256_max_ps(s[0], s[1]);
+	__m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+	m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+	m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+	const float mb = _mm_cvtss_f32(m4);
+	if (mb > st->M) {
+		float alpha = expf(st->M - mb);
+		st->M = mb;
+		__m256 va = _mm256_set1_ps(alpha);
+		st->L[0] = _mm256_mul_ps(st->L[0], va);
+		st->L[1] = _mm256_mul_ps(st->L[1], va);
+		for (int c = 0; c < n8; c++) {
+			st->oe[c] = _mm256_mul_ps(st->oe[c], va);
+			st->oo[c] = _mm256_mul_ps(st->oo[c], va);
+		}
+	}
+	float pw[FB];
+	for (int h = 0; h < 2; h++) {
+		__m256 p = flash_vexp8(_mm256_sub_ps(s[h], _mm256_set1_ps(st->M)));
+		st->L[h] = _mm256_add_ps(st->L[h], p);
+		_mm256_storeu_ps(pw + 8 * h, p);
+	}
+	__m256 oe[ATTN_MAX_HD / 8], oo[ATTN_MAX_HD / 8];
+	for (int c = 0; c < n8; c++) {
+		oe[c] = st->oe[c];
+		oo[c] = st->oo[c];
+	}
+	int l = 0;
+	for (; l + 1 < valid; l += 2) {
+		__m256 we = _mm256_set1_ps(pw[l]), wo = _mm256_set1_ps(pw[l + 1]);
+		const float *ve = vb + (size_t)l * (size_t)hd, *vo = ve + hd;
+		for (int c = 0; c < n8; c++) {
+			oe[c] = _mm256_fmadd_ps(_mm256_loadu_ps(ve + 8 * c), we, oe[c]);
+			oo[c] = _mm256_fmadd_ps(_mm256_loadu_ps(vo + 8 * c), wo, oo[c]);
+		}
+	}
+	if (l < valid) {
+		__m256 we = _mm256_set1_ps(pw[l]);
+		const float *ve = vb + (size_t)l * (size_t)hd;
+		for (int c = 0; c < n8; c++)
+			oe[c] = _mm256_fmadd_ps(_mm256_loadu_ps(ve + 8 * c), we, oe[c]);
+	}
+	for (int c = 0; c < n8; c++) {
+		st->oe[c] = oe[c];
+		st->oo[c] = oo[c];
+	}
+}
+
+static inline __attribute__((always_inline)) T2 void
+flash_run2(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
+    size_t stride, int nv, float scale)
+{
+	const int hd = nv * 16, n8 = 2 * nv;
+	float kb[FB * ATTN_MAX_HD] __attribute__((aligned(32)));
+	float vb[FB * ATTN_MAX_HD] __attribute__((aligned(32)));
+	struct flash_state2 st[FQ];
+	__m256 qv[FQ][ATTN_MAX_HD / 8];
+	int nmax = 0;
+	for (int h = 0; h < nq; h++) {
+		for (int c = 0; c < n8; c++) {
+			qv[h][c] = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q[h] + 8 * c),
+			    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+			st[h].oe[c] = st[h].oo[c] = _mm256_setzero_ps();
+		}
+		st[h].M = -INFINITY;
+		st[h].L[0] = st[h].L[1] = _mm256_setzero_ps();
+		nmax = n[h] > nmax ? n[h] : nmax;
+	}
+	for (int j0 = 0; j0 < nmax; j0 += FB) {
+		int cnt = nmax - j0 < FB ? nmax - j0 : FB;
+		for (int l = 0; l < FB; l++) {
+			float *kr = kb + (size_t)l * hd, *vr = vb + (size_t)l * hd;
+			if (l >= cnt) {
+				memset(kr, 0, (size_t)hd * sizeof *kr);
+				continue;
+			}
+			const fp16_t *ks = k + (size_t)(j0 + l) * stride, *vs = v + (size_t)(j0 + l) * stride;
+			for (int c = 0; c < n8; c++) {
+				_mm256_store_ps(kr + 8 * c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ks + 8 * c))));
+				_mm256_store_ps(vr + 8 * c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vs + 8 * c))));
+			}
+		}
+		for (int h = 0; h < nq; h++)
+			if (n[h] > j0)
+				flash_block2(&st[h], qv[h], kb, vb, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
+	}
+	for (int h = 0; h < nq; h++) {
+		__m256 inv = _mm256_set1_ps(1.0f / flash_hsum2(st[h].L[0], st[h].L[1]));
+		for (int c = 0; c < n8; c++)
+			_mm256_storeu_ps(o[h] + 8 * c, _mm256_mul_ps(_mm256_add_ps(st[h].oe[c], st[h].oo[c]), inv));
+	}
+}
+
+static T2 void
+flash_avx2(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
+    size_t stride, int hd, float scale)
+{
+	for (int h0 = 0; h0 < nq; h0 += FQ) {
+		int m = nq - h0 < FQ ? nq - h0 : FQ;
+		switch (hd) {
+		case 64: flash_run2(m, o + h0, q + h0, n + h0, k, v, stride, 4, scale); break;
+		case 128: flash_run2(m, o + h0, q + h0, n + h0, k, v, stride, 8, scale); break;
+		default: flash_run2(m, o + h0, q + h0, n + h0, k, v, stride, hd / 16, scale); break;
+		}
+	}
+}
 #endif
 
 void
@@ -373,6 +561,10 @@ attn_flash_f16(int nq, float *const *o, const float *const *q, const int *n, con
 #ifdef FLASH_X86
 	if (hd % 16 == 0 && hd <= ATTN_MAX_HD && cpu_isa() == CPU_AVX512) {
 		flash_avx512(nq, o, q, n, k, v, stride, hd, scale, 0);
+		return;
+	}
+	if (hd % 16 == 0 && hd <= ATTN_MAX_HD && cpu_isa() == CPU_AVX2) {
+		flash_avx2(nq, o, q, n, k, v, stride, hd, scale);
 		return;
 	}
 #endif

@@ -2,8 +2,10 @@
  * gemm.c: quantized weights times a batch of quantized activations, for
  * prompt processing (see gemm.h for the contract).
  *
- * Two levels, following the family cpu.c chose (LLAMA2_CHAT_ISA or CPUID):
+ * Three levels, following the family cpu.c chose (LLAMA2_CHAT_ISA or CPUID):
  *   "avx512-vnni"  tiled kernels below (AVX-512 F/BW/VL/DQ + VNNI);
+ *   "avx2"         the same design on 8-row tiles without VNNI
+ *                  (gemm_avx2.c), reading the same activation layout;
  *   "generic"      activations as plain vec_dot_type rows and a loop of
  *                  quant_vec_dot_n over weight rows (any CPU).
  *
@@ -36,10 +38,10 @@
  * Integer sums of a block are the reference's exactly; only the order of
  * the float operations that scale and add them differs.
  *
- * Activation buffer (avx512-vnni): columns in groups of NC (the last padded
+ * Activation buffer (avx512-vnni and avx2, gemm_int.h): columns in groups of NC (the last padded
  * with zero columns, which are computed when the group is wider than 4 and
  * never stored); for group q, block k, column c the entry
- * ((q * nb + k) * NC + c) of struct act32 (Q4_0, Q8_0) or struct actk
+ * ((q * nb + k) * NC + c) of struct gemm_act32 (Q4_0, Q8_0) or struct gemm_actk
  * (Q4_K, Q6_K).  Generic: B rows of quant_row_size(vec_dot_type, n) bytes.
  */
 #include "engine/gemm.h"
@@ -48,6 +50,7 @@
 #include <string.h>
 
 #include "engine/cpu.h"
+#include "engine/gemm_int.h"
 #include "engine/quant.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -55,33 +58,12 @@
 #include <immintrin.h>
 #endif
 
-#define NC 8     /* activation columns per group (a micro-kernel call) */
+#define NC GEMM_NC
 #define TR 16    /* weight rows per tile: the lanes of a zmm */
 #define KC32 32  /* Q4_0/Q8_0 blocks per K chunk: 32 * 576 bytes unpacked */
 #define KCK 4    /* K-quant super-blocks per K chunk: 4 * ~5 KB */
 
-enum { LV_GENERIC, LV_AVX512 };
-
-/* One (block, column) of Q8_0 activations: the quants as dwords, the fp16
- * scale widened, and -c * sum(qs) for the type's offset c. */
-struct act32 {
-	int32_t q[8];
-	float d;
-	int32_t corr;
-};
-_Static_assert(sizeof(struct act32) == 40, "act32");
-
-/* One (super-block, column) of Q8_K activations.  x: for Q6_K the sixteen
- * -32 * bsums[j]; for Q4_K x[t] = S(2t) | S(2t+1) << 16 (int16 halves) with
- * S(j) the sum over sub-block j of 32 values.  bsums kept for
- * gemm_act_row. */
-struct actk {
-	int32_t q[QK_K / 4];
-	float d;
-	int32_t x[16];
-	int16_t bsums[16];
-};
-_Static_assert(sizeof(struct actk) == 356, "actk");
+enum { LV_GENERIC, LV_AVX2, LV_AVX512 };
 
 static int forced_level = -1;
 
@@ -102,7 +84,14 @@ level(void)
 {
 	if (forced_level >= 0)
 		return forced_level;
-	return cpu_isa() == CPU_AVX512 ? LV_AVX512 : LV_GENERIC;
+	switch (cpu_isa()) {
+	case CPU_AVX512:
+		return LV_AVX512;
+	case CPU_AVX2:
+		return LV_AVX2;
+	default:
+		return LV_GENERIC;
+	}
 }
 
 /* The level for one matrix (all types and sizes go the same way today;
@@ -118,7 +107,8 @@ level_for(int type, int n)
 const char *
 gemm_level(void)
 {
-	return level() == LV_AVX512 ? "avx512-vnni" : "generic";
+	static const char *const names[] = { "generic", "avx2", "avx512-vnni" };
+	return names[level()];
 }
 
 int
@@ -130,6 +120,10 @@ gemm_force_level(const char *name)
 	}
 	if (strcmp(name, "generic") == 0) {
 		forced_level = LV_GENERIC;
+		return 0;
+	}
+	if (strcmp(name, "avx2") == 0 && cpu_has(CPU_AVX2)) {
+		forced_level = LV_AVX2;
 		return 0;
 	}
 	if (strcmp(name, "avx512-vnni") == 0 && cpu_has(CPU_AVX512)) {
@@ -165,7 +159,7 @@ gemm_act_size(int type, int n, int B)
 	if (level_for(type, n) == LV_GENERIC)
 		return (size_t)B * quant_row_size(vdt(type), n);
 	const size_t nb = (size_t)(n / blck(type));
-	const size_t es = is_k(type) ? sizeof(struct actk) : sizeof(struct act32);
+	const size_t es = is_k(type) ? sizeof(struct gemm_actk) : sizeof(struct gemm_act32);
 	return (size_t)groups(B) * NC * nb * es;
 }
 
@@ -177,14 +171,14 @@ act_index(int nb, int b, int k)
 }
 
 static void
-prepare32(int type, int n, const float *x, int B, struct act32 *a)
+prepare32(int type, int n, const float *x, int B, struct gemm_act32 *a)
 {
 	const quant_from_float_fn q8 = quant_type_get(QT_Q8_0)->from_float;
 	const int nb = n / QK8_0;
 	const int32_t off = type == QT_Q4_0 ? 8 : 128;
 	for (int b = 0; b < groups(B) * NC; b++) {
 		for (int k = 0; k < nb; k++) {
-			struct act32 *e = &a[act_index(nb, b, k)];
+			struct gemm_act32 *e = &a[act_index(nb, b, k)];
 			if (b >= B) {
 				memset(e, 0, sizeof *e);
 				continue;
@@ -202,13 +196,13 @@ prepare32(int type, int n, const float *x, int B, struct act32 *a)
 }
 
 static void
-preparek(int type, int n, const float *x, int B, struct actk *a)
+preparek(int type, int n, const float *x, int B, struct gemm_actk *a)
 {
 	const quant_from_float_fn q8 = quant_type_get(QT_Q8_K)->from_float;
 	const int nb = n / QK_K;
 	for (int b = 0; b < groups(B) * NC; b++) {
 		for (int k = 0; k < nb; k++) {
-			struct actk *e = &a[act_index(nb, b, k)];
+			struct gemm_actk *e = &a[act_index(nb, b, k)];
 			memset(e, 0, sizeof *e);
 			if (b >= B)
 				continue;
@@ -262,13 +256,13 @@ gemm_act_row(int type, int n, const void *buf, int B, int b, void *dst)
 	const int nb = n / blck(type);
 	for (int k = 0; k < nb; k++) {
 		if (is_k(type)) {
-			const struct actk *e = (const struct actk *)buf + act_index(nb, b, k);
+			const struct gemm_actk *e = (const struct gemm_actk *)buf + act_index(nb, b, k);
 			block_q8_K *y = (block_q8_K *)dst + k;
 			memcpy(y->qs, e->q, sizeof y->qs);
 			memcpy(y->bsums, e->bsums, sizeof y->bsums);
 			y->d = e->d;
 		} else {
-			const struct act32 *e = (const struct act32 *)buf + act_index(nb, b, k);
+			const struct gemm_act32 *e = (const struct gemm_act32 *)buf + act_index(nb, b, k);
 			block_q8_0 *y = (block_q8_0 *)dst + k;
 			memcpy(y->qs, e->q, sizeof y->qs);
 			y->d = fp32_to_fp16(e->d);
@@ -420,7 +414,7 @@ unpack32(int type, const uint8_t *const *rp, int kc, __m512i *wq, __m512 *wd)
  * short last group) columns of a group; a: the group's entry of the chunk's
  * first block. */
 static inline __attribute__((always_inline)) T512 void
-kern32(const __m512i *wq, const __m512 *wd, int kc, const struct act32 *a, __m512 *f,
+kern32(const __m512i *wq, const __m512 *wd, int kc, const struct gemm_act32 *a, __m512 *f,
     const int ncol)
 {
 	for (int c = 0; c < ncol; c++)
@@ -447,20 +441,20 @@ kern32(const __m512i *wq, const __m512 *wd, int kc, const struct act32 *a, __m51
 }
 
 static T512 void
-kern32_8(const __m512i *wq, const __m512 *wd, int kc, const struct act32 *a, __m512 *f)
+kern32_8(const __m512i *wq, const __m512 *wd, int kc, const struct gemm_act32 *a, __m512 *f)
 {
 	kern32(wq, wd, kc, a, f, 8);
 }
 
 static T512 void
-kern32_4(const __m512i *wq, const __m512 *wd, int kc, const struct act32 *a, __m512 *f)
+kern32_4(const __m512i *wq, const __m512 *wd, int kc, const struct gemm_act32 *a, __m512 *f)
 {
 	kern32(wq, wd, kc, a, f, 4);
 }
 
 static T512 void
 gemm32_avx512(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
-    const struct act32 *a, int B, float *out, size_t ldo)
+    const struct gemm_act32 *a, int B, float *out, size_t ldo)
 {
 	const int nb = n / 32;
 	const size_t bs = type == QT_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
@@ -477,7 +471,7 @@ gemm32_avx512(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r
 			prefetch_next(w, row_bytes, rt, r1, k0, KC32, bs);
 			unpack32(type, rp, kc, wq, wd);
 			for (int q = 0; q < groups(B); q++) {
-				const struct act32 *ag = a + ((size_t)q * nb + k0) * NC;
+				const struct gemm_act32 *ag = a + ((size_t)q * nb + k0) * NC;
 				const int nc = B - q * NC < NC ? B - q * NC : NC;
 				if (nc <= 4)
 					kern32_4(wq, wd, kc, ag, f);
@@ -544,7 +538,7 @@ unpackq4k(const uint8_t *const *rp, int kc, struct uq4k *u)
 }
 
 static inline __attribute__((always_inline)) T512 void
-kernq4k(const struct uq4k *u, int kc, const struct actk *a, __m512 *f, const int ncol)
+kernq4k(const struct uq4k *u, int kc, const struct gemm_actk *a, __m512 *f, const int ncol)
 {
 	for (int c = 0; c < ncol; c++)
 		f[c] = _mm512_setzero_ps();
@@ -638,7 +632,7 @@ unpackq6k(const uint8_t *const *rp, int kc, struct uq6k *u)
 }
 
 static inline __attribute__((always_inline)) T512 void
-kernq6k(const struct uq6k *u, int kc, const struct actk *a, __m512 *f, const int ncol)
+kernq6k(const struct uq6k *u, int kc, const struct gemm_actk *a, __m512 *f, const int ncol)
 {
 	for (int c = 0; c < ncol; c++)
 		f[c] = _mm512_setzero_ps();
@@ -666,32 +660,32 @@ kernq6k(const struct uq6k *u, int kc, const struct actk *a, __m512 *f, const int
 }
 
 static T512 void
-kernq4k_8(const struct uq4k *u, int kc, const struct actk *a, __m512 *f)
+kernq4k_8(const struct uq4k *u, int kc, const struct gemm_actk *a, __m512 *f)
 {
 	kernq4k(u, kc, a, f, 8);
 }
 
 static T512 void
-kernq4k_4(const struct uq4k *u, int kc, const struct actk *a, __m512 *f)
+kernq4k_4(const struct uq4k *u, int kc, const struct gemm_actk *a, __m512 *f)
 {
 	kernq4k(u, kc, a, f, 4);
 }
 
 static T512 void
-kernq6k_8(const struct uq6k *u, int kc, const struct actk *a, __m512 *f)
+kernq6k_8(const struct uq6k *u, int kc, const struct gemm_actk *a, __m512 *f)
 {
 	kernq6k(u, kc, a, f, 8);
 }
 
 static T512 void
-kernq6k_4(const struct uq6k *u, int kc, const struct actk *a, __m512 *f)
+kernq6k_4(const struct uq6k *u, int kc, const struct gemm_actk *a, __m512 *f)
 {
 	kernq6k(u, kc, a, f, 4);
 }
 
 static T512 void
 gemmk_avx512(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
-    const struct actk *a, int B, float *out, size_t ldo)
+    const struct gemm_actk *a, int B, float *out, size_t ldo)
 {
 	const int nb = n / QK_K;
 	const size_t bs = type == QT_Q4_K ? sizeof(block_q4_K) : sizeof(block_q6_K);
@@ -713,7 +707,7 @@ gemmk_avx512(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1
 			else
 				unpackq6k(rp, kc, u.q6);
 			for (int q = 0; q < groups(B); q++) {
-				const struct actk *ag = a + ((size_t)q * nb + k0) * NC;
+				const struct gemm_actk *ag = a + ((size_t)q * nb + k0) * NC;
 				const int nc = B - q * NC < NC ? B - q * NC : NC;
 				if (type == QT_Q4_K && nc <= 4)
 					kernq4k_4(u.q4, kc, ag, f);
@@ -743,6 +737,13 @@ gemm(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
 			gemmk_avx512(type, n, w, row_bytes, r0, r1, buf, B, out, ldo);
 		else
 			gemm32_avx512(type, n, w, row_bytes, r0, r1, buf, B, out, ldo);
+		return;
+	}
+	if (level_for(type, n) == LV_AVX2) {
+		if (is_k(type))
+			gemm_avx2_k(type, n, w, row_bytes, r0, r1, buf, B, out, ldo);
+		else
+			gemm_avx2_32(type, n, w, row_bytes, r0, r1, buf, B, out, ldo);
 		return;
 	}
 #endif

@@ -57,11 +57,11 @@ void gemm(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
  */
 int gemm_act_row(int type, int n, const void *buf, int B, int b, void *dst);
 
-/* Name of the kernel level in use: "avx512-vnni" or "generic". */
+/* Name of the kernel level in use: "avx512-vnni", "avx2" or "generic". */
 const char *gemm_level(void);
 
 /*
- * Tests and benchmarks: force a level by name ("avx512-vnni", "generic"), or
+ * Tests and benchmarks: force a level by name ("avx512-vnni", "avx2", "generic"), or
  * back to the best one with NULL.  Returns -1 (and changes nothing) if this
  * CPU cannot run it.  Not thread-safe: call it only while no gemm runs, and
  * prepare buffers again after a change (layouts differ by level).

@@ -1,7 +1,7 @@
 /*
  * check_gemm.c: the gemm module's suite.  For every supported weight type
- * and every kernel level this CPU runs ("generic" always, "avx512-vnni"
- * where present), table-driven over (n, rows, B) shapes and row sub-ranges:
+ * and every kernel level this CPU runs ("generic" always, "avx2" and
+ * "avx512-vnni" where present), table-driven over (n, rows, B) shapes and row sub-ranges:
  * gemm against the scalar reference (vec_dot_ref of each weight row with
  * the reference-quantized activation row) within
  *     |gemm - ref| <= 1e-5 * sum_i |w_i * a_i| + 1e-6,
@@ -66,7 +66,7 @@ fill_normal(float *x, size_t n, float scale)
 static const int types[] = { QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q6_K };
 #define NTYPES (int)(sizeof types / sizeof types[0])
 
-static const char *const levels[] = { "generic", "avx512-vnni" };
+static const char *const levels[] = { "generic", "avx2", "avx512-vnni" };
 #define NLEVELS (int)(sizeof levels / sizeof levels[0])
 
 /* Offsets of the fp16 fields of a block, -1 ended. */
@@ -139,6 +139,11 @@ static const struct shape shapes[] = {
 	{ 4096, 3, 3, 0, 0 },
 	{ 11008, 9, 3, 0, 0 },
 	{ 11008, 18, 16, 2, 18 },
+	/* odd batches and row counts: partial 8- and 16-row tiles, 4- and
+	 * 8-column groups with a remainder */
+	{ 256, 7, 17, 0, 0 },
+	{ 512, 23, 12, 1, 22 },
+	{ 768, 13, 31, 5, 13 },
 	/* 32-value blocks only: n not a multiple of 256, or of a K chunk */
 	{ 32, 3, 2, 0, 0 },
 	{ 96, 21, 9, 0, 0 },

@@ -238,6 +238,34 @@ d_pair16(__m512 dt, int k)
 	return _mm512_permutexvar_ps(idx, dt);
 }
 
+/* dt for eight Q4_0 blocks at x: d = dx * dy, then d / 16 (see d_pair16). */
+static inline T_AVX512 __m512
+q4_0_dt(const block_q4_0 *x, __m256 dy)
+{
+	const char *xc = (const char *)x;
+	const __m512i dx = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)xc),
+	    _mm512_loadu_si512((const void *)d_idx9), _mm512_loadu_si512((const void *)(xc + 64)));
+	const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(dx)), dy);
+	return _mm512_insertf32x8(_mm512_castps256_ps512(d), _mm256_mul_ps(d, _mm256_set1_ps(1.0f / 16)), 1);
+}
+
+/* The end of a Q4_0 row from block ib: the four accumulators, the pairs
+ * and the odd block left, as one float. */
+static inline T_AVX512 float
+q4_0_finish(const block_q4_0 *x, const block_q8_0 *y, int nb, int ib, __m512 acc0, __m512 acc1, __m512 acc2,
+    __m512 acc3)
+{
+	acc0 = _mm512_add_ps(acc0, acc2);
+	acc1 = _mm512_add_ps(acc1, acc3);
+	for (; ib + 2 <= nb; ib += 2)
+		STEP512_Q4_0(acc0, ib);
+	float sum = hsum_ps512(_mm512_add_ps(acc0, acc1));
+	if (ib < nb)
+		sum += h2f(x[ib].d) * h2f(y[ib].d) *
+		    (float)hsum_epi32(dot_s8_vnni(XQ_Q4_0(ib), _mm256_loadu_si256((const __m256i *)y[ib].qs)));
+	return sum;
+}
+
 #define Q4_0_PAIR(acc, b, k) do { \
 	const __m512i qx = _mm512_and_si512(cat256( \
 	    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x[b].qs)), \
@@ -265,26 +293,13 @@ q4_0_dot_avx512(int n, float *s, const void *vx, const void *vy)
 	__m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
 	int ib = 0;
 	for (; ib + 8 <= nb; ib += 8) {
-		const char *xc = (const char *)(x + ib);
-		const __m512i dx = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)xc),
-		    _mm512_loadu_si512((const void *)d_idx9), _mm512_loadu_si512((const void *)(xc + 64)));
-		const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(dx)), d8_q8_0(y + ib));
-		const __m512 dt = _mm512_insertf32x8(_mm512_castps256_ps512(d),
-		    _mm256_mul_ps(d, _mm256_set1_ps(1.0f / 16)), 1);
+		const __m512 dt = q4_0_dt(x + ib, d8_q8_0(y + ib));
 		Q4_0_PAIR(acc0, ib, 0);
 		Q4_0_PAIR(acc1, ib + 2, 1);
 		Q4_0_PAIR(acc2, ib + 4, 2);
 		Q4_0_PAIR(acc3, ib + 6, 3);
 	}
-	acc0 = _mm512_add_ps(acc0, acc2);
-	acc1 = _mm512_add_ps(acc1, acc3);
-	for (; ib + 2 <= nb; ib += 2)
-		STEP512_Q4_0(acc0, ib);
-	float sum = hsum_ps512(_mm512_add_ps(acc0, acc1));
-	if (ib < nb)
-		sum += h2f(x[ib].d) * h2f(y[ib].d) *
-		    (float)hsum_epi32(dot_s8_vnni(XQ_Q4_0(ib), _mm256_loadu_si256((const __m256i *)y[ib].qs)));
-	*s = sum;
+	*s = q4_0_finish(x, y, nb, ib, acc0, acc1, acc2, acc3);
 }
 
 /*
@@ -359,26 +374,13 @@ q4_0_dec_dot_avx512(int n, float *s, const void *vx, const void *vp)
 	__m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
 	int ib = 0;
 	for (; ib + 8 <= nb; ib += 8, e++) {
-		const char *xc = (const char *)(x + ib);
-		const __m512i dx = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)xc),
-		    _mm512_loadu_si512((const void *)d_idx9), _mm512_loadu_si512((const void *)(xc + 64)));
-		const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(dx)), _mm256_load_ps(e->dy));
-		const __m512 dt = _mm512_insertf32x8(_mm512_castps256_ps512(d),
-		    _mm256_mul_ps(d, _mm256_set1_ps(1.0f / 16)), 1);
+		const __m512 dt = q4_0_dt(x + ib, _mm256_load_ps(e->dy));
 		Q4_0_DEC_PAIR(acc0, ib, 0);
 		Q4_0_DEC_PAIR(acc1, ib + 2, 1);
 		Q4_0_DEC_PAIR(acc2, ib + 4, 2);
 		Q4_0_DEC_PAIR(acc3, ib + 6, 3);
 	}
-	acc0 = _mm512_add_ps(acc0, acc2);
-	acc1 = _mm512_add_ps(acc1, acc3);
-	for (; ib + 2 <= nb; ib += 2)
-		STEP512_Q4_0(acc0, ib);
-	float sum = hsum_ps512(_mm512_add_ps(acc0, acc1));
-	if (ib < nb)
-		sum += h2f(x[ib].d) * h2f(y[ib].d) *
-		    (float)hsum_epi32(dot_s8_vnni(XQ_Q4_0(ib), _mm256_loadu_si256((const __m256i *)y[ib].qs)));
-	*s = sum;
+	*s = q4_0_finish(x, y, nb, ib, acc0, acc1, acc2, acc3);
 }
 
 #define Q8_0_PAIR(acc, b, dv, k) do { \

@@ -90,9 +90,9 @@ $(B)/llama2-chat: $(B)/app/main.o $(LIB_OBJ)
 llama2-chat: $(B)/llama2-chat
 	cp $< $@.tmp && mv -f $@.tmp $@
 
-# The AVX2 GEMM is measured as an AVX2-only CPU runs it, whatever -march says
+# The AVX2 kernels are measured as an AVX2-only CPU runs them, whatever -march says
 # (clang spells the flags the same).
-$(B)/engine/gemm_avx2.o: CFLAGS += -mno-avx512f -mno-avxvnni
+$(B)/engine/gemm_avx2.o $(B)/engine/quant_avx2.o: CFLAGS += -mno-avx512f -mno-avxvnni
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

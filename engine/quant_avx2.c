@@ -278,13 +278,139 @@ bf16_dot_avx2(int n, float *s, const void *vx, const void *vy)
  * name for dot_s8 / dot_u8 (AVX2) or their vpdpbusd forms (VNNI). */
 #define DOT dot_s8
 T_AVX2 void q8_0_dot_avx2(int n, float *s, const void *vx, const void *vy) { BODY_Q8_0 }
-T_AVX2 void q4_0_dot_avx2(int n, float *s, const void *vx, const void *vy) { BODY_Q4_0 }
 T_AVX2 void q5_0_dot_avx2(int n, float *s, const void *vx, const void *vy) { BODY_Q5_0 }
 #undef DOT
 #define DOT dot_u8
 T_AVX2 void q4_1_dot_avx2(int n, float *s, const void *vx, const void *vy) { BODY_Q4_1 }
 T_AVX2 void q5_1_dot_avx2(int n, float *s, const void *vx, const void *vy) { BODY_Q5_1 }
 #undef DOT
+
+/*
+ * Q4_0, AVX2.  A block's 16 bytes hold weight l in the low nibble of byte
+ * l and weight l + 16 in the high one, so two blocks loaded side by side
+ * (block b in the low lane, b + 1 in the high) give, after one mask and one
+ * shift, the low-nibble and the high-nibble weights of both.  The nibbles
+ * stay unsigned (0..15), the unsigned operand of vpmaddubsw, so the signs
+ * need no vpsignb; the -8 offset comes off as 8 times y's sums, taken in
+ * int16 before the pairs are widened (|sum of four (q-8)y| <= 4064).
+ * Everything that depends on y alone (the halves of y matching the
+ * nibbles, those sums, y's eight block scales) is one group of eight
+ * blocks, struct q4_0_dec2: decoding prepares it once per activation row
+ * (q4_0_dec2_prep), and q4_0_dot_avx2 makes each group on the stack as it
+ * goes, so the two give the same bits.  Against vpsignb's form (llama.cpp's)
+ * this halves the instructions per weight byte, which on two cores
+ * streaming weights is what a decoded token's time is made of.
+ */
+struct q4_0_dec2 {
+	float dy[8];            /* the eight blocks' y scales */
+	__m256i ylo[4];         /* y[0..15] of blocks 2k (low lane), 2k + 1 */
+	__m256i yhi[4];         /* y[16..31], likewise */
+	__m256i e16[4];         /* 8 * (y[l] + y[l+1]) summed as vpmaddubsw pairs */
+};
+
+static inline T_AVX2 void
+q4_0_dec2_group(const block_q8_0 *y, struct q4_0_dec2 *e)
+{
+	const __m256i eight = _mm256_set1_epi8(8);
+	for (int k = 0; k < 4; k++) {
+		const block_q8_0 *a = y + 2 * k, *b = a + 1;
+		const __m256i lo = _mm256_loadu2_m128i((const __m128i *)b->qs, (const __m128i *)a->qs);
+		const __m256i hi = _mm256_loadu2_m128i((const __m128i *)(b->qs + 16), (const __m128i *)(a->qs + 16));
+		e->ylo[k] = lo;
+		e->yhi[k] = hi;
+		e->e16[k] = _mm256_add_epi16(_mm256_maddubs_epi16(eight, lo), _mm256_maddubs_epi16(eight, hi));
+	}
+	_mm256_store_ps(e->dy, _mm256_cvtph_ps(_mm_setr_epi16((short)y[0].d, (short)y[1].d, (short)y[2].d,
+	    (short)y[3].d, (short)y[4].d, (short)y[5].d, (short)y[6].d, (short)y[7].d)));
+}
+
+/* Pair k of a group: blocks x[0], x[1] against e's pair k, into acc. */
+#define Q4_0_DEC2_PAIR(acc, x, e, d8, k) do { \
+	const __m256i v = _mm256_loadu2_m128i((const __m128i *)(x)[1].qs, (const __m128i *)(x)[0].qs); \
+	const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4); \
+	const __m256i p16 = _mm256_sub_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, (e)->ylo[k]), \
+	    _mm256_maddubs_epi16(hi, (e)->yhi[k])), (e)->e16[k]); \
+	const __m256i p = _mm256_madd_epi16(p16, _mm256_set1_epi16(1)); \
+	const __m256 d = _mm256_permutevar8x32_ps(d8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, \
+	    2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1)); \
+	acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc); \
+} while (0)
+
+/* Eight blocks x[0..7] against group e. */
+#define Q4_0_DEC2_GROUP(x, e) do { \
+	const __m256 d8 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_setr_epi16((short)(x)[0].d, (short)(x)[1].d, \
+	    (short)(x)[2].d, (short)(x)[3].d, (short)(x)[4].d, (short)(x)[5].d, (short)(x)[6].d, \
+	    (short)(x)[7].d)), _mm256_load_ps((e)->dy)); \
+	Q4_0_DEC2_PAIR(acc0, (x), e, d8, 0); \
+	Q4_0_DEC2_PAIR(acc1, (x) + 2, e, d8, 1); \
+	Q4_0_DEC2_PAIR(acc2, (x) + 4, e, d8, 2); \
+	Q4_0_DEC2_PAIR(acc3, (x) + 6, e, d8, 3); \
+} while (0)
+
+/* The blocks past the last group, one at a time, and the sum. */
+static inline T_AVX2 float
+q4_0_dec2_finish(const block_q4_0 *x, const block_q8_0 *y, int nb, int ib, __m256 acc0, __m256 acc1,
+    __m256 acc2, __m256 acc3)
+{
+	for (; ib < nb; ib++) {
+		const __m256i qx = _mm256_sub_epi8(nibbles32(x[ib].qs), _mm256_set1_epi8(8));
+		const __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
+		const __m256 d = _mm256_set1_ps(h2f(x[ib].d) * h2f(y[ib].d));
+		acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8(qx, qy)), acc0);
+	}
+	return hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+}
+
+size_t
+q4_0_dec2_size(int n)
+{
+	const int nb = n / 32;
+	return (size_t)(nb / 8) * sizeof(struct q4_0_dec2) + (size_t)nb * sizeof(block_q8_0);
+}
+
+/* The prepared row: the groups, then the raw Q8_0 row for the tail. */
+T_AVX2 void
+q4_0_dec2_prep(int n, const void *vy, void *vp)
+{
+	const block_q8_0 *y = vy;
+	const int nb = n / 32, ng = nb / 8;
+	struct q4_0_dec2 *e = vp;
+	for (int g = 0; g < ng; g++)
+		q4_0_dec2_group(y + 8 * g, e + g);
+	memcpy(e + ng, y, (size_t)nb * sizeof *y);
+}
+
+/* ref: q4_0_vec_dot_ref, against a prepared row (64-byte aligned). */
+T_AVX2 void
+q4_0_dec2_dot(int n, float *s, const void *vx, const void *vp)
+{
+	const block_q4_0 *x = vx;
+	const int nb = n / 32, ng = nb / 8;
+	const struct q4_0_dec2 *e = vp;
+	const __m256i m4 = _mm256_set1_epi8(0x0f);
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+	for (int g = 0; g < ng; g++)
+		Q4_0_DEC2_GROUP(x + 8 * g, e + g);
+	*s = q4_0_dec2_finish(x, (const block_q8_0 *)(e + ng), nb, 8 * ng, acc0, acc1, acc2, acc3);
+}
+
+/* ref: q4_0_vec_dot_ref (ggml_vec_dot_q4_0_q8_0): the same, each group
+ * prepared as it comes. */
+T_AVX2 void
+q4_0_dot_avx2(int n, float *s, const void *vx, const void *vy)
+{
+	const block_q4_0 *x = vx;
+	const block_q8_0 *y = vy;
+	const int nb = n / 32, ng = nb / 8;
+	const __m256i m4 = _mm256_set1_epi8(0x0f);
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+	struct q4_0_dec2 e;
+	for (int g = 0; g < ng; g++) {
+		q4_0_dec2_group(y + 8 * g, &e);
+		Q4_0_DEC2_GROUP(x + 8 * g, &e);
+	}
+	*s = q4_0_dec2_finish(x, y, nb, 8 * ng, acc0, acc1, acc2, acc3);
+}
 
 /* ------------------------------------------------------------------ */
 /* Activation quantizers (bit-identical to the reference)              */

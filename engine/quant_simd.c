@@ -162,25 +162,35 @@ quant_simd_vec_dot_n(int type)
 	return l != NULL && type_ok(type) ? l->dot_n[type] : NULL;
 }
 
-/* The prepared-activation decode kernels (quant.h), AVX-512 Q4_0 only:
- * that is where the per-row work on y was a fifth of the kernel. */
+/* The prepared-activation decode kernels (quant.h), Q4_0 only: that is
+ * where the per-row work on y was a fifth of the kernel (AVX-512) or more
+ * (AVX2, whose vec_dot prepares each group of eight blocks on the fly). */
 size_t
 quant_dec_size(int type, int n)
 {
-	return type == QT_Q4_0 && level_best() == &levels[0] && n % 32 == 0 ? q4_0_dec_size(n) : 0;
+	if (type != QT_Q4_0 || n % 32 != 0)
+		return 0;
+	const struct level *l = level_best();
+	return l == &levels[0] ? q4_0_dec_size(n) : l == &levels[1] ? q4_0_dec2_size(n) : 0;
 }
 
 void
 quant_dec_prepare(int type, int n, const void *y, void *prep)
 {
-	if (quant_dec_size(type, n) > 0)
+	if (quant_dec_size(type, n) == 0)
+		return;
+	if (level_best() == &levels[0])
 		q4_0_dec_prep_avx512(n, y, prep);
+	else
+		q4_0_dec2_prep(n, y, prep);
 }
 
 quant_vec_dot_fn
 quant_dec_dot(int type)
 {
-	return quant_dec_size(type, 32) > 0 ? q4_0_dec_dot_avx512 : NULL;
+	if (quant_dec_size(type, 32) == 0)
+		return NULL;
+	return level_best() == &levels[0] ? q4_0_dec_dot_avx512 : q4_0_dec2_dot;
 }
 
 const char *

@@ -192,19 +192,6 @@ k4_scales(const uint8_t *q, uint8_t *sc, uint8_t *mn)
 	TWO_ACC_LOOP(STEP_Q8_0) \
 	*s = sumv;
 
-/* ref: q4_0_vec_dot_ref (ggml_vec_dot_q4_0_q8_0): weights q - 8 */
-#define STEP_Q4_0(acc, b) do { \
-	const __m256i qx = _mm256_sub_epi8(nibbles32(x[b].qs), _mm256_set1_epi8(8)); \
-	const __m256i qy = _mm256_loadu_si256((const __m256i *)y[b].qs); \
-	const __m256 d = _mm256_set1_ps(h2f(x[b].d) * h2f(y[b].d)); \
-	acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(DOT(qx, qy)), acc); \
-} while (0)
-#define BODY_Q4_0 \
-	const block_q4_0 *x = vx; \
-	const block_q8_0 *y = vy; \
-	TWO_ACC_LOOP(STEP_Q4_0) \
-	*s = sumv;
-
 /* ref: q4_1_vec_dot_ref (ggml_vec_dot_q4_1_q8_1): unsigned q, plus m*s */
 #define STEP_Q4_1(acc, b) do { \
 	const __m256i qx = nibbles32(x[b].qs); \
@@ -303,6 +290,11 @@ T_AVX2 void q8_K_dot_avx2(int n, float *s, const void *vx, const void *vy);
 T_AVX2 void q8_0_quant_avx2(const float *x, void *vy, int64_t n);
 T_AVX2 void q8_1_quant_avx2(const float *x, void *vy, int64_t n);
 T_AVX2 void q8_K_quant_avx2(const float *x, void *vy, int64_t n);
+
+/* quant_avx2.c: Q4_0 decoding against a prepared activation row */
+size_t q4_0_dec2_size(int n);
+T_AVX2 void q4_0_dec2_prep(int n, const void *vy, void *vp);
+T_AVX2 void q4_0_dec2_dot(int n, float *s, const void *vx, const void *vp);
 
 /* quant_avx2.c: several activation rows (quant_vec_dot_n_fn) */
 T_AVX2 void q8_0_dot_n_avx2(int n, float *s, size_t bs, const void *vx, const void *vy, size_t by, int nrc);

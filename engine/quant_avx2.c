@@ -364,8 +364,7 @@ q4_0_dec2_finish(const block_q4_0 *x, const block_q8_0 *y, int nb, int ib, __m25
 size_t
 q4_0_dec2_size(int n)
 {
-	const int nb = n / 32;
-	return (size_t)(nb / 8) * sizeof(struct q4_0_dec2) + (size_t)nb * sizeof(block_q8_0);
+	return q4_0_dec_layout(n, sizeof(struct q4_0_dec2));
 }
 
 /* The prepared row: the groups, then the raw Q8_0 row for the tail. */

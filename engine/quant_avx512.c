@@ -326,8 +326,7 @@ _Static_assert(sizeof(struct q4_0_dec) == 576, "q4_0_dec");
 size_t
 q4_0_dec_size(int n)
 {
-	const int nb = n / 32;
-	return (size_t)(nb / 8) * sizeof(struct q4_0_dec) + (size_t)nb * sizeof(block_q8_0);
+	return q4_0_dec_layout(n, sizeof(struct q4_0_dec));
 }
 
 T_AVX512 void

@@ -291,6 +291,16 @@ T_AVX2 void q8_0_quant_avx2(const float *x, void *vy, int64_t n);
 T_AVX2 void q8_1_quant_avx2(const float *x, void *vy, int64_t n);
 T_AVX2 void q8_K_quant_avx2(const float *x, void *vy, int64_t n);
 
+/* The prepared Q4_0 activation rows of both levels: whole groups of eight
+ * blocks (group bytes each), then the raw Q8_0 row for the blocks past the
+ * last group. */
+static inline size_t
+q4_0_dec_layout(int n, size_t group)
+{
+	const int nb = n / 32;
+	return (size_t)(nb / 8) * group + (size_t)nb * sizeof(block_q8_0);
+}
+
 /* quant_avx2.c: Q4_0 decoding against a prepared activation row */
 size_t q4_0_dec2_size(int n);
 T_AVX2 void q4_0_dec2_prep(int n, const void *vy, void *vp);

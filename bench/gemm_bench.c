@@ -2,9 +2,11 @@
  * gemm_bench.c: single-thread GMAC/s of engine/gemm.c against a loop of
  * quant_vec_dot_n over weight rows, per weight type, on synthetic data.
  * Build by hand:
- *   cc -O3 -march=native -fopenmp -I. -o build/gemm_bench bench/gemm_bench.c \
- *       engine/gemm.c engine/quant.c engine/quant_simd.c engine/quant_avx2.c \
- *       engine/quant_avx512.c -lm -lpthread
+ *   cc -O3 -march=native -fopenmp -D_GNU_SOURCE -I. -o build/gemm_bench \
+ *       bench/gemm_bench.c engine/gemm.c engine/gemm_avx2.c engine/quant.c \
+ *       engine/quant_k.c engine/quantize_*.c engine/quant_simd.c \
+ *       engine/quant_avx2.c engine/quant_avx512.c engine/cpu.c common/[a-z]*.c \
+ *       -lm -lpthread
  * Usage: gemm_bench [n rows B reps]   (defaults 4096 4096 64 5)
  * Environment: GEMM_TYPES=Q4_0,Q6_K to choose types; GEMM_LEVEL=generic to
  * force a level; GEMM_BENCH_WALL=1 to time by wall clock instead of thread

@@ -214,13 +214,15 @@ struct flash_state {
 };
 
 /*
- * One block for one query.  kb, vb: the block's rows in float, hd apart;
- * `valid` of them are this query's.  Inlined with nv constant for the
- * common head sizes, so the accumulators live in registers.
+ * One block for one query, in three steps.  kb, vb: the block's rows in
+ * float, hd apart; `valid` of them are this query's.  Inlined with nv
+ * constant for the common head sizes, so the accumulators live in
+ * registers.  flash_pair runs two queries' steps side by side: each
+ * query's step ends in a chain of dependent reductions (scores -> block
+ * maximum -> exp), and two independent chains fill each other's waits.
  */
-static inline __attribute__((always_inline)) T512 void
-flash_block(struct flash_state *st, const __m512 *qv, const float *kb, const float *vb, int valid, int nv,
-    float scale)
+static inline __attribute__((always_inline)) T512 __m512
+flash_scores(const __m512 *qv, const float *kb, int valid, int nv, float scale)
 {
 	__m512 a[FB];
 	for (int i = 0; i < FB; i++) {
@@ -231,7 +233,13 @@ flash_block(struct flash_state *st, const __m512 *qv, const float *kb, const flo
 	}
 	__m512 s = _mm512_mul_ps(flash_reduce16(a), _mm512_set1_ps(scale));
 	__mmask16 keep = (__mmask16)(valid >= FB ? 0xffff : (1u << valid) - 1);
-	s = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), keep, s);
+	return _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), keep, s);
+}
+
+/* The online softmax of one block's scores s: the weights P. */
+static inline __attribute__((always_inline)) T512 __m512
+flash_softmax(struct flash_state *st, __m512 s, int nv)
+{
 	float mb = _mm512_reduce_max_ps(s);
 	if (mb > st->M) {
 		float alpha = expf(st->M - mb);
@@ -245,6 +253,13 @@ flash_block(struct flash_state *st, const __m512 *qv, const float *kb, const flo
 	}
 	__m512 p = flash_vexp(_mm512_sub_ps(s, _mm512_set1_ps(st->M)));
 	st->L = _mm512_add_ps(st->L, p);
+	return p;
+}
+
+/* V rows weighted by P into the even and odd accumulators. */
+static inline __attribute__((always_inline)) T512 void
+flash_accum(struct flash_state *st, __m512 p, const float *vb, int valid, int nv)
+{
 	float pw[FB];
 	_mm512_storeu_ps(pw, p);
 	__m512 oe[ATTN_MAX_HD / 16], oo[ATTN_MAX_HD / 16];
@@ -270,6 +285,54 @@ flash_block(struct flash_state *st, const __m512 *qv, const float *kb, const flo
 	for (int c = 0; c < nv; c++) {
 		st->oe[c] = oe[c];
 		st->oo[c] = oo[c];
+	}
+}
+
+static inline __attribute__((always_inline)) T512 void
+flash_block(struct flash_state *st, const __m512 *qv, const float *kb, const float *vb, int valid, int nv,
+    float scale)
+{
+	__m512 s = flash_scores(qv, kb, valid, nv, scale);
+	flash_accum(st, flash_softmax(st, s, nv), vb, valid, nv);
+}
+
+/* Two queries that both see the whole block: their steps interleaved, and
+ * each V row loaded once for both. */
+static inline __attribute__((always_inline)) T512 void
+flash_pair(struct flash_state *sa, struct flash_state *sb, const __m512 *qa, const __m512 *qb, const float *kb,
+    const float *vb, int nv, float scale)
+{
+	__m512 s0 = flash_scores(qa, kb, FB, nv, scale);
+	__m512 s1 = flash_scores(qb, kb, FB, nv, scale);
+	__m512 p0 = flash_softmax(sa, s0, nv);
+	__m512 p1 = flash_softmax(sb, s1, nv);
+	float w0[FB], w1[FB];
+	_mm512_storeu_ps(w0, p0);
+	_mm512_storeu_ps(w1, p1);
+	__m512 ae[ATTN_MAX_HD / 16], ao[ATTN_MAX_HD / 16], be[ATTN_MAX_HD / 16], bo[ATTN_MAX_HD / 16];
+	for (int c = 0; c < nv; c++) {
+		ae[c] = sa->oe[c];
+		ao[c] = sa->oo[c];
+		be[c] = sb->oe[c];
+		bo[c] = sb->oo[c];
+	}
+	for (int l = 0; l < FB; l += 2) {
+		const __m512 xe = _mm512_set1_ps(w0[l]), xo = _mm512_set1_ps(w0[l + 1]);
+		const __m512 ye = _mm512_set1_ps(w1[l]), yo = _mm512_set1_ps(w1[l + 1]);
+		const float *ve = vb + (size_t)l * (size_t)nv * 16, *vo = ve + (size_t)nv * 16;
+		for (int c = 0; c < nv; c++) {
+			const __m512 e = _mm512_loadu_ps(ve + 16 * c), o = _mm512_loadu_ps(vo + 16 * c);
+			ae[c] = _mm512_fmadd_ps(e, xe, ae[c]);
+			ao[c] = _mm512_fmadd_ps(o, xo, ao[c]);
+			be[c] = _mm512_fmadd_ps(e, ye, be[c]);
+			bo[c] = _mm512_fmadd_ps(o, yo, bo[c]);
+		}
+	}
+	for (int c = 0; c < nv; c++) {
+		sa->oe[c] = ae[c];
+		sa->oo[c] = ao[c];
+		sb->oe[c] = be[c];
+		sb->oo[c] = bo[c];
 	}
 }
 
@@ -331,9 +394,19 @@ flash_run(int nq, float *const *o, const float *const *q, const int *n, const vo
 		 * products. */
 		for (int j0 = c0; j0 < c0 + rows; j0 += FB) {
 			size_t off = (size_t)(j0 - c0) * hd;
-			for (int h = 0; h < nq; h++)
-				if (n[h] > j0)
-					flash_block(&st[h], qv[h], kb + off, vb + off, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
+			int h = 0;
+			for (; h + 1 < nq; h += 2) {
+				if (n[h] >= j0 + FB && n[h + 1] >= j0 + FB) {
+					flash_pair(&st[h], &st[h + 1], qv[h], qv[h + 1], kb + off, vb + off, nv, scale);
+					continue;
+				}
+				for (int i = h; i < h + 2; i++)
+					if (n[i] > j0)
+						flash_block(&st[i], qv[i], kb + off, vb + off, n[i] - j0 < FB ? n[i] - j0 : FB, nv,
+						    scale);
+			}
+			if (h < nq && n[h] > j0)
+				flash_block(&st[h], qv[h], kb + off, vb + off, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
 		}
 	}
 	for (int h = 0; h < nq; h++) {

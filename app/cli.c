@@ -324,7 +324,7 @@ cli_help(FILE *f)
 "  -t, --threads N         threads (default: physical cores)\n"
 "      --ctx-size N        context window in tokens (default: the model's, at most 4096;\n"
 "                          more than the model was trained on needs --force)\n"
-"      --batch-size N      prompt tokens per forward pass (default 64)\n"
+"      --batch-size N      prompt tokens per forward pass (default 128)\n"
 "      --kv-f32            keep the KV cache in float32 (default float16)\n"
 "      --kv-q8             keep the KV cache in Q8_0: about half the memory of float16\n"
 "                          (as llama.cpp's -ctk q8_0 -ctv q8_0)\n"

@@ -54,7 +54,7 @@ replay_record_json(const struct engine_model *m, const struct engine_sampling *s
 	bad |= json_object_set_new(o, "ignore_eos", json_boolean(s->ignore_eos));
 	bad |= json_object_set_new(o, "n_predict", json_integer(n_predict > 0 ? n_predict : 0));
 	bad |= json_object_set_new(o, "ctx_size", json_integer(n_ctx));
-	bad |= json_object_set_new(o, "batch_size", json_integer(n_batch > 0 ? n_batch : 64));
+	bad |= json_object_set_new(o, "batch_size", json_integer(n_batch > 0 ? n_batch : ENGINE_N_BATCH));
 	bad |= json_object_set_new(o, "kv_f32", json_boolean(kv_f32 && !kv_q8));
 	/* Only when set, so that records of a float16 cache read as before. */
 	if (kv_q8)

@@ -302,7 +302,7 @@ engine_ctx_new(struct engine_model *em, const struct engine_ctx_params *p, char 
 	}
 	ctx->em = em;
 	int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (c->seq_len < 4096 ? c->seq_len : 4096);
-	int n_batch = p && p->n_batch > 0 ? p->n_batch : 64;
+	int n_batch = p && p->n_batch > 0 ? p->n_batch : ENGINE_N_BATCH;
 	ctx->n_threads = p && p->n_threads > 0 ? p->n_threads : physical_cores();
 	omp_set_num_threads(ctx->n_threads);
 	if (n_ctx > (1 << 20)) {

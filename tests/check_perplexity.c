@@ -146,7 +146,11 @@ START_TEST(test_perplexity_kl_divergence)
 	const char *self[] = { "-m", f32, "--kl-divergence", "--logits-base", logits, NULL };
 	ck_assert_int_eq(pp_ours(self, &out, &err), 0);
 	ck_assert_msg(pp_field(out, "Mean    KLD:") < 1e-3, "%s", out);
-	ck_assert_msg(pp_field(out, "Same top p:") == 100.0, "%s", out);
+	/* The base file keeps each position's log-probabilities in 16 bits,
+	 * as llama.cpp's does, so a top pair closer than that step can swap
+	 * even against the same model (1 of 1,640 positions here since
+	 * ATTN_EXACT_MAX went to 64); a real change of model moves far more. */
+	ck_assert_msg(pp_field(out, "Same top p:") >= 99.5, "%s", out);
 	ck_assert_msg(fabs(pp_field(out, "Mean PPL(base)                :") - base_ppl) <= 1e-3 * base_ppl, "%s", out);
 	free(out);
 	free(err);

@@ -7,6 +7,7 @@
  *       engine/quant_k.c engine/quantize_*.c engine/quant_simd.c \
  *       engine/quant_avx2.c engine/quant_avx512.c engine/cpu.c common/[a-z]*.c \
  *       -lm -lpthread
+ * (prepare runs on the OpenMP team: OMP_NUM_THREADS=1 for one core.)
  * Usage: gemm_bench [n rows B reps]   (defaults 4096 4096 64 5)
  * Environment: GEMM_TYPES=Q4_0,Q6_K to choose types; GEMM_LEVEL=generic to
  * force a level; GEMM_BENCH_WALL=1 to time by wall clock instead of thread

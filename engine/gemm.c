@@ -176,6 +176,9 @@ prepare32(int type, int n, const float *x, int B, struct gemm_act32 *a)
 	const quant_from_float_fn q8 = quant_type_get(QT_Q8_0)->from_float;
 	const int nb = n / QK8_0;
 	const int32_t off = type == QT_Q4_0 ? 8 : 128;
+	/* Columns are independent: shared among the threads (alone, this took
+	 * 3% of a prompt on one core while the other waited). */
+	#pragma omp parallel for schedule(static) if (B >= 16)
 	for (int b = 0; b < groups(B) * NC; b++) {
 		for (int k = 0; k < nb; k++) {
 			struct gemm_act32 *e = &a[act_index(nb, b, k)];
@@ -200,6 +203,7 @@ preparek(int type, int n, const float *x, int B, struct gemm_actk *a)
 {
 	const quant_from_float_fn q8 = quant_type_get(QT_Q8_K)->from_float;
 	const int nb = n / QK_K;
+	#pragma omp parallel for schedule(static) if (B >= 16)
 	for (int b = 0; b < groups(B) * NC; b++) {
 		for (int k = 0; k < nb; k++) {
 			struct gemm_actk *e = &a[act_index(nb, b, k)];

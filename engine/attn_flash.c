@@ -394,19 +394,14 @@ flash_run(int nq, float *const *o, const float *const *q, const int *n, const vo
 		 * products. */
 		for (int j0 = c0; j0 < c0 + rows; j0 += FB) {
 			size_t off = (size_t)(j0 - c0) * hd;
-			int h = 0;
-			for (; h + 1 < nq; h += 2) {
-				if (n[h] >= j0 + FB && n[h + 1] >= j0 + FB) {
+			for (int h = 0; h < nq; h++) {
+				if (h + 1 < nq && n[h] >= j0 + FB && n[h + 1] >= j0 + FB) {
 					flash_pair(&st[h], &st[h + 1], qv[h], qv[h + 1], kb + off, vb + off, nv, scale);
-					continue;
+					h++;
+				} else if (n[h] > j0) {
+					flash_block(&st[h], qv[h], kb + off, vb + off, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
 				}
-				for (int i = h; i < h + 2; i++)
-					if (n[i] > j0)
-						flash_block(&st[i], qv[i], kb + off, vb + off, n[i] - j0 < FB ? n[i] - j0 : FB, nv,
-						    scale);
 			}
-			if (h < nq && n[h] > j0)
-				flash_block(&st[h], qv[h], kb + off, vb + off, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
 		}
 	}
 	for (int h = 0; h < nq; h++) {

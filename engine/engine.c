@@ -102,7 +102,9 @@ engine_open_tokenizer(const char *path, char **err)
 			*err = strdup("out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&m->pack_lock, NULL);
 	if ((m->tok = tok_spm_load_bin(path, 0, err)) == NULL) {
+		pthread_mutex_destroy(&m->pack_lock);
 		free(m);
 		return NULL;
 	}
@@ -199,16 +201,25 @@ engine_info(const struct engine_model *m)
  * used.  Reading it here once, front to back, lets the kernel read ahead
  * in large sequential requests (MADV_WILLNEED a chunk ahead of the pages
  * being touched) and lets the caller show how far it got.  The pages
- * stay in the page cache, shared with other processes; nothing is copied.
+ * stay in the page cache, shared with other processes; then model_pack
+ * copies the matrices it packs (while the user is still typing, rather
+ * than in the first reply) and lets go of their pages.
  */
 int
 engine_prefetch(const struct engine_model *em, engine_load_fn cb, void *ud)
 {
-	const struct model *m = em->m;
+	struct model *m = em->m;
 	const uint8_t *base = m->gguf ? m->gguf->map : m->map;
 	size_t size = m->map_size;
 	if (base == NULL || size == 0)
 		return 0;
+	/* Packed already (a pass ran first): reading would only bring back
+	 * the pages model_pack let go of. */
+	if (atomic_load(&m->pack_done) && m->pack_mem != NULL) {
+		if (cb != NULL)
+			cb(ud, (uint64_t)size, (uint64_t)size);
+		return 0;
+	}
 	long pg = sysconf(_SC_PAGESIZE);
 	size_t page = pg > 0 ? (size_t)pg : 4096;
 	const size_t chunk = (size_t)64 << 20;
@@ -230,6 +241,9 @@ engine_prefetch(const struct engine_model *em, engine_load_fn cb, void *ud)
 			return 1;
 	}
 	(void)sink;
+	/* In memory now: the packing reads it at memory speed (a fraction of
+	 * a second per GB), here rather than in the first reply. */
+	model_pack(m);
 	return 0;
 }
 
@@ -409,6 +423,8 @@ decode_progress(struct engine_ctx *c, const int32_t *ids, int n, int all_logits,
 		}
 	}
 	omp_set_num_threads(c->n_threads);
+	/* The first pass packs the matrices, if engine_prefetch has not. */
+	model_pack(c->em->m);
 	for (int done = 0; done < n;) {
 		int b = n - done < c->rs.n_batch ? n - done : c->rs.n_batch;
 		int last = done + b == n;

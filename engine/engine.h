@@ -49,8 +49,10 @@ const struct engine_info *engine_info(const struct engine_model *m);
 typedef int (*engine_load_fn)(void *ud, uint64_t done, uint64_t total);
 /* Read the model's mapped file once, front to back, with read-ahead, so
  * that the first reply does not fault it in from disk piecemeal; cb (may
- * be NULL) hears the progress after every 64 MiB.  Never prints.  Returns
- * 0, or 1 when cb stopped it (the model is usable either way). */
+ * be NULL) hears the progress after every 64 MiB.  Then pack the matrices
+ * the kernels want in another layout (model_pack; otherwise the first
+ * forward pass does it).  Never prints.  Returns 0, or 1 when cb stopped
+ * it (the model is usable either way).  Not while a pass runs on it. */
 int engine_prefetch(const struct engine_model *m, engine_load_fn cb, void *ud);
 
 /* Tokenize len bytes into a malloc'd array (*ids, freed by the caller).

@@ -231,12 +231,14 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 		const struct tensor *W = jobs[j].W;
 		int64_t n = W->ne[0];
 		int vdt = quant_type_get(W->type)->vec_dot_type;
-		size_t gsz = B > 1 ? gemm_act_size(W->type, (int)n, B) : 0;
+		/* Packed matrices (model_pack) take the tiled layout for any B. */
+		size_t gsz = W->packed ? gemm_pack_act_size(W->type, (int)n, B)
+		    : B > 1 ? gemm_act_size(W->type, (int)n, B) : 0;
 		tiled[j] = gsz > 0;
 		if (vdt == QT_F32) {
 			stride[j] = (size_t)n * sizeof(float);
 			offs[j] = (size_t)-1;
-		} else if (j > 0 && jobs[j - 1].W->type == W->type) {
+		} else if (j > 0 && jobs[j - 1].W->type == W->type && !jobs[j - 1].W->packed == !W->packed) {
 			stride[j] = stride[j - 1];
 			offs[j] = offs[j - 1];
 		} else if (tiled[j]) {
@@ -258,7 +260,7 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 	 * after the plain one (64-byte aligned: 64 bytes of slack each). */
 	for (int j = 0; j < nj; j++) {
 		const struct tensor *W = jobs[j].W;
-		size_t dsz = B == 1 && offs[j] != (size_t)-1 ? quant_dec_size(W->type, (int)W->ne[0]) : 0;
+		size_t dsz = B == 1 && !tiled[j] && offs[j] != (size_t)-1 ? quant_dec_size(W->type, (int)W->ne[0]) : 0;
 		dec[j] = dsz > 0;
 		decoff[j] = used;
 		if (dec[j] && j > 0 && dec[j - 1] && jobs[j - 1].W->type == W->type)
@@ -282,6 +284,10 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 		/* Quantize the activations once; every row's dot product reuses
 		 * them, as llama.cpp does (which is why its quantized results and
 		 * ours agree). */
+		if (tiled[j] && W->packed) {
+			gemm_pack_act_prepare(W->type, (int)n, x, B, dst);
+			continue;
+		}
 		if (tiled[j]) {
 			gemm_act_prepare(W->type, (int)n, x, B, dst);
 			continue;
@@ -345,7 +351,10 @@ mm_chunk(const struct mm *jobs, const int64_t *first_chunk, const uint8_t *const
 	int64_t n = W->ne[0], rows = W->ne[1];
 	int64_t r0 = (c - first_chunk[j]) * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
 	const uint8_t *w = (const uint8_t *)W->data;
-	if (B == 1) {
+	if (W->packed) {
+		/* One token or a batch: the tiled kernels (gemm_pack.c). */
+		gemm_packed(W->type, (int)n, W->packed, (int)r0, (int)r1, act[j], B, jobs[j].out, (size_t)rows);
+	} else if (B == 1) {
 		quant_vec_dot_fn dot = dec[j] ? quant_dec_dot(W->type) : qt->vec_dot;
 		for (int64_t r = r0; r < r1; r++)
 			dot((int)n, &jobs[j].out[r], w + r * W->row_bytes, act[j]);

@@ -56,6 +56,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define GEMM_X86 1
 #include <immintrin.h>
+
+#include "engine/gemm_kern.h"
 #endif
 
 #define NC GEMM_NC
@@ -170,8 +172,22 @@ act_index(int nb, int b, int k)
 	return ((size_t)(b / NC) * (size_t)nb + (size_t)k) * NC + (size_t)(b % NC);
 }
 
+/* One block of 32 activations into e, for weights with offset off. */
 static void
-prepare32(int type, int n, const float *x, int B, struct gemm_act32 *a)
+act32_block(quant_from_float_fn q8, int32_t off, const float *x, struct gemm_act32 *e)
+{
+	block_q8_0 blk;
+	q8(x, &blk, QK8_0);
+	int sum = 0;
+	for (int j = 0; j < QK8_0; j++)
+		sum += blk.qs[j];
+	memcpy(e->q, blk.qs, sizeof e->q);
+	e->d = fp16_to_fp32(blk.d);
+	e->corr = -off * sum;
+}
+
+void
+gemm_prepare32(int type, int n, const float *x, int B, struct gemm_act32 *a)
 {
 	const quant_from_float_fn q8 = quant_type_get(QT_Q8_0)->from_float;
 	const int nb = n / QK8_0;
@@ -182,20 +198,21 @@ prepare32(int type, int n, const float *x, int B, struct gemm_act32 *a)
 	for (int b = 0; b < groups(B) * NC; b++) {
 		for (int k = 0; k < nb; k++) {
 			struct gemm_act32 *e = &a[act_index(nb, b, k)];
-			if (b >= B) {
+			if (b >= B)
 				memset(e, 0, sizeof *e);
-				continue;
-			}
-			block_q8_0 blk;
-			q8(x + (size_t)b * (size_t)n + (size_t)k * QK8_0, &blk, QK8_0);
-			int sum = 0;
-			for (int j = 0; j < QK8_0; j++)
-				sum += blk.qs[j];
-			memcpy(e->q, blk.qs, sizeof e->q);
-			e->d = fp16_to_fp32(blk.d);
-			e->corr = -off * sum;
+			else
+				act32_block(q8, off, x + (size_t)b * (size_t)n + (size_t)k * QK8_0, e);
 		}
 	}
+}
+
+void
+gemm_prepare32_row(int type, int n, const float *x, struct gemm_act32 *a)
+{
+	const quant_from_float_fn q8 = quant_type_get(QT_Q8_0)->from_float;
+	const int32_t off = type == QT_Q4_0 ? 8 : 128;
+	for (int k = 0; k < n / QK8_0; k++)
+		act32_block(q8, off, x + (size_t)k * QK8_0, &a[k]);
 }
 
 static void
@@ -244,7 +261,7 @@ gemm_act_prepare(int type, int n, const float *x, int B, void *buf)
 	if (is_k(type))
 		preparek(type, n, x, B, buf);
 	else
-		prepare32(type, n, x, B, buf);
+		gemm_prepare32(type, n, x, B, buf);
 }
 
 int
@@ -290,12 +307,6 @@ gemm_generic(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
 }
 
 #ifdef GEMM_X86
-
-#define T512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
-
-/* Broadcast one int32 / float from memory (folded into the instruction). */
-#define BC(v) _mm512_set1_epi32(v)
-#define BCF(v) _mm512_set1_ps(v)
 
 /* Read in place of rows past the end of a partial tile: every byte any
  * unpacking reads of a K chunk lies inside it, and zero scales make those
@@ -373,16 +384,6 @@ prefetch_next(const uint8_t *w, size_t row_bytes, int rt, int r1, int k0, int ks
 	}
 }
 
-/* Add (or, on the first K chunk, store) the 16-row results of nc columns. */
-static inline T512 void
-flush(const __m512 *f, int nc, float *o, size_t ldo, __mmask16 m, int first)
-{
-	for (int c = 0; c < nc; c++) {
-		float *p = o + (size_t)c * ldo;
-		const __m512 v = first ? f[c] : _mm512_add_ps(f[c], _mm512_maskz_loadu_ps(m, p));
-		_mm512_mask_storeu_ps(p, m, v);
-	}
-}
 
 /* ---- Q4_0, Q8_0 --------------------------------------------------- */
 
@@ -414,35 +415,6 @@ unpack32(int type, const uint8_t *const *rp, int kc, __m512i *wq, __m512 *wd)
 	}
 }
 
-/* kc blocks of one tile against the first ncol (a constant: 8, or 4 for a
- * short last group) columns of a group; a: the group's entry of the chunk's
- * first block. */
-static inline __attribute__((always_inline)) T512 void
-kern32(const __m512i *wq, const __m512 *wd, int kc, const struct gemm_act32 *a, __m512 *f,
-    const int ncol)
-{
-	for (int c = 0; c < ncol; c++)
-		f[c] = _mm512_setzero_ps();
-	for (int k = 0; k < kc; k++, wq += 8, a += NC) {
-		const __m512i w0 = wq[0], w1 = wq[1], w2 = wq[2], w3 = wq[3];
-		const __m512i w4 = wq[4], w5 = wq[5], w6 = wq[6], w7 = wq[7];
-		const __m512 dw = wd[k];
-#pragma GCC unroll 8
-		for (int c = 0; c < ncol; c++) {
-			const int32_t *q = a[c].q;
-			__m512i acc = BC(a[c].corr);
-			acc = _mm512_dpbusd_epi32(acc, w0, BC(q[0]));
-			acc = _mm512_dpbusd_epi32(acc, w1, BC(q[1]));
-			acc = _mm512_dpbusd_epi32(acc, w2, BC(q[2]));
-			acc = _mm512_dpbusd_epi32(acc, w3, BC(q[3]));
-			acc = _mm512_dpbusd_epi32(acc, w4, BC(q[4]));
-			acc = _mm512_dpbusd_epi32(acc, w5, BC(q[5]));
-			acc = _mm512_dpbusd_epi32(acc, w6, BC(q[6]));
-			acc = _mm512_dpbusd_epi32(acc, w7, BC(q[7]));
-			f[c] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), BCF(a[c].d)), dw, f[c]);
-		}
-	}
-}
 
 static T512 void
 kern32_8(const __m512i *wq, const __m512 *wd, int kc, const struct gemm_act32 *a, __m512 *f)

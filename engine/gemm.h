@@ -57,6 +57,29 @@ void gemm(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
  */
 int gemm_act_row(int type, int n, const void *buf, int B, int b, void *dst);
 
+/*
+ * Packed weights (gemm_pack.c): Q4_0 and Q8_0 matrices regrouped once into
+ * 16-row tiles, which the AVX-512 VNNI kernels read without unpacking.
+ *
+ * gemm_pack_size: bytes of the packed form of a (rows x n) matrix, or 0 if
+ * it cannot be packed (another type, n not a multiple of 32, or a CPU
+ * family without AVX-512 VNNI: then keep the file's rows and call gemm).
+ * gemm_pack: write tiles [t0, t1) (16 rows each; there are
+ * ceil(rows / 16)) of the matrix at w (row_bytes apart) into dst, which
+ * must be 64-byte aligned; disjoint tile ranges may be packed in parallel.
+ * gemm_pack_act_size / gemm_pack_act_prepare: as gemm_act_size /
+ * gemm_act_prepare, for gemm_packed and for any B, 1 included.
+ * gemm_packed: gemm's contract on the packed matrix (r0 a multiple of 16),
+ * B = 1 included; its results are the bits gemm gives on the file's rows
+ * at the avx512-vnni level.
+ */
+size_t gemm_pack_size(int type, int n, int rows);
+void gemm_pack(int type, int n, int rows, const void *w, size_t row_bytes, void *dst, int t0, int t1);
+size_t gemm_pack_act_size(int type, int n, int B);
+void gemm_pack_act_prepare(int type, int n, const float *x, int B, void *buf);
+void gemm_packed(int type, int n, const void *wp, int r0, int r1, const void *buf, int B, float *out,
+    size_t ldo);
+
 /* Name of the kernel level in use: "avx512-vnni", "avx2" or "generic". */
 const char *gemm_level(void);
 

@@ -37,6 +37,14 @@ struct gemm_actk {
 };
 _Static_assert(sizeof(struct gemm_actk) == 356, "gemm_actk");
 
+/* gemm.c: B activation rows of n values (x, row stride n) into the layout
+ * above for Q4_0 or Q8_0 weights; gemm_act_prepare at the tiled levels.
+ * Runs on the OpenMP team when B >= 16. */
+void gemm_prepare32(int type, int n, const float *x, int B, struct gemm_act32 *a);
+/* One row of n activations, its n / 32 blocks one after another (the
+ * packed decode kernel's layout: no columns to interleave). */
+void gemm_prepare32_row(int type, int n, const float *x, struct gemm_act32 *a);
+
 /* gemm_avx2.c: gemm's contract for Q4_0/Q8_0 and for Q4_K/Q6_K, on the
  * layout above (callers check the CPU runs AVX2 + FMA + F16C). */
 void gemm_avx2_32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,

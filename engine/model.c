@@ -311,6 +311,7 @@ model_open(const char *path, const char *tokenizer_path, char **err)
 		eng_errf(err, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&m->pack_lock, NULL);
 	int rc = memcmp(magic, "GGUF", 4) == 0 ? model_load_gguf(m, path, err)
 	    : model_load_l2c(m, path, tokenizer_path, err);
 	if (rc != 0) {
@@ -395,5 +396,7 @@ model_close(struct model *m)
 		munmap(m->map, m->map_size);
 	tok_free(m->tok);
 	free(m->layers);
+	free(m->pack_mem);
+	pthread_mutex_destroy(&m->pack_lock);
 	free(m);
 }

@@ -6,6 +6,7 @@
 #ifndef ENGINE_MODEL_H
 #define ENGINE_MODEL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,9 @@ struct tensor {
 	size_t row_bytes;
 	const float *scales;      /* QT_Q8_G: one per `group` values, row-major */
 	int group;                /* QT_Q8_G only */
+	const void *packed;       /* NULL, or the same matrix in gemm_pack's
+	                           * layout (model_pack), which matmul reads
+	                           * instead of data */
 };
 
 struct model_config {
@@ -76,6 +80,12 @@ struct model {
 	uint64_t token_bytes;     /* bytes one decoded token reads: all but the
 	                           * embedding table, of which one row */
 	char fingerprint[40];     /* file size + hash of header and sampled data */
+
+	/* model_pack.c: the packed copy of the matrices, made once. */
+	pthread_mutex_t pack_lock;
+	atomic_int pack_done;
+	void *pack_mem;
+	size_t pack_size;
 };
 
 /* Open a GGUF or llama2.c file (the magic decides).  tokenizer_path is for
@@ -87,6 +97,17 @@ int model_load_gguf(struct model *m, const char *path, char **err);
 int model_load_l2c(struct model *m, const char *path, const char *tokenizer_path, char **err);
 /* Fill m->type_count, n_params, weight_bytes and fingerprint. */
 void model_finish(struct model *m);
+
+/*
+ * Rewrite the matrices the CPU's kernels read faster in another layout
+ * (gemm_pack: Q4_0 and Q8_0 on AVX-512 VNNI) into one anonymous block, and
+ * let go of their pages in the mapping, so that the memory used stays the
+ * weights' size.  Idempotent and thread-safe: the first call does the work
+ * (on the OpenMP team), later ones return at once.  If the block cannot be
+ * allocated, nothing changes and the file's rows are used.  Returns the
+ * bytes packed by this call.
+ */
+size_t model_pack(struct model *m);
 
 /* The values are the element codes of KV snapshots (kvsnap.c): never
  * renumber them. */

@@ -529,15 +529,8 @@ kernq4k(const struct uq4k *u, int kc, const struct gemm_actk *a, __m512 *f, cons
 			const __m512 dsc = u->dsc[j];
 #pragma GCC unroll 8
 			for (int c = 0; c < ncol; c++) {
-				const int32_t *q = a[c].q + 8 * j;
-				__m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, BC(q[0]));
-				acc = _mm512_dpbusd_epi32(acc, w1, BC(q[1]));
-				acc = _mm512_dpbusd_epi32(acc, w2, BC(q[2]));
-				acc = _mm512_dpbusd_epi32(acc, w3, BC(q[3]));
-				acc = _mm512_dpbusd_epi32(acc, w4, BC(q[4]));
-				acc = _mm512_dpbusd_epi32(acc, w5, BC(q[5]));
-				acc = _mm512_dpbusd_epi32(acc, w6, BC(q[6]));
-				acc = _mm512_dpbusd_epi32(acc, w7, BC(q[7]));
+				const __m512i acc = dp8(_mm512_setzero_si512(), w0, w1, w2, w3, w4, w5, w6, w7,
+				    a[c].q + 8 * j);
 				t[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), dsc, t[c]);
 			}
 		}

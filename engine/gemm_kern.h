@@ -33,6 +33,22 @@ flush(const __m512 *f, int nc, float *o, size_t ldo, __mmask16 m, int first)
 	}
 }
 
+/* acc + the dot of eight weight vectors with eight broadcast activation
+ * dwords, in that order (vpdpbusd: unsigned weights, signed activations). */
+static inline __attribute__((always_inline)) T512 __m512i
+dp8(__m512i acc, __m512i w0, __m512i w1, __m512i w2, __m512i w3, __m512i w4, __m512i w5, __m512i w6,
+    __m512i w7, const int32_t *q)
+{
+	acc = _mm512_dpbusd_epi32(acc, w0, BC(q[0]));
+	acc = _mm512_dpbusd_epi32(acc, w1, BC(q[1]));
+	acc = _mm512_dpbusd_epi32(acc, w2, BC(q[2]));
+	acc = _mm512_dpbusd_epi32(acc, w3, BC(q[3]));
+	acc = _mm512_dpbusd_epi32(acc, w4, BC(q[4]));
+	acc = _mm512_dpbusd_epi32(acc, w5, BC(q[5]));
+	acc = _mm512_dpbusd_epi32(acc, w6, BC(q[6]));
+	return _mm512_dpbusd_epi32(acc, w7, BC(q[7]));
+}
+
 /*
  * kc blocks of one 16-row tile against the first ncol (a constant: 8, or 4
  * for a short last group) columns of a group.  wq[8k + g] lane r = values
@@ -53,16 +69,7 @@ kern32(const __m512i *wq, const __m512 *wd, int kc, const struct gemm_act32 *a, 
 		const __m512 dw = wd[k];
 #pragma GCC unroll 8
 		for (int c = 0; c < ncol; c++) {
-			const int32_t *q = a[c].q;
-			__m512i acc = BC(a[c].corr);
-			acc = _mm512_dpbusd_epi32(acc, w0, BC(q[0]));
-			acc = _mm512_dpbusd_epi32(acc, w1, BC(q[1]));
-			acc = _mm512_dpbusd_epi32(acc, w2, BC(q[2]));
-			acc = _mm512_dpbusd_epi32(acc, w3, BC(q[3]));
-			acc = _mm512_dpbusd_epi32(acc, w4, BC(q[4]));
-			acc = _mm512_dpbusd_epi32(acc, w5, BC(q[5]));
-			acc = _mm512_dpbusd_epi32(acc, w6, BC(q[6]));
-			acc = _mm512_dpbusd_epi32(acc, w7, BC(q[7]));
+			const __m512i acc = dp8(BC(a[c].corr), w0, w1, w2, w3, w4, w5, w6, w7, a[c].q);
 			f[c] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), BCF(a[c].d)), dw, f[c]);
 		}
 	}

@@ -246,19 +246,16 @@ packed_dec(int type, int n, const uint8_t *tile, size_t tb, int nt, int rows, co
 	}
 }
 
+/* The four kernels packed_dec inlines into: type and tile count constant. */
 static T512 void
-packed_dec_q4_0(int n, const uint8_t *tile, size_t tb, int nt, int rows, const struct gemm_act32 *a, float *out)
+packed_dec_run(int type, int n, const uint8_t *tile, size_t tb, int nt, int rows, const struct gemm_act32 *a,
+    float *out)
 {
-	if (nt == 2)
+	if (type == QT_Q4_0 && nt == 2)
 		packed_dec(QT_Q4_0, n, tile, tb, 2, rows, a, out);
-	else
+	else if (type == QT_Q4_0)
 		packed_dec(QT_Q4_0, n, tile, tb, 1, rows, a, out);
-}
-
-static T512 void
-packed_dec_q8_0(int n, const uint8_t *tile, size_t tb, int nt, int rows, const struct gemm_act32 *a, float *out)
-{
-	if (nt == 2)
+	else if (nt == 2)
 		packed_dec(QT_Q8_0, n, tile, tb, 2, rows, a, out);
 	else
 		packed_dec(QT_Q8_0, n, tile, tb, 1, rows, a, out);
@@ -275,10 +272,7 @@ gemm_packed(int type, int n, const void *wp, int r0, int r1, const void *buf, in
 		const int left = r1 - rt;
 		if (B == 1) {
 			const int nt = left > TR ? 2 : 1, rows = left < nt * TR ? left : nt * TR;
-			if (type == QT_Q4_0)
-				packed_dec_q4_0(n, tile, tb, nt, rows, buf, out + rt);
-			else
-				packed_dec_q8_0(n, tile, tb, nt, rows, buf, out + rt);
+			packed_dec_run(type, n, tile, tb, nt, rows, buf, out + rt);
 			rt += nt * TR;
 		} else {
 			packed_gemm(type, n, tile, left < TR ? left : TR, buf, B, out + rt, ldo);

@@ -289,12 +289,8 @@ matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_st
 		/* Quantize the activations once; every row's dot product reuses
 		 * them, as llama.cpp does (which is why its quantized results and
 		 * ours agree). */
-		if (tiled[j] && W->packed) {
-			gemm_pack_act_prepare(W->type, (int)n, x, B, dst);
-			continue;
-		}
 		if (tiled[j]) {
-			gemm_act_prepare(W->type, (int)n, x, B, dst);
+			(W->packed ? gemm_pack_act_prepare : gemm_act_prepare)(W->type, (int)n, x, B, dst);
 			continue;
 		}
 		const struct quant_type *vt = quant_type_get(quant_type_get(W->type)->vec_dot_type);

@@ -84,8 +84,7 @@ struct model {
 	/* model_pack.c: the packed copy of the matrices, made once. */
 	pthread_mutex_t pack_lock;
 	atomic_int pack_done;
-	void *pack_mem;
-	size_t pack_size;
+	void *pack_mem;           /* NULL: nothing packed */
 };
 
 /* Open a GGUF or llama2.c file (the magic decides).  tokenizer_path is for
@@ -104,10 +103,9 @@ void model_finish(struct model *m);
  * let go of their pages in the mapping, so that the memory used stays the
  * weights' size.  Idempotent and thread-safe: the first call does the work
  * (on the OpenMP team), later ones return at once.  If the block cannot be
- * allocated, nothing changes and the file's rows are used.  Returns the
- * bytes packed by this call.
+ * allocated, nothing changes and the file's rows are used.
  */
-size_t model_pack(struct model *m);
+void model_pack(struct model *m);
 
 /* The values are the element codes of KV snapshots (kvsnap.c): never
  * renumber them. */

@@ -95,11 +95,11 @@ drop_pages(const void *p, size_t n)
 		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-size_t
+void
 model_pack(struct model *m)
 {
 	if (atomic_load_explicit(&m->pack_done, memory_order_acquire))
-		return 0;
+		return;
 	pthread_mutex_lock(&m->pack_lock);
 	size_t total = 0;
 	if (atomic_load_explicit(&m->pack_done, memory_order_relaxed) || m->gguf == NULL || m->layers == NULL)
@@ -122,7 +122,6 @@ model_pack(struct model *m)
 	void *mem = NULL;
 	if (posix_memalign(&mem, PACK_ALIGN, size) != 0) {
 		free(ts);
-		total = 0;
 		goto done;
 	}
 	madvise(mem, size, MADV_HUGEPAGE);
@@ -160,9 +159,7 @@ model_pack(struct model *m)
 	}
 	free(ts);
 	m->pack_mem = mem;
-	m->pack_size = size;
 done:
 	atomic_store_explicit(&m->pack_done, 1, memory_order_release);
 	pthread_mutex_unlock(&m->pack_lock);
-	return total;
 }

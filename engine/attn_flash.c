@@ -1,32 +1,33 @@
 /*
- * attn_flash.c: attention over long float16 contexts, tiled in the manner
- * of flash attention: the cache is walked in blocks of FB (16) positions,
- * a few blocks' K and V rows converted to float at once (FBUF values) and
- * used by up to FQ (32) queries of the call (the heads sharing a KV head,
- * several tokens of a prompt), with an online softmax per query (running
- * maximum M, per-lane running sums L, the V accumulator rescaled when M
- * grows).  The queries take a block in turn, so that one query's softmax
- * (a dependent chain) overlaps the next one's products.
+ * attn_flash.c: attention over long contexts, tiled in the manner of flash
+ * attention and computed as two small matrix products.  The cache is walked
+ * in blocks of FB (16) positions; a chunk of blocks (FBUF values of K and of
+ * V) is converted to float once per call and used by up to FQ (32) queries
+ * (the heads sharing a KV head, several tokens of a prompt).  K is stored
+ * transposed (for each dimension d, the 16 positions of a block side by
+ * side), so that a position's score is a lane of a vector and needs no
+ * horizontal sum: scores are an outer-product GEMM, FG queries by a chunk
+ * of blocks, with each K vector loaded once for FG queries.  V stays in
+ * rows, and the weighted sum of V rows is the second GEMM, FG queries at
+ * a time, each V row loaded once for them.  Per query, an online softmax:
+ * running maximum M, per-lane running sums L, the output rescaled when M
+ * grows.
  *
  * The arithmetic of one query is fixed by this file alone, never by which
  * other queries share its call or where a prompt batch starts: blocks start
  * at multiples of FB from position 0; the score of position j is
- *   lanes_reduce(p) * scale,  p[l] = fma chain over c of k[j][16c+l] * q16[16c+l]
- * (q16: q rounded to f16; lanes_reduce: the tree (l, l+8), (l, l+4),
- * (0, 2)/(1, 3), then the pair); the block maximum mb, alpha = expf(M - mb)
- * when mb > M (M, L and the accumulators multiplied by alpha), the weights
- * P = e(s - M) with ggml's vector expf (e(x) = 0 below -87), L += P lane by
- * lane, and V rows added into two accumulators (even and odd positions) by
- * fused multiply-adds; the output is (even + odd) / lanes_reduce(L).  So a
- * token decoded alone gets the bits it got inside a prompt batch, and the
- * scalar reference attn_flash_f16_ref gives the vector kernel's bits.
+ *   s_j = (fma chain over d = 1..hd-1 of k[j][d] * q16[d], from k[j][0] * q16[0]) * scale
+ * (q16: q rounded to f16); the block maximum mb, alpha = expf(M - mb) when
+ * mb > M (M, L and the output multiplied by alpha), the weights
+ * P = e(s - M) with ggml's vector expf (e(x) = 0 below -87), L[j % 16] += P
+ * and o[i] = fma(v[j][i], P_j, o[i]) for the block's positions in order;
+ * the result is o / lanes_reduce(L).  So a token decoded alone gets the
+ * bits it got inside a prompt batch, and the scalar reference
+ * attn_flash_f16_ref gives the vector kernels' bits.  (A position past the
+ * query's end adds fma(v, 0, o) = o: o starts at +0 and a sum in
+ * round-to-nearest never becomes -0, so skipping it and adding it agree.)
  *
- * Registers: sixteen positions' score vectors are reduced together by a
- * transposing tree (shuffles of 128-bit quarters, then within quarters),
- * which yields one vector of sixteen scores for about three instructions a
- * position instead of a full horizontal sum each.
- *
- * A q8_0 cache (--kv-q8) goes through the same kernel at every length: its
+ * A q8_0 cache (--kv-q8) goes through the same kernels at every length: its
  * blocks are dequantized (q * d) where f16 rows are converted, and from
  * there the arithmetic is the one above.
  */
@@ -42,8 +43,11 @@
 #endif
 
 #define FB 16        /* positions per block = lanes of a zmm */
-#define FQ 32        /* queries sharing one conversion of K/V */
+#define FQ 64        /* queries sharing one conversion of K/V (head size <= FHD) */
+#define FHD 128      /* head size the per-query buffers are sized for */
+#define FG 4         /* queries one step of the two GEMMs serves */
 #define FBUF 4096    /* floats of K (and of V) converted at once: 4 blocks at hd 64 */
+#define FCB (FBUF / (FB * 16))   /* most blocks a chunk can hold (hd 16) */
 
 static float
 flash_lanes_reduce(const float *a)
@@ -92,10 +96,10 @@ static void
 flash_ref(int q8, float *o, const float *q, const void *k, const void *v, size_t stride, int n, int hd,
     float scale)
 {
-	float q16[ATTN_MAX_HD], oe[ATTN_MAX_HD], oo[ATTN_MAX_HD], L[FB], kj[ATTN_MAX_HD], vj[ATTN_MAX_HD];
+	float q16[ATTN_MAX_HD], acc[ATTN_MAX_HD], L[FB], kj[ATTN_MAX_HD], vj[ATTN_MAX_HD];
 	for (int i = 0; i < hd; i++) {
 		q16[i] = fp16_to_fp32(fp32_to_fp16(q[i]));
-		oe[i] = oo[i] = 0;
+		acc[i] = 0;
 	}
 	for (int l = 0; l < FB; l++)
 		L[l] = 0;
@@ -109,13 +113,10 @@ flash_ref(int q8, float *o, const float *q, const void *k, const void *v, size_t
 				continue;
 			}
 			flash_row(q8, k, stride, j, hd, kj);
-			float p[16];
-			for (int ln = 0; ln < 16; ln++)
-				p[ln] = kj[ln] * q16[ln];
-			for (int c = 1; c < hd / 16; c++)
-				for (int ln = 0; ln < 16; ln++)
-					p[ln] = fmaf(kj[16 * c + ln], q16[16 * c + ln], p[ln]);
-			s[l] = flash_lanes_reduce(p) * scale;
+			float p = kj[0] * q16[0];
+			for (int d = 1; d < hd; d++)
+				p = fmaf(kj[d], q16[d], p);
+			s[l] = p * scale;
 			mb = s[l] > mb ? s[l] : mb;
 		}
 		if (mb > M) {
@@ -123,10 +124,8 @@ flash_ref(int q8, float *o, const float *q, const void *k, const void *v, size_t
 			M = mb;
 			for (int l = 0; l < FB; l++)
 				L[l] *= alpha;
-			for (int i = 0; i < hd; i++) {
-				oe[i] *= alpha;
-				oo[i] *= alpha;
-			}
+			for (int i = 0; i < hd; i++)
+				acc[i] *= alpha;
 		}
 		for (int l = 0; l < FB; l++) {
 			float pl = flash_exp(s[l] - M);
@@ -135,14 +134,13 @@ flash_ref(int q8, float *o, const float *q, const void *k, const void *v, size_t
 			if (j >= n)
 				continue;
 			flash_row(q8, v, stride, j, hd, vj);
-			float *acc = l & 1 ? oo : oe;
 			for (int i = 0; i < hd; i++)
 				acc[i] = fmaf(vj[i], pl, acc[i]);
 		}
 	}
 	float inv = 1.0f / flash_lanes_reduce(L);
 	for (int i = 0; i < hd; i++)
-		o[i] = (oe[i] + oo[i]) * inv;
+		o[i] = acc[i] * inv;
 }
 
 void
@@ -159,10 +157,39 @@ attn_flash_q8_ref(float *o, const float *q, const block_q8_0 *k, const block_q8_
 	flash_ref(1, o, q, k, v, stride, n, hd, scale);
 }
 
+/* Ask for the K and V rows of the next chunk (positions j0 .. j0+cnt-1,
+ * below n) while this one is computed: a row is a strided slice of the
+ * cache (the other KV heads lie between), and loading it when converting
+ * was a fifth of attention's time in perf at 2,048 positions. */
+static void
+flash_prefetch(int q8, const void *k, const void *v, size_t stride, int j0, int n, int cnt, int hd)
+{
+	size_t bytes = q8 ? (size_t)hd / QK8_0 * sizeof(block_q8_0) : (size_t)hd * sizeof(fp16_t);
+	size_t rs = q8 ? stride * sizeof(block_q8_0) : stride * sizeof(fp16_t);
+	for (int j = j0; j < j0 + cnt && j < n; j++)
+		for (size_t o = 0; o < bytes; o += 64) {
+			__builtin_prefetch((const char *)k + (size_t)j * rs + o);
+			__builtin_prefetch((const char *)v + (size_t)j * rs + o);
+		}
+}
+
+/* One query's running state: q16 its query in f16 precision, o the
+ * unnormalized output (hd floats each, 64-byte aligned). */
+struct flash_q {
+	float L[FB] __attribute__((aligned(64)));
+	float *q16, *o;
+	float M;
+};
+
 #ifdef FLASH_X86
 #define T512 __attribute__((target("avx512f,f16c,fma")))
+#define AI inline __attribute__((always_inline))
+/* Keep a loaded vector in a register: left alone, gcc folds the load into
+ * each of the FG multiply-adds that use it, FG loads instead of one, and
+ * the loads, not the multiply-adds, bound the kernel. */
+#define FLASH_REG(x) __asm__("" : "+v"(x))
 
-static inline T512 __m512
+static AI T512 __m512
 flash_vexp(__m512 x)
 {
 	const __m512 r = _mm512_set1_ps(0x1.8p23f);
@@ -179,26 +206,8 @@ flash_vexp(__m512 x)
 	return _mm512_mask_mov_ps(res, tiny, _mm512_setzero_ps());
 }
 
-/* a[i] holds the lane sums of position 4 * (i % 4) + i / 4; the result's
- * lane j is flash_lanes_reduce of position j's vector. */
-static inline T512 __m512
-flash_reduce16(const __m512 *a)
-{
-	__m512 b[8], c[4], d[2];
-	for (int i = 0; i < 8; i++)        /* t = lane l + lane l+8 */
-		b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
-		    _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
-	for (int i = 0; i < 4; i++)        /* u = t l + t l+4 */
-		c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
-		    _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
-	for (int i = 0; i < 2; i++)        /* v = u 0 + u 2, u 1 + u 3 */
-		d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
-		    _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xee));
-	return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xdd));
-}
-
 /* Horizontal sum in flash_lanes_reduce's order. */
-static inline T512 float
+static AI T512 float
 flash_hsum(__m512 a)
 {
 	__m256 t = _mm256_add_ps(_mm512_castps512_ps256(_mm512_shuffle_f32x4(a, a, 0xee)), _mm512_castps512_ps256(a));
@@ -207,207 +216,232 @@ flash_hsum(__m512 a)
 	return _mm_cvtss_f32(_mm_add_ss(w, _mm_shuffle_ps(w, w, _MM_SHUFFLE(1, 1, 1, 1))));
 }
 
-struct flash_state {
-	float M;
-	__m512 L;
-	__m512 oe[ATTN_MAX_HD / 16], oo[ATTN_MAX_HD / 16];
-};
+/* Dimensions 16c .. 16c+15 of row j, in float (flash_row's values). */
+static AI T512 __m512
+flash_load16(int q8, const void *base, size_t stride, int j, int c)
+{
+	if (q8) {
+		const block_q8_0 *b = (const block_q8_0 *)base + (size_t)j * stride + c / 2;
+		__m512 x = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + (c & 1) * 16))));
+		return _mm512_mul_ps(x, _mm512_set1_ps(fp16_to_fp32(b->d)));
+	}
+	const fp16_t *r = (const fp16_t *)base + (size_t)j * stride + 16 * c;
+	return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)r));
+}
+
+#define PD(x) _mm512_castps_pd(x)
+#define PS(x) _mm512_castpd_ps(x)
+
+/* r[i] = column i of the 16x16 matrix whose rows were r[0..15]. */
+static AI T512 void
+flash_tr16(__m512 *r)
+{
+	__m512 t[16], u[16];
+	for (int i = 0; i < 8; i++) {
+		t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+	}
+	/* u[4g + m]: in each 128-bit lane k, rows 4g..4g+3 of column 4k + m. */
+	for (int g = 0; g < 4; g++) {
+		u[4 * g] = PS(_mm512_unpacklo_pd(PD(t[4 * g]), PD(t[4 * g + 2])));
+		u[4 * g + 1] = PS(_mm512_unpackhi_pd(PD(t[4 * g]), PD(t[4 * g + 2])));
+		u[4 * g + 2] = PS(_mm512_unpacklo_pd(PD(t[4 * g + 1]), PD(t[4 * g + 3])));
+		u[4 * g + 3] = PS(_mm512_unpackhi_pd(PD(t[4 * g + 1]), PD(t[4 * g + 3])));
+	}
+	for (int m = 0; m < 4; m++) {
+		__m512 a = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88), b = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
+		__m512 c = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd), d = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
+		r[m] = _mm512_shuffle_f32x4(a, b, 0x88);
+		r[8 + m] = _mm512_shuffle_f32x4(a, b, 0xdd);
+		r[4 + m] = _mm512_shuffle_f32x4(c, d, 0x88);
+		r[12 + m] = _mm512_shuffle_f32x4(c, d, 0xdd);
+	}
+}
 
 /*
- * One block for one query, in three steps.  kb, vb: the block's rows in
- * float, hd apart; `valid` of them are this query's.  Inlined with nv
- * constant for the common head sizes, so the accumulators live in
- * registers.  flash_pair runs two queries' steps side by side: each
- * query's step ends in a chain of dependent reductions (scores -> block
- * maximum -> exp), and two independent chains fill each other's waits.
+ * Positions c0 .. c0 + FB*nb - 1 in float: K transposed into kt (block b,
+ * dimension d: the 16 positions at kt + (b*hd + d)*FB), V in rows into vb.
+ * Positions at or past c0 + cnt are zero, so that masked lanes and the
+ * rows a query does not see hold no NaN garbage.
  */
-static inline __attribute__((always_inline)) T512 __m512
-flash_scores(const __m512 *qv, const float *kb, int valid, int nv, float scale)
+static AI T512 void
+flash_convert(int q8, const void *k, const void *v, size_t stride, int c0, int cnt, int nb, int nv, float *kt,
+    float *vb)
 {
-	__m512 a[FB];
-	for (int i = 0; i < FB; i++) {
-		const float *kr = kb + (size_t)(4 * (i % 4) + i / 4) * (size_t)nv * 16;
-		a[i] = _mm512_mul_ps(_mm512_loadu_ps(kr), qv[0]);
-		for (int c = 1; c < nv; c++)
-			a[i] = _mm512_fmadd_ps(_mm512_loadu_ps(kr + 16 * c), qv[c], a[i]);
-	}
-	__m512 s = _mm512_mul_ps(flash_reduce16(a), _mm512_set1_ps(scale));
-	__mmask16 keep = (__mmask16)(valid >= FB ? 0xffff : (1u << valid) - 1);
-	return _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), keep, s);
+	const int hd = 16 * nv;
+	for (int b = 0; b < nb; b++)
+		for (int c = 0; c < nv; c++) {
+			__m512 r[FB];
+			if ((b + 1) * FB <= cnt) {
+				for (int l = 0; l < FB; l++) {
+					int p = b * FB + l;
+					r[l] = flash_load16(q8, k, stride, c0 + p, c);
+					_mm512_store_ps(vb + (size_t)p * hd + 16 * c, flash_load16(q8, v, stride, c0 + p, c));
+				}
+			} else {
+				for (int l = 0; l < FB; l++) {
+					int p = b * FB + l, in = p < cnt;
+					r[l] = in ? flash_load16(q8, k, stride, c0 + p, c) : _mm512_setzero_ps();
+					_mm512_store_ps(vb + (size_t)p * hd + 16 * c,
+					    in ? flash_load16(q8, v, stride, c0 + p, c) : _mm512_setzero_ps());
+				}
+			}
+			flash_tr16(r);
+			for (int i = 0; i < FB; i++)
+				_mm512_store_ps(kt + ((size_t)b * hd + 16 * c + i) * FB, r[i]);
+		}
 }
 
-/* The online softmax of one block's scores s: the weights P. */
-static inline __attribute__((always_inline)) T512 __m512
-flash_softmax(struct flash_state *st, __m512 s, int nv)
+/* Scores of G queries over NB blocks: s[h*FCB*FB + b*FB + l], scaled. */
+static AI T512 void
+flash_scores(int G, int NB, int hd, const float *kt, struct flash_q *st, float scale, float *s)
 {
-	float mb = _mm512_reduce_max_ps(s);
-	if (mb > st->M) {
-		float alpha = expf(st->M - mb);
-		st->M = mb;
-		__m512 va = _mm512_set1_ps(alpha);
-		st->L = _mm512_mul_ps(st->L, va);
-		for (int c = 0; c < nv; c++) {
-			st->oe[c] = _mm512_mul_ps(st->oe[c], va);
-			st->oo[c] = _mm512_mul_ps(st->oo[c], va);
+	__m512 a[FG][4];
+	for (int b = 0; b < NB; b++) {
+		__m512 kv = _mm512_load_ps(kt + (size_t)b * hd * FB);
+		for (int h = 0; h < G; h++)
+			a[h][b] = _mm512_mul_ps(kv, _mm512_set1_ps(st[h].q16[0]));
+	}
+	for (int d = 1; d < hd; d++)
+		for (int b = 0; b < NB; b++) {
+			__m512 kv = _mm512_load_ps(kt + ((size_t)b * hd + d) * FB);
+			FLASH_REG(kv);
+			for (int h = 0; h < G; h++)
+				a[h][b] = _mm512_fmadd_ps(kv, _mm512_set1_ps(st[h].q16[d]), a[h][b]);
 		}
+	for (int h = 0; h < G; h++)
+		for (int b = 0; b < NB; b++)
+			_mm512_store_ps(s + h * FCB * FB + b * FB, _mm512_mul_ps(a[h][b], _mm512_set1_ps(scale)));
+}
+
+/* The online softmax of one block's scores sp (valid of them the
+ * query's): sp becomes the weights P; returns the factor the output must
+ * be multiplied by first (1 when M did not grow). */
+static AI T512 float
+flash_softmax(struct flash_q *st, float *sp, int valid)
+{
+	if (valid <= 0) {
+		_mm512_store_ps(sp, _mm512_setzero_ps());
+		return 1.0f;
+	}
+	__m512 s = _mm512_load_ps(sp);
+	if (valid < FB)
+		s = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), (__mmask16)((1u << valid) - 1), s);
+	float mb = _mm512_reduce_max_ps(s), alpha = 1.0f;
+	__m512 L = _mm512_load_ps(st->L);
+	if (mb > st->M) {
+		alpha = expf(st->M - mb);
+		st->M = mb;
+		L = _mm512_mul_ps(L, _mm512_set1_ps(alpha));
 	}
 	__m512 p = flash_vexp(_mm512_sub_ps(s, _mm512_set1_ps(st->M)));
-	st->L = _mm512_add_ps(st->L, p);
-	return p;
+	_mm512_store_ps(st->L, _mm512_add_ps(L, p));
+	_mm512_store_ps(sp, p);
+	return alpha;
 }
 
-/* V rows weighted by P into the even and odd accumulators. */
-static inline __attribute__((always_inline)) T512 void
-flash_accum(struct flash_state *st, __m512 p, const float *vb, int valid, int nv)
+/* o += P . V for G queries over nb blocks (after each block's rescale),
+ * four vectors of the output at a time, each V vector loaded once for the
+ * G queries. */
+static AI T512 void
+flash_pv(int G, int nb, int nv, const float *vb, const float *p, const float *alpha, struct flash_q *st)
 {
-	float pw[FB];
-	_mm512_storeu_ps(pw, p);
-	__m512 oe[ATTN_MAX_HD / 16], oo[ATTN_MAX_HD / 16];
-	for (int c = 0; c < nv; c++) {
-		oe[c] = st->oe[c];
-		oo[c] = st->oo[c];
-	}
-	int l = 0;
-	for (; l + 1 < valid; l += 2) {
-		__m512 we = _mm512_set1_ps(pw[l]), wo = _mm512_set1_ps(pw[l + 1]);
-		const float *ve = vb + (size_t)l * (size_t)nv * 16, *vo = ve + (size_t)nv * 16;
-		for (int c = 0; c < nv; c++) {
-			oe[c] = _mm512_fmadd_ps(_mm512_loadu_ps(ve + 16 * c), we, oe[c]);
-			oo[c] = _mm512_fmadd_ps(_mm512_loadu_ps(vo + 16 * c), wo, oo[c]);
+	const int hd = 16 * nv;
+	for (int c0 = 0; c0 < nv; c0 += 4) {
+		const int cw = nv - c0 < 4 ? nv - c0 : 4;
+		__m512 acc[FG][4];
+		for (int h = 0; h < G; h++)
+			for (int c = 0; c < cw; c++)
+				acc[h][c] = _mm512_load_ps(st[h].o + 16 * (c0 + c));
+		for (int b = 0; b < nb; b++) {
+			for (int h = 0; h < G; h++) {
+				float al = alpha[h * FCB + b];
+				if (al != 1.0f)
+					for (int c = 0; c < cw; c++)
+						acc[h][c] = _mm512_mul_ps(acc[h][c], _mm512_set1_ps(al));
+			}
+			for (int l = 0; l < FB; l++) {
+				const float *vr = vb + (size_t)(b * FB + l) * hd + 16 * c0;
+				for (int c = 0; c < cw; c++) {
+					__m512 x = _mm512_load_ps(vr + 16 * c);
+					FLASH_REG(x);
+					for (int h = 0; h < G; h++)
+						acc[h][c] = _mm512_fmadd_ps(x, _mm512_set1_ps(p[h * FCB * FB + b * FB + l]), acc[h][c]);
+				}
+			}
 		}
-	}
-	if (l < valid) {
-		__m512 we = _mm512_set1_ps(pw[l]);
-		const float *ve = vb + (size_t)l * (size_t)nv * 16;
-		for (int c = 0; c < nv; c++)
-			oe[c] = _mm512_fmadd_ps(_mm512_loadu_ps(ve + 16 * c), we, oe[c]);
-	}
-	for (int c = 0; c < nv; c++) {
-		st->oe[c] = oe[c];
-		st->oo[c] = oo[c];
+		for (int h = 0; h < G; h++)
+			for (int c = 0; c < cw; c++)
+				_mm512_store_ps(st[h].o + 16 * (c0 + c), acc[h][c]);
 	}
 }
 
-static inline __attribute__((always_inline)) T512 void
-flash_block(struct flash_state *st, const __m512 *qv, const float *kb, const float *vb, int valid, int nv,
+/* One chunk of nb blocks for G queries (their state st, lengths n). */
+static AI T512 void
+flash_group(int G, int NB, int nv, int c0, int nb, const float *kt, const float *vb, struct flash_q *st, const int *n,
     float scale)
 {
-	__m512 s = flash_scores(qv, kb, valid, nv, scale);
-	flash_accum(st, flash_softmax(st, s, nv), vb, valid, nv);
+	const int hd = 16 * nv;
+	float s[FG * FCB * FB] __attribute__((aligned(64)));
+	float alpha[FG * FCB];
+	for (int b0 = 0; b0 < nb; b0 += NB)
+		flash_scores(G, NB, hd, kt + (size_t)b0 * hd * FB, st, scale, s + b0 * FB);
+	for (int b = 0; b < nb; b++)
+		for (int h = 0; h < G; h++)
+			alpha[h * FCB + b] = flash_softmax(&st[h], s + h * FCB * FB + b * FB, n[h] - (c0 + b * FB));
+	flash_pv(G, nb, nv, vb, s, alpha, st);
 }
 
-/* Two queries that both see the whole block: their steps interleaved, and
- * each V row loaded once for both. */
-static inline __attribute__((always_inline)) T512 void
-flash_pair(struct flash_state *sa, struct flash_state *sb, const __m512 *qa, const __m512 *qb, const float *kb,
-    const float *vb, int nv, float scale)
-{
-	__m512 s0 = flash_scores(qa, kb, FB, nv, scale);
-	__m512 s1 = flash_scores(qb, kb, FB, nv, scale);
-	__m512 p0 = flash_softmax(sa, s0, nv);
-	__m512 p1 = flash_softmax(sb, s1, nv);
-	float w0[FB], w1[FB];
-	_mm512_storeu_ps(w0, p0);
-	_mm512_storeu_ps(w1, p1);
-	__m512 ae[ATTN_MAX_HD / 16], ao[ATTN_MAX_HD / 16], be[ATTN_MAX_HD / 16], bo[ATTN_MAX_HD / 16];
-	for (int c = 0; c < nv; c++) {
-		ae[c] = sa->oe[c];
-		ao[c] = sa->oo[c];
-		be[c] = sb->oe[c];
-		bo[c] = sb->oo[c];
-	}
-	for (int l = 0; l < FB; l += 2) {
-		const __m512 xe = _mm512_set1_ps(w0[l]), xo = _mm512_set1_ps(w0[l + 1]);
-		const __m512 ye = _mm512_set1_ps(w1[l]), yo = _mm512_set1_ps(w1[l + 1]);
-		const float *ve = vb + (size_t)l * (size_t)nv * 16, *vo = ve + (size_t)nv * 16;
-		for (int c = 0; c < nv; c++) {
-			const __m512 e = _mm512_loadu_ps(ve + 16 * c), o = _mm512_loadu_ps(vo + 16 * c);
-			ae[c] = _mm512_fmadd_ps(e, xe, ae[c]);
-			ao[c] = _mm512_fmadd_ps(o, xo, ao[c]);
-			be[c] = _mm512_fmadd_ps(e, ye, be[c]);
-			bo[c] = _mm512_fmadd_ps(o, yo, bo[c]);
-		}
-	}
-	for (int c = 0; c < nv; c++) {
-		sa->oe[c] = ae[c];
-		sa->oo[c] = ao[c];
-		sb->oe[c] = be[c];
-		sb->oo[c] = bo[c];
-	}
-}
-
-static inline __attribute__((always_inline)) T512 void
+static AI T512 void
 flash_run(int nq, float *const *o, const float *const *q, const int *n, const void *k, const void *v,
     size_t stride, int nv, float scale, int q8)
 {
 	const int hd = nv * 16;
 	const int cb = FBUF / (FB * hd);          /* blocks converted at once */
-	float kb[FBUF] __attribute__((aligned(64)));
+	const int NB = cb % 4 == 0 ? 4 : cb % 2 == 0 ? 2 : 1;   /* blocks a score step */
+	float kt[FBUF] __attribute__((aligned(64)));
 	float vb[FBUF] __attribute__((aligned(64)));
-	struct flash_state st[FQ];
-	__m512 qv[FQ][ATTN_MAX_HD / 16];
+	float qbuf[FQ * FHD] __attribute__((aligned(64)));
+	float obuf[FQ * FHD] __attribute__((aligned(64)));
+	struct flash_q st[FQ];
 	int nmax = 0;
 	for (int h = 0; h < nq; h++) {
+		st[h].q16 = qbuf + (size_t)h * hd;
+		st[h].o = obuf + (size_t)h * hd;
 		for (int c = 0; c < nv; c++) {
-			qv[h][c] = _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q[h] + 16 * c),
-			    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-			st[h].oe[c] = st[h].oo[c] = _mm512_setzero_ps();
+			_mm512_store_ps(st[h].q16 + 16 * c, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q[h] + 16 * c),
+			    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+			_mm512_store_ps(st[h].o + 16 * c, _mm512_setzero_ps());
 		}
 		st[h].M = -INFINITY;
-		st[h].L = _mm512_setzero_ps();
+		_mm512_store_ps(st[h].L, _mm512_setzero_ps());
 		nmax = n[h] > nmax ? n[h] : nmax;
 	}
 	for (int c0 = 0; c0 < nmax; c0 += cb * FB) {
-		/* Convert cb blocks once; rows past the last position get a zero K
-		 * (their scores are masked, but must not be NaN garbage). */
 		int cnt = nmax - c0 < cb * FB ? nmax - c0 : cb * FB;
-		int rows = (cnt + FB - 1) / FB * FB;
-		for (int l = 0; l < rows; l++) {
-			float *kr = kb + (size_t)l * hd, *vr = vb + (size_t)l * hd;
-			if (l >= cnt) {
-				memset(kr, 0, (size_t)hd * sizeof *kr);
-				continue;
-			}
-			if (q8) {
-				const block_q8_0 *ks = (const block_q8_0 *)k + (size_t)(c0 + l) * stride;
-				const block_q8_0 *vs = (const block_q8_0 *)v + (size_t)(c0 + l) * stride;
-				for (int c = 0; c < nv; c++) {
-					const block_q8_0 *kbk = &ks[c / 2], *vbk = &vs[c / 2];
-					int h16 = (c & 1) * 16;
-					__m512 kd = _mm512_set1_ps(fp16_to_fp32(kbk->d)), vd = _mm512_set1_ps(fp16_to_fp32(vbk->d));
-					__m512 kx = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(kbk->qs + h16))));
-					__m512 vx = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(vbk->qs + h16))));
-					_mm512_store_ps(kr + 16 * c, _mm512_mul_ps(kx, kd));
-					_mm512_store_ps(vr + 16 * c, _mm512_mul_ps(vx, vd));
-				}
-				continue;
-			}
-			const fp16_t *ks = (const fp16_t *)k + (size_t)(c0 + l) * stride;
-			const fp16_t *vs = (const fp16_t *)v + (size_t)(c0 + l) * stride;
-			for (int c = 0; c < nv; c++) {
-				_mm512_store_ps(kr + 16 * c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ks + 16 * c))));
-				_mm512_store_ps(vr + 16 * c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vs + 16 * c))));
-			}
-		}
-		/* Block by block, the queries in turn: consecutive calls are
-		 * independent, so one query's softmax overlaps the next one's
-		 * products. */
-		for (int j0 = c0; j0 < c0 + rows; j0 += FB) {
-			size_t off = (size_t)(j0 - c0) * hd;
-			for (int h = 0; h < nq; h++) {
-				if (h + 1 < nq && n[h] >= j0 + FB && n[h + 1] >= j0 + FB) {
-					flash_pair(&st[h], &st[h + 1], qv[h], qv[h + 1], kb + off, vb + off, nv, scale);
-					h++;
-				} else if (n[h] > j0) {
-					flash_block(&st[h], qv[h], kb + off, vb + off, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
+		int nb = (cnt + FB - 1) / FB;
+		/* Whole score steps: the blocks up to the next multiple of NB
+		 * are converted too (as zeros). */
+		flash_convert(q8, k, v, stride, c0, cnt, (nb + NB - 1) / NB * NB, nv, kt, vb);
+		flash_prefetch(q8, k, v, stride, c0 + cb * FB, nmax, cb * FB, hd);
+		for (int h0 = 0; h0 < nq;) {
+			int G = nq - h0 >= 4 ? 4 : nq - h0 >= 2 ? 2 : 1, seen = 0;
+			for (int h = h0; h < h0 + G; h++)
+				seen |= n[h] > c0;
+			if (seen) {
+				switch (G) {
+				case 4: flash_group(4, NB, nv, c0, nb, kt, vb, st + h0, n + h0, scale); break;
+				case 2: flash_group(2, NB, nv, c0, nb, kt, vb, st + h0, n + h0, scale); break;
+				default: flash_group(1, NB, nv, c0, nb, kt, vb, st + h0, n + h0, scale); break;
 				}
 			}
+			h0 += G;
 		}
 	}
 	for (int h = 0; h < nq; h++) {
-		__m512 inv = _mm512_set1_ps(1.0f / flash_hsum(st[h].L));
+		__m512 inv = _mm512_set1_ps(1.0f / flash_hsum(_mm512_load_ps(st[h].L)));
 		for (int c = 0; c < nv; c++)
-			_mm512_storeu_ps(o[h] + 16 * c, _mm512_mul_ps(_mm512_add_ps(st[h].oe[c], st[h].oo[c]), inv));
+			_mm512_storeu_ps(o[h] + 16 * c, _mm512_mul_ps(_mm512_load_ps(st[h].o + 16 * c), inv));
 	}
 }
 
@@ -415,8 +449,9 @@ static T512 void
 flash_avx512(int nq, float *const *o, const float *const *q, const int *n, const void *k, const void *v,
     size_t stride, int hd, float scale, int q8)
 {
-	for (int h0 = 0; h0 < nq; h0 += FQ) {
-		int m = nq - h0 < FQ ? nq - h0 : FQ;
+	const int qmax = hd <= FHD ? FQ : FQ * FHD / hd;
+	for (int h0 = 0; h0 < nq; h0 += qmax) {
+		int m = nq - h0 < qmax ? nq - h0 : qmax;
 		if (q8) {
 			switch (hd) {
 			case 64: flash_run(m, o + h0, q + h0, n + h0, k, v, stride, 4, scale, 1); break;
@@ -432,15 +467,17 @@ flash_avx512(int nq, float *const *o, const float *const *q, const int *n, const
 		}
 	}
 }
+
 /*
- * The AVX2 family: the same 16 lanes as a pair of ymm (lanes 0-7, 8-15),
- * so every lane does the arithmetic above; the score tree adds the pair
- * first (lane l + lane l+8) and then reduces eight positions at a time.
- * ldexpf(j, n) for n in [-126, 0] (x >= -87) is j times the float 2^n.
+ * The AVX2 family: the same 16 lanes as a pair of ymm (positions 0-7,
+ * 8-15), so every lane does the arithmetic above.  Sixteen registers: a
+ * score step is FG queries by one block, a P.V step two queries by four
+ * vectors.  ldexpf(j, n) for n in [-126, 0] (x >= -87) is j times the
+ * float 2^n.
  */
 #define T2 __attribute__((target("avx2,f16c,fma")))
 
-static inline T2 __m256
+static AI T2 __m256
 flash_vexp8(__m256 x)
 {
 	const __m256 r = _mm256_set1_ps(0x1.8p23f);
@@ -458,23 +495,8 @@ flash_vexp8(__m256 x)
 	return _mm256_andnot_ps(tiny, res);
 }
 
-/* t[i]: the (lane l + lane l+8) sums of position i / 2 + 4 * (i % 2); the
- * result's lane j is flash_lanes_reduce of position j's vector. */
-static inline T2 __m256
-flash_reduce8(const __m256 *t)
-{
-	__m256 c[4], d[2];
-	for (int i = 0; i < 4; i++)        /* u = t l + t l+4 */
-		c[i] = _mm256_add_ps(_mm256_permute2f128_ps(t[2 * i], t[2 * i + 1], 0x20),
-		    _mm256_permute2f128_ps(t[2 * i], t[2 * i + 1], 0x31));
-	for (int i = 0; i < 2; i++)        /* v = u 0 + u 2, u 1 + u 3 */
-		d[i] = _mm256_add_ps(_mm256_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
-		    _mm256_shuffle_ps(c[2 * i], c[2 * i + 1], 0xee));
-	return _mm256_add_ps(_mm256_shuffle_ps(d[0], d[1], 0x88), _mm256_shuffle_ps(d[0], d[1], 0xdd));
-}
-
 /* flash_lanes_reduce of the 16 lanes (lo, hi). */
-static inline T2 float
+static AI T2 float
 flash_hsum2(__m256 lo, __m256 hi)
 {
 	__m256 t = _mm256_add_ps(hi, lo);
@@ -483,127 +505,218 @@ flash_hsum2(__m256 lo, __m256 hi)
 	return _mm_cvtss_f32(_mm_add_ss(w, _mm_shuffle_ps(w, w, _MM_SHUFFLE(1, 1, 1, 1))));
 }
 
-struct flash_state2 {
-	float M;
-	__m256 L[2];
-	__m256 oe[ATTN_MAX_HD / 8], oo[ATTN_MAX_HD / 8];
-};
-
-static inline __attribute__((always_inline)) T2 void
-flash_block2(struct flash_state2 *st, const __m256 *qv, const float *kb, const float *vb, int valid, int nv,
-    float scale)
+/* r[i] = column i of the 8x8 matrix whose rows were r[0..7]. */
+static AI T2 void
+flash_tr8(__m256 *r)
 {
-	const int hd = 16 * nv, n8 = 2 * nv;
-	__m256 t[FB];
-	for (int i = 0; i < FB; i++) {
-		const float *kr = kb + (size_t)(8 * (i / 8) + (i % 8) / 2 + 4 * (i % 2)) * (size_t)hd;
-		__m256 lo = _mm256_mul_ps(_mm256_loadu_ps(kr), qv[0]);
-		__m256 hi = _mm256_mul_ps(_mm256_loadu_ps(kr + 8), qv[1]);
-		for (int c = 1; c < nv; c++) {
-			lo = _mm256_fmadd_ps(_mm256_loadu_ps(kr + 16 * c), qv[2 * c], lo);
-			hi = _mm256_fmadd_ps(_mm256_loadu_ps(kr + 16 * c + 8), qv[2 * c + 1], hi);
-		}
-		t[i] = _mm256_add_ps(hi, lo);
+	__m256 t[8], u[8];
+	for (int i = 0; i < 4; i++) {
+		t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
 	}
-	const __m256 vsc = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
-	const __m256i vv = _mm256_set1_epi32(valid);
+	/* u[4g + m]: in each 128-bit lane k, rows 4g..4g+3 of column 4k + m. */
+	for (int g = 0; g < 2; g++) {
+		u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+		u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
+		u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+		u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+	}
+	for (int m = 0; m < 4; m++) {
+		r[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
+		r[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
+	}
+}
+
+/* flash_convert for the f16 cache, eight by eight. */
+static AI T2 void
+flash_convert2(const fp16_t *k, const fp16_t *v, size_t stride, int c0, int cnt, int nb, int nv, float *kt,
+    float *vb)
+{
+	const int hd = 16 * nv;
+	for (int b = 0; b < nb; b++)
+		for (int c = 0; c < 2 * nv; c++)
+			for (int half = 0; half < 2; half++) {
+				__m256 r[8];
+				for (int l = 0; l < 8; l++) {
+					int p = b * FB + 8 * half + l, in = p < cnt;
+					const fp16_t *kr = k + (size_t)(c0 + p) * stride + 8 * c, *vr = v + (size_t)(c0 + p) * stride + 8 * c;
+					r[l] = in ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)kr)) : _mm256_setzero_ps();
+					_mm256_store_ps(vb + (size_t)p * hd + 8 * c,
+					    in ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)vr)) : _mm256_setzero_ps());
+				}
+				flash_tr8(r);
+				for (int i = 0; i < 8; i++)
+					_mm256_store_ps(kt + ((size_t)b * hd + 8 * c + i) * FB + 8 * half, r[i]);
+			}
+}
+
+/* Scores of G queries over one block: s[h*FCB*FB + l], scaled. */
+static AI T2 void
+flash_scores2(int G, int hd, const float *kt, struct flash_q *st, float scale, float *s)
+{
+	__m256 a[FG][2];
+	for (int h = 0; h < G; h++) {
+		__m256 qd = _mm256_set1_ps(st[h].q16[0]);
+		a[h][0] = _mm256_mul_ps(_mm256_load_ps(kt), qd);
+		a[h][1] = _mm256_mul_ps(_mm256_load_ps(kt + 8), qd);
+	}
+	for (int d = 1; d < hd; d++) {
+		__m256 lo = _mm256_load_ps(kt + (size_t)d * FB), hi = _mm256_load_ps(kt + (size_t)d * FB + 8);
+		FLASH_REG(lo);
+		FLASH_REG(hi);
+		for (int h = 0; h < G; h++) {
+			__m256 qd = _mm256_set1_ps(st[h].q16[d]);
+			a[h][0] = _mm256_fmadd_ps(lo, qd, a[h][0]);
+			a[h][1] = _mm256_fmadd_ps(hi, qd, a[h][1]);
+		}
+	}
+	for (int h = 0; h < G; h++) {
+		_mm256_store_ps(s + h * FCB * FB, _mm256_mul_ps(a[h][0], _mm256_set1_ps(scale)));
+		_mm256_store_ps(s + h * FCB * FB + 8, _mm256_mul_ps(a[h][1], _mm256_set1_ps(scale)));
+	}
+}
+
+/* flash_softmax on the ymm pair. */
+static AI T2 float
+flash_softmax2(struct flash_q *st, float *sp, int valid)
+{
+	if (valid <= 0) {
+		_mm256_store_ps(sp, _mm256_setzero_ps());
+		_mm256_store_ps(sp + 8, _mm256_setzero_ps());
+		return 1.0f;
+	}
 	__m256 s[2];
 	for (int h = 0; h < 2; h++) {
-		const __m256i idx = _mm256_setr_epi32(8 * h, 8 * h + 1, 8 * h + 2, 8 * h + 3, 8 * h + 4, 8 * h + 5,
-		    8 * h + 6, 8 * h + 7);
-		s[h] = _mm256_blendv_ps(ninf, _mm256_mul_ps(flash_reduce8(t + 8 * h), vsc),
-		    _mm256_castsi256_ps(_mm256_cmpgt_epi32(vv, idx)));
+		s[h] = _mm256_load_ps(sp + 8 * h);
+		if (valid < FB) {
+			const __m256i idx = _mm256_setr_epi32(8 * h, 8 * h + 1, 8 * h + 2, 8 * h + 3, 8 * h + 4, 8 * h + 5,
+			    8 * h + 6, 8 * h + 7);
+			s[h] = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), s[h],
+			    _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(valid), idx)));
+		}
 	}
 	__m256 mx = _mm256_max_ps(s[0], s[1]);
 	__m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
 	m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
 	m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
 	const float mb = _mm_cvtss_f32(m4);
+	float alpha = 1.0f;
+	__m256 L[2] = { _mm256_load_ps(st->L), _mm256_load_ps(st->L + 8) };
 	if (mb > st->M) {
-		float alpha = expf(st->M - mb);
+		alpha = expf(st->M - mb);
 		st->M = mb;
-		__m256 va = _mm256_set1_ps(alpha);
-		st->L[0] = _mm256_mul_ps(st->L[0], va);
-		st->L[1] = _mm256_mul_ps(st->L[1], va);
-		for (int c = 0; c < n8; c++) {
-			st->oe[c] = _mm256_mul_ps(st->oe[c], va);
-			st->oo[c] = _mm256_mul_ps(st->oo[c], va);
-		}
+		L[0] = _mm256_mul_ps(L[0], _mm256_set1_ps(alpha));
+		L[1] = _mm256_mul_ps(L[1], _mm256_set1_ps(alpha));
 	}
-	float pw[FB];
 	for (int h = 0; h < 2; h++) {
 		__m256 p = flash_vexp8(_mm256_sub_ps(s[h], _mm256_set1_ps(st->M)));
-		st->L[h] = _mm256_add_ps(st->L[h], p);
-		_mm256_storeu_ps(pw + 8 * h, p);
+		_mm256_store_ps(st->L + 8 * h, _mm256_add_ps(L[h], p));
+		_mm256_store_ps(sp + 8 * h, p);
 	}
-	__m256 oe[ATTN_MAX_HD / 8], oo[ATTN_MAX_HD / 8];
-	for (int c = 0; c < n8; c++) {
-		oe[c] = st->oe[c];
-		oo[c] = st->oo[c];
-	}
-	int l = 0;
-	for (; l + 1 < valid; l += 2) {
-		__m256 we = _mm256_set1_ps(pw[l]), wo = _mm256_set1_ps(pw[l + 1]);
-		const float *ve = vb + (size_t)l * (size_t)hd, *vo = ve + hd;
-		for (int c = 0; c < n8; c++) {
-			oe[c] = _mm256_fmadd_ps(_mm256_loadu_ps(ve + 8 * c), we, oe[c]);
-			oo[c] = _mm256_fmadd_ps(_mm256_loadu_ps(vo + 8 * c), wo, oo[c]);
+	return alpha;
+}
+
+/* flash_pv, two queries by four ymm of the output at a time. */
+static AI T2 void
+flash_pv2(int G, int nb, int nv, const float *vb, const float *p, const float *alpha, struct flash_q *st)
+{
+	const int hd = 16 * nv, n8 = 2 * nv;
+	for (int h0 = 0; h0 < G; h0 += 2) {
+		const int g = G - h0 < 2 ? G - h0 : 2;
+		for (int c0 = 0; c0 < n8; c0 += 4) {
+			const int cw = n8 - c0 < 4 ? n8 - c0 : 4;
+			__m256 acc[2][4];
+			for (int h = 0; h < g; h++)
+				for (int c = 0; c < cw; c++)
+					acc[h][c] = _mm256_load_ps(st[h0 + h].o + 8 * (c0 + c));
+			for (int b = 0; b < nb; b++) {
+				for (int h = 0; h < g; h++) {
+					float al = alpha[(h0 + h) * FCB + b];
+					if (al != 1.0f)
+						for (int c = 0; c < cw; c++)
+							acc[h][c] = _mm256_mul_ps(acc[h][c], _mm256_set1_ps(al));
+				}
+				for (int l = 0; l < FB; l++) {
+					const float *vr = vb + (size_t)(b * FB + l) * hd + 8 * c0;
+					for (int c = 0; c < cw; c++) {
+						__m256 x = _mm256_load_ps(vr + 8 * c);
+						FLASH_REG(x);
+						for (int h = 0; h < g; h++)
+							acc[h][c] = _mm256_fmadd_ps(x, _mm256_set1_ps(p[(h0 + h) * FCB * FB + b * FB + l]),
+							    acc[h][c]);
+					}
+				}
+			}
+			for (int h = 0; h < g; h++)
+				for (int c = 0; c < cw; c++)
+					_mm256_store_ps(st[h0 + h].o + 8 * (c0 + c), acc[h][c]);
 		}
-	}
-	if (l < valid) {
-		__m256 we = _mm256_set1_ps(pw[l]);
-		const float *ve = vb + (size_t)l * (size_t)hd;
-		for (int c = 0; c < n8; c++)
-			oe[c] = _mm256_fmadd_ps(_mm256_loadu_ps(ve + 8 * c), we, oe[c]);
-	}
-	for (int c = 0; c < n8; c++) {
-		st->oe[c] = oe[c];
-		st->oo[c] = oo[c];
 	}
 }
 
-static inline __attribute__((always_inline)) T2 void
+static AI T2 void
+flash_group2(int G, int nv, int c0, int nb, const float *kt, const float *vb, struct flash_q *st, const int *n,
+    float scale)
+{
+	const int hd = 16 * nv;
+	float s[FG * FCB * FB] __attribute__((aligned(64)));
+	float alpha[FG * FCB];
+	for (int b = 0; b < nb; b++)
+		flash_scores2(G, hd, kt + (size_t)b * hd * FB, st, scale, s + b * FB);
+	for (int b = 0; b < nb; b++)
+		for (int h = 0; h < G; h++)
+			alpha[h * FCB + b] = flash_softmax2(&st[h], s + h * FCB * FB + b * FB, n[h] - (c0 + b * FB));
+	flash_pv2(G, nb, nv, vb, s, alpha, st);
+}
+
+static AI T2 void
 flash_run2(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
     size_t stride, int nv, float scale)
 {
 	const int hd = nv * 16, n8 = 2 * nv;
-	float kb[FB * ATTN_MAX_HD] __attribute__((aligned(32)));
-	float vb[FB * ATTN_MAX_HD] __attribute__((aligned(32)));
-	struct flash_state2 st[FQ];
-	__m256 qv[FQ][ATTN_MAX_HD / 8];
+	const int cb = FBUF / (FB * hd);
+	float kt[FBUF] __attribute__((aligned(64)));
+	float vb[FBUF] __attribute__((aligned(64)));
+	float qbuf[FQ * FHD] __attribute__((aligned(64)));
+	float obuf[FQ * FHD] __attribute__((aligned(64)));
+	struct flash_q st[FQ];
 	int nmax = 0;
 	for (int h = 0; h < nq; h++) {
+		st[h].q16 = qbuf + (size_t)h * hd;
+		st[h].o = obuf + (size_t)h * hd;
 		for (int c = 0; c < n8; c++) {
-			qv[h][c] = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q[h] + 8 * c),
-			    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-			st[h].oe[c] = st[h].oo[c] = _mm256_setzero_ps();
+			_mm256_store_ps(st[h].q16 + 8 * c, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q[h] + 8 * c),
+			    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+			_mm256_store_ps(st[h].o + 8 * c, _mm256_setzero_ps());
 		}
 		st[h].M = -INFINITY;
-		st[h].L[0] = st[h].L[1] = _mm256_setzero_ps();
+		_mm256_store_ps(st[h].L, _mm256_setzero_ps());
+		_mm256_store_ps(st[h].L + 8, _mm256_setzero_ps());
 		nmax = n[h] > nmax ? n[h] : nmax;
 	}
-	for (int j0 = 0; j0 < nmax; j0 += FB) {
-		int cnt = nmax - j0 < FB ? nmax - j0 : FB;
-		for (int l = 0; l < FB; l++) {
-			float *kr = kb + (size_t)l * hd, *vr = vb + (size_t)l * hd;
-			if (l >= cnt) {
-				memset(kr, 0, (size_t)hd * sizeof *kr);
-				continue;
+	for (int c0 = 0; c0 < nmax; c0 += cb * FB) {
+		int cnt = nmax - c0 < cb * FB ? nmax - c0 : cb * FB;
+		int nb = (cnt + FB - 1) / FB;
+		flash_convert2(k, v, stride, c0, cnt, nb, nv, kt, vb);
+		flash_prefetch(0, k, v, stride, c0 + cb * FB, nmax, cb * FB, hd);
+		for (int h0 = 0; h0 < nq;) {
+			int G = nq - h0 >= 4 ? 4 : nq - h0 >= 2 ? 2 : 1, seen = 0;
+			for (int h = h0; h < h0 + G; h++)
+				seen |= n[h] > c0;
+			if (seen) {
+				switch (G) {
+				case 4: flash_group2(4, nv, c0, nb, kt, vb, st + h0, n + h0, scale); break;
+				case 2: flash_group2(2, nv, c0, nb, kt, vb, st + h0, n + h0, scale); break;
+				default: flash_group2(1, nv, c0, nb, kt, vb, st + h0, n + h0, scale); break;
+				}
 			}
-			const fp16_t *ks = k + (size_t)(j0 + l) * stride, *vs = v + (size_t)(j0 + l) * stride;
-			for (int c = 0; c < n8; c++) {
-				_mm256_store_ps(kr + 8 * c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ks + 8 * c))));
-				_mm256_store_ps(vr + 8 * c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vs + 8 * c))));
-			}
+			h0 += G;
 		}
-		for (int h = 0; h < nq; h++)
-			if (n[h] > j0)
-				flash_block2(&st[h], qv[h], kb, vb, n[h] - j0 < FB ? n[h] - j0 : FB, nv, scale);
 	}
 	for (int h = 0; h < nq; h++) {
-		__m256 inv = _mm256_set1_ps(1.0f / flash_hsum2(st[h].L[0], st[h].L[1]));
+		__m256 inv = _mm256_set1_ps(1.0f / flash_hsum2(_mm256_load_ps(st[h].L), _mm256_load_ps(st[h].L + 8)));
 		for (int c = 0; c < n8; c++)
-			_mm256_storeu_ps(o[h] + 8 * c, _mm256_mul_ps(_mm256_add_ps(st[h].oe[c], st[h].oo[c]), inv));
+			_mm256_storeu_ps(o[h] + 8 * c, _mm256_mul_ps(_mm256_load_ps(st[h].o + 8 * c), inv));
 	}
 }
 
@@ -611,8 +724,9 @@ static T2 void
 flash_avx2(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
     size_t stride, int hd, float scale)
 {
-	for (int h0 = 0; h0 < nq; h0 += FQ) {
-		int m = nq - h0 < FQ ? nq - h0 : FQ;
+	const int qmax = hd <= FHD ? FQ : FQ * FHD / hd;
+	for (int h0 = 0; h0 < nq; h0 += qmax) {
+		int m = nq - h0 < qmax ? nq - h0 : qmax;
 		switch (hd) {
 		case 64: flash_run2(m, o + h0, q + h0, n + h0, k, v, stride, 4, scale); break;
 		case 128: flash_run2(m, o + h0, q + h0, n + h0, k, v, stride, 8, scale); break;

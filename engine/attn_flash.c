@@ -43,7 +43,7 @@
 #endif
 
 #define FB 16        /* positions per block = lanes of a zmm */
-#define FQ 64        /* queries sharing one conversion of K/V (head size <= FHD) */
+#define FQ 128       /* queries sharing one conversion of K/V (head size <= FHD) */
 #define FHD 128      /* head size the per-query buffers are sized for */
 #define FG 4         /* queries one step of the two GEMMs serves */
 #define FBUF 4096    /* floats of K (and of V) converted at once: 4 blocks at hd 64 */

@@ -53,11 +53,11 @@ void attn_head_f16_ref(float *o, const float *q, const fp16_t *k, const fp16_t *
 /*
  * attn_flash.c: the same queries, tiled over blocks of 16 positions with an
  * online softmax, as two small matrix products (see that file for the
- * exact arithmetic).  hd must be a
- * multiple of 16, at most ATTN_MAX_HD.  A query's result depends on its own
- * q, n and the cache only, not on the other queries of the call; the
- * vector kernels give attn_flash_f16_ref's bits.  The result agrees with
- * the exact order to f16 rounding (the accumulator here is float).
+ * exact arithmetic).  hd must be a multiple of 16, at most ATTN_MAX_HD.
+ * A query's result depends on its own q, n and the cache only, not on the
+ * other queries of the call; the vector kernels give attn_flash_f16_ref's
+ * bits.  The result agrees with the exact order to f16 rounding (the
+ * accumulator here is float).
  */
 void attn_flash_f16(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k,
     const fp16_t *v, size_t stride, int hd, float scale);

@@ -2,7 +2,7 @@
  * attn_flash.c: attention over long contexts, tiled in the manner of flash
  * attention and computed as two small matrix products.  The cache is walked
  * in blocks of FB (16) positions; a chunk of blocks (FBUF values of K and of
- * V) is converted to float once per call and used by up to FQ (32) queries
+ * V) is converted to float once per call and used by up to FQ (128) queries
  * (the heads sharing a KV head, several tokens of a prompt).  K is stored
  * transposed (for each dimension d, the 16 positions of a block side by
  * side), so that a position's score is a lane of a vector and needs no
@@ -21,7 +21,7 @@
  * mb > M (M, L and the output multiplied by alpha), the weights
  * P = e(s - M) with ggml's vector expf (e(x) = 0 below -87), L[j % 16] += P
  * and o[i] = fma(v[j][i], P_j, o[i]) for the block's positions in order;
- * the result is o / lanes_reduce(L).  So a token decoded alone gets the
+ * the result is o * (1 / lanes_reduce(L)).  So a token decoded alone gets the
  * bits it got inside a prompt batch, and the scalar reference
  * attn_flash_f16_ref gives the vector kernels' bits.  (A position past the
  * query's end adds fma(v, 0, o) = o: o starts at +0 and a sum in

@@ -352,6 +352,55 @@ START_TEST(test_kv_f16_close)
 }
 END_TEST
 
+/*
+ * A decoded token runs all its layers in one parallel region
+ * (forward_token.c) when there is more than one thread: its logits are
+ * the one-thread path's bit for bit, at 2 and at 3 threads (an odd team,
+ * whose rows are stolen across runs), for each cache type, token after
+ * token as the cache grows.
+ */
+START_TEST(test_token_threads_same_bits)
+{
+	struct { const char *file; int kv_f32, kv_q8; } cases[] = {
+		{ "models/fixture-q4_0.gguf", 0, 0 },
+		{ "models/fixture-q4_k_m.gguf", 0, 0 },
+		{ "models/fixture-q8_0.gguf", 0, 1 },
+		{ "models/fixture-f16.gguf", 1, 0 },
+		{ "models/fixture-llama3-f16.gguf", 0, 0 },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		char *path = fixture_path(cases[k].file);
+		char *err = NULL;
+		struct engine_model *em = engine_open(path, NULL, &err);
+		ck_assert_msg(em != NULL, "%s", err);
+		const int nv = engine_info(em)->n_vocab;
+		struct engine_ctx *ctx[3];
+		for (int t = 0; t < 3; t++) {
+			struct engine_ctx_params p;
+			engine_ctx_params_default(&p);
+			p.n_ctx = 96;
+			p.n_threads = t + 1;
+			p.kv_f32 = cases[k].kv_f32;
+			p.kv_q8 = cases[k].kv_q8;
+			ctx[t] = engine_ctx_new(em, &p, &err);
+			ck_assert_msg(ctx[t] != NULL, "%s", err);
+		}
+		for (int i = 0; i < 80; i++) {
+			int32_t id = (int32_t)((i * 41 + 5) % 900) + 3;
+			for (int t = 0; t < 3; t++)
+				ck_assert_int_eq(engine_decode(ctx[t], &id, 1, 0, NULL, &err), 0);
+			for (int t = 1; t < 3; t++)
+				ck_assert_msg(memcmp(engine_logits(ctx[0], 0), engine_logits(ctx[t], 0), (size_t)nv * sizeof(float)) == 0,
+				    "%s: token %d, %d threads and 1 differ", cases[k].file, i, t + 1);
+		}
+		for (int t = 0; t < 3; t++)
+			engine_ctx_free(ctx[t]);
+		engine_close(em);
+		free(path);
+	}
+}
+END_TEST
+
 Suite *model_suite(void);
 
 Suite *
@@ -367,6 +416,7 @@ model_suite(void)
 	tcase_add_fixture_test(tc, test_batch_equals_sequential);
 	tcase_add_fixture_test(tc, test_kv_f16_close);
 	tcase_add_fixture_test(tc, test_fixtures_golden_kv_q8);
+	tcase_add_fixture_test(tc, test_token_threads_same_bits);
 	suite_add_tcase(s, tc);
 	return s;
 }

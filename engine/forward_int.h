@@ -1,0 +1,111 @@
+/*
+ * forward_int.h: what the forward pass's three files share.
+ *
+ *   forward.c        the layers over a batch of tokens, and the steps of a
+ *                    layer that the one-token pass reuses;
+ *   forward_token.c  one decoded token, all its layers in one parallel
+ *                    region;
+ *   matmul.c         matrix products: activations quantized once per
+ *                    group of matrices, rows shared out by work stealing.
+ *
+ * Not part of the engine's interface (model.h is).
+ */
+#ifndef ENGINE_FORWARD_INT_H
+#define ENGINE_FORWARD_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "engine/model.h"
+
+/* Waking the OpenMP team costs microseconds (much more when the cores are
+ * busy with something else); below this many multiply-adds one thread does
+ * the work sooner. */
+#define PARALLEL_WORTH(macs) ((int64_t)(macs) >= (1 << 16))
+
+/* A stop request is honoured between matrix products, so that even a large
+ * prompt batch on a 7B model stops within a few tens of milliseconds. */
+#define STOPPED(stop) ((stop) && atomic_load_explicit((stop), memory_order_relaxed))
+
+/* ------------------------------------------------------------------ */
+/* matmul.c                                                            */
+/* ------------------------------------------------------------------ */
+
+/* One matrix of a group applied to the same input. */
+struct mm {
+	float *out;                 /* (B, W->ne[1]) */
+	const struct tensor *W;
+};
+
+#define MM_MAX 4                /* matrices in a group */
+#define MM_RUNS 64              /* runs of units the rows are split into */
+
+/* One thread's run: the next unit to take (its own cache line, since the
+ * owner takes from it while another thread may steal from it). */
+struct mm_run {
+	_Alignas(64) atomic_llong next;
+};
+
+/*
+ * A group of matrix products made ready to run: the activations quantized
+ * (once per activation type), the rows of all matrices numbered in units,
+ * and the units split into nr runs.  Made by one thread (matmul_plan),
+ * then run by any number of threads at once (matmul_plan_run), each
+ * starting on its own run and stealing from the others' when done.
+ */
+struct mm_plan {
+	int nj, B, nr;
+	struct mm jobs[MM_MAX];
+	const uint8_t *act[MM_MAX];     /* each matrix's prepared activations */
+	size_t stride[MM_MAX];          /* bytes between activation rows (plain layout) */
+	int tiled[MM_MAX], dec[MM_MAX];
+	int64_t first[MM_MAX + 1];      /* matrix j's first unit; first[nj]: all units */
+	int unit;                       /* rows a unit */
+	int own, tail;                  /* units taken at once from one's own run, and near its end or stolen */
+	int64_t macs;
+	struct mm_run run[MM_RUNS];
+};
+
+/*
+ * Plan the products out_j = x (B rows) times W_j for nj <= MM_MAX matrices
+ * (none of type Q8_G), for a team of up to nr threads.  Single-threaded:
+ * quantizes x into s->qbuf, growing it.  Returns 0, or -1 when s->qbuf
+ * cannot grow (nothing computed).
+ */
+int matmul_plan(struct mm_plan *p, const struct mm *jobs, int nj, const float *x, int B, struct run_state *s,
+    int nr);
+/* Thread `id` of a team computes rows of the plan until none are left.
+ * Every thread of the team must call it; the products are complete once
+ * all have returned (the caller's barrier). */
+void matmul_plan_run(struct mm_plan *p, int id);
+/* Plan and run in a parallel region.  Returns 0 or -1 (out of memory). */
+int matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct run_state *s);
+
+/* ------------------------------------------------------------------ */
+/* forward.c: steps of a layer                                         */
+/* ------------------------------------------------------------------ */
+
+void forward_rmsnorm(float *o, const float *x, const float *w, int n, float eps);
+/* Token tok's embedding row, as floats. */
+void forward_embed(const struct model *m, int32_t tok, float *out);
+/* Token t of the batch (at position pos + t), layer l: RoPE on its Q and K
+ * (s->q, s->k), then its K and V stored in the cache. */
+void forward_rope_store(const struct model *m, struct kv_cache *kv, struct run_state *s, int l, int t, int pos);
+/* Attention of layer l for KV head g and the tokens t0 .. t0 + tb - 1 of a
+ * batch of n at position pos (every query head sharing g), into s->xb; tid
+ * picks the thread's scratch row. */
+void forward_attn_item(const struct model *m, const struct kv_cache *kv, struct run_state *s, int l, int g,
+    int t0, int tb, int n, int pos, int tid);
+
+/* ------------------------------------------------------------------ */
+/* forward_token.c                                                     */
+/* ------------------------------------------------------------------ */
+
+/* Whether forward_token can run this model (more than one thread, no
+ * llama2.c int8 matrices, a model large enough to share). */
+int forward_token_ok(const struct model *m);
+/* model_forward for one token; the same bits, the same returns. */
+int forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, int32_t token, int pos,
+    atomic_int *stop);
+
+#endif

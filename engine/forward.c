@@ -21,6 +21,9 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +56,41 @@ kv_init(struct kv_cache *kv, const struct model *m, int n_ctx, enum kv_type type
 		return fw_fail(err, "out of memory for the KV cache (try a smaller --ctx-size)");
 	}
 	return 0;
+}
+
+/*
+ * The cache's pages are mapped as the conversation reaches them, not up
+ * front (calloc: a 4,096-token cache costs nothing until used).  Left to
+ * fault in one by one as positions are written, each page costs a fault:
+ * about 12 us on the machines we measure on (a virtual machine), so that a
+ * 512-token batch on the 1.1B shape spent 34 ms in 2,816 faults and a 7B
+ * token 1.5 ms in 128.  MADV_POPULATE_WRITE maps a range in one call (0.14
+ * us a page here), so the positions about to be written are mapped ahead,
+ * a chunk of at least 64 KiB a layer at a time.  Where the kernel lacks it
+ * (before Linux 5.14) the call fails and the pages fault in as before.
+ */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void
+kv_reserve(struct kv_cache *kv, int end)
+{
+	if (end <= kv->mapped || kv->k == NULL)
+		return;
+	const size_t row = kv_row_bytes(kv), pg = (size_t)sysconf(_SC_PAGESIZE);
+	const int ahead = (int)((size_t)65536 / row) > 16 ? (int)((size_t)65536 / row) : 16;
+	const int to = end + ahead < kv->n_ctx ? end + ahead : kv->n_ctx;
+	for (int l = 0; l < kv->n_layers; l++)
+		for (int i = 0; i < 2; i++) {
+			uintptr_t base = (uintptr_t)(i ? kv->v : kv->k) + (size_t)l * (size_t)kv->n_ctx * row;
+			uintptr_t a = (base + (size_t)kv->mapped * row) & ~(uintptr_t)(pg - 1);
+			uintptr_t b = (base + (size_t)to * row + pg - 1) & ~(uintptr_t)(pg - 1);
+			/* Pages shared with a neighbouring allocation are only
+			 * mapped, never written; failure leaves the lazy faults. */
+			(void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+		}
+	kv->mapped = to;
 }
 
 size_t
@@ -274,6 +312,7 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 	const struct model_config *c = &m->cfg;
 	const int dim = c->dim, hidden = c->hidden_dim, group = c->n_heads / c->n_kv_heads;
 
+	kv_reserve(kv, pos + n);
 	/* One decoded token: every layer in one parallel region. */
 	if (n == 1 && forward_token_ok(m))
 		return forward_token(m, kv, s, tokens[0], pos, stop);

@@ -253,6 +253,7 @@ engine_ctx_load(struct engine_ctx *c, const char *path, const int32_t *ids, int 
 	struct csum cs;
 	csum_init(&cs);
 	csum_add(&cs, toks, (size_t)h.n_tokens * sizeof *toks);
+	kv_reserve(kv, (int)h.n_tokens);
 	for (int l = 0; l < kv->n_layers; l++) {
 		size_t off = (size_t)l * kv->n_ctx * row;
 		if (read_all(fd, (char *)kv->k + off, (size_t)h.n_tokens * row) != 0 ||

@@ -258,7 +258,7 @@ matmul_plan_run(struct mm_plan *p, int id)
 			/* Big takes from the front of one's own run; small ones
 			 * near its end, where the other thread may arrive. */
 			int64_t take = p->tail;
-			if (v == 0 && end - atomic_load_explicit(&p->run[t].next, memory_order_relaxed) >= 2 * p->own)
+			if (v == 0 && end - atomic_load_explicit(&p->run[t].next, memory_order_relaxed) >= 4 * p->own)
 				take = p->own;
 			const int64_t u = atomic_fetch_add_explicit(&p->run[t].next, take, memory_order_relaxed);
 			if (u >= end)

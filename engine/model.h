@@ -120,6 +120,7 @@ struct kv_cache {
 	int n_ctx;
 	int n_layers, kv_dim;
 	void *k, *v;              /* (layer, n_ctx, kv_dim) in `type` */
+	int mapped;               /* positions 0..mapped-1 have their pages (kv_reserve) */
 };
 
 /* Scratch of the forward pass for batches of up to n_batch tokens. */
@@ -142,6 +143,9 @@ int kv_init(struct kv_cache *kv, const struct model *m, int n_ctx, enum kv_type 
 void kv_free(struct kv_cache *kv);
 /* Bytes of one position's K (or V) in one layer. */
 size_t kv_row_bytes(const struct kv_cache *kv);
+/* Have the pages of positions 0..end-1 (and a little beyond) mapped
+ * before they are written; see forward.c. */
+void kv_reserve(struct kv_cache *kv, int end);
 /* "f16", "f32", "q8_0". */
 const char *kv_type_name(enum kv_type t);
 int run_state_init(struct run_state *s, const struct model *m, int n_ctx, int n_batch, char **err);

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /*
  * Tolerances, measured and explained.  F32 and F16 files agree with
@@ -401,6 +403,59 @@ START_TEST(test_token_threads_same_bits)
 }
 END_TEST
 
+/* Whether the page holding p is mapped (mincore). */
+static int
+page_mapped(const void *p)
+{
+	const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char v = 0;
+	void *a = (void *)((uintptr_t)p & ~(uintptr_t)(pg - 1));
+	return mincore(a, pg, &v) == 0 && (v & 1);
+}
+
+/*
+ * kv_reserve maps the pages of the positions about to be written (so that
+ * writing them does not fault page by page) and no more than a chunk
+ * beyond: a long context's cache still costs nothing until reached.
+ */
+START_TEST(test_kv_reserve_maps_ahead)
+{
+	char *path = fixture_path("models/fixture-q4_0.gguf");
+	char *err = NULL;
+	struct model *m = model_open(path, NULL, &err);
+	ck_assert_msg(m != NULL, "%s", err);
+	/* Does this kernel have MADV_POPULATE_WRITE (Linux 5.14)? */
+	const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	void *probe = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(probe, MAP_FAILED);
+	int have = madvise(probe, pg, 23 /* MADV_POPULATE_WRITE */) == 0;
+	munmap(probe, pg);
+	if (!have) {
+		model_close(m);
+		free(path);
+		return;
+	}
+	struct kv_cache kv;
+	ck_assert_int_eq(kv_init(&kv, m, 8192, KV_F16, &err), 0);
+	const size_t row = kv_row_bytes(&kv);
+	const char *last_k = (const char *)kv.k + (size_t)(kv.n_layers - 1) * kv.n_ctx * row;
+	const char *last_v = (const char *)kv.v + (size_t)(kv.n_layers - 1) * kv.n_ctx * row;
+	ck_assert_msg(!page_mapped(last_k + 300 * row), "a fresh cache is already mapped");
+	kv_reserve(&kv, 300);
+	for (int p = 0; p < 300; p += 7) {
+		ck_assert_msg(page_mapped((const char *)kv.k + (size_t)p * row), "layer 0 K position %d not mapped", p);
+		ck_assert_msg(page_mapped(last_k + (size_t)p * row), "last layer K position %d not mapped", p);
+		ck_assert_msg(page_mapped(last_v + (size_t)p * row), "last layer V position %d not mapped", p);
+	}
+	ck_assert_int_ge(kv.mapped, 300);
+	ck_assert_int_le(kv.mapped, 300 + 4096);
+	ck_assert_msg(!page_mapped(last_k + (size_t)8000 * row), "position 8000 mapped by a reserve to 300");
+	kv_free(&kv);
+	model_close(m);
+	free(path);
+}
+END_TEST
+
 Suite *model_suite(void);
 
 Suite *
@@ -417,6 +472,7 @@ model_suite(void)
 	tcase_add_fixture_test(tc, test_kv_f16_close);
 	tcase_add_fixture_test(tc, test_fixtures_golden_kv_q8);
 	tcase_add_fixture_test(tc, test_token_threads_same_bits);
+	tcase_add_fixture_test(tc, test_kv_reserve_maps_ahead);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -18,7 +18,7 @@ that size and the same thread count.
 
 BENCH_RT=1 (or --rt) runs every measured command under `chrt -f 10`
 (SCHED_FIFO, root only): on a machine shared with builds and tests, two
-OpenMP threads that are preempted at each of a token's hundred joins lose
+threads that are preempted at each of a token's two hundred barriers lose
 half their speed or more, and the figures then say more about the
 neighbours than about the engines.  Real-time priority keeps other work
 off both cores while a figure is taken (the kernel still leaves them 5%),

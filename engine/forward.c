@@ -267,6 +267,20 @@ forward_rope_store(const struct model *m, struct kv_cache *kv, struct run_state 
 	kv_put(kv, kv->v, at, s->v + (size_t)t * kv_dim, kv_dim);
 }
 
+/* As forward_rope_store for one token and one KV head g alone: RoPE on
+ * the query heads that share g and on K head g, K and V head g cached. */
+void
+forward_rope_store_head(const struct model *m, struct kv_cache *kv, struct run_state *s, int l, int g, int pos)
+{
+	const struct model_config *c = &m->cfg;
+	const int hd = c->head_dim, kv_dim = hd * c->n_kv_heads, group = c->n_heads / c->n_kv_heads;
+	const size_t at = (size_t)l * kv->n_ctx * kv_dim + (size_t)pos * kv_dim + (size_t)g * hd;
+	vec_rope(s->q + (size_t)g * group * hd, group, hd, c->rope_dim, s->rope_cs);
+	vec_rope(s->k + (size_t)g * hd, 1, hd, c->rope_dim, s->rope_cs);
+	kv_put(kv, kv->k, at, s->k + (size_t)g * hd, hd);
+	kv_put(kv, kv->v, at, s->v + (size_t)g * hd, hd);
+}
+
 /*
  * One work item of attention: KV head g and tokens t0 .. t0 + tb - 1.  The
  * queries of an item (the heads sharing that KV head, for tb tokens) read

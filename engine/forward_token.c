@@ -9,8 +9,9 @@
  * with a futex system call), and the cores stood idle between regions.
  * Here the team is woken once per token and meets at a spinning barrier
  * (about 0.5 us) between the steps of a layer; thread 0 does the small
- * serial steps (norms, residuals, RoPE, quantizing the next activations)
- * while the others wait at the barrier.
+ * serial steps (norms, residuals, quantizing the next activations) while
+ * the others wait at the barrier, and each thread ropes and caches the
+ * heads it attends with.
  *
  * Bits.  Every step is the one model_forward runs for n = 1 (the same
  * functions, from forward.c and matmul.c): a row of a matrix product or an
@@ -37,11 +38,15 @@
 #endif
 
 /* A barrier for the n threads of a team: the last to arrive starts the
- * next generation.  The spin yields the core after a while, so that a
- * team larger than the machine's free cores still makes progress. */
+ * next generation.  A waiting thread spins, then yields its core, so that
+ * a team larger than the free cores still makes progress; with more
+ * threads than the process may use cores, it yields almost at once (a
+ * spinning thread would then hold the core the others need), as libgomp
+ * throttles its own spinning. */
 struct ft_barrier {
 	_Alignas(64) atomic_int count;
 	_Alignas(64) atomic_int gen;
+	unsigned spin;            /* pauses before yielding */
 };
 
 static void
@@ -56,11 +61,23 @@ ft_wait(struct ft_barrier *b, int n)
 		return;
 	}
 	for (unsigned spins = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spins++) {
-		if (spins < (1u << 16))
+		if (spins < b->spin)
 			CPU_RELAX();
 		else
 			sched_yield();
 	}
+}
+
+/* Cores this process may run on (its affinity mask), 0 if unknown. */
+static int
+ft_cores(void)
+{
+#ifdef CPU_COUNT
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		return CPU_COUNT(&set);
+#endif
+	return 0;
 }
 
 /* A barrier, then whether thread 0 asked everyone to stop before it. */
@@ -93,6 +110,8 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 	atomic_init(&bar.count, 0);
 	atomic_init(&bar.gen, 0);
 	atomic_init(&status, 0);
+	const int cores = ft_cores();
+	bar.spin = cores > 0 && nt > cores ? 64 : 1u << 16;
 
 	forward_embed(m, token, s->x);
 	vec_rope_table(s->rope_cs, c->rope_dim, pos, s->rope_scale, m->rope_freqs.data);
@@ -103,14 +122,16 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 		int l;
 		for (l = 0; l < c->n_layers; l++) {
 			const struct layer *L = &m->layers[l];
+			const struct mm qkv[3] = { { s->q, &L->wq }, { s->k, &L->wk }, { s->v, &L->wv } };
+			const struct mm wo = { s->xb2, &L->wo }, down = { s->xb2, &L->w_down };
+			const struct mm gu[2] = { { s->hb, &L->w_gate }, { s->hb2, &L->w_up } };
 			/* Attention: its norm, then Q, K and V. */
 			if (id == 0) {
 				if (STOPPED(stop)) {
 					atomic_store_explicit(&status, 1, memory_order_relaxed);
 				} else {
 					forward_rmsnorm(s->xb, s->x, L->attn_norm.data, dim, c->norm_eps);
-					const struct mm jobs[3] = { { s->q, &L->wq }, { s->k, &L->wk }, { s->v, &L->wv } };
-					if (matmul_plan(&plan, jobs, 3, s->xb, 1, s, nth) != 0)
+					if (matmul_plan(&plan, qkv, 3, s->xb, 1, s, nth) != 0)
 						atomic_store_explicit(&status, -1, memory_order_relaxed);
 				}
 			}
@@ -118,18 +139,18 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 				break;
 			matmul_plan_run(&plan, id);
 			ft_wait(&bar, nth);
-			if (id == 0)
-				forward_rope_store(m, kv, s, l, 0, pos);
-			ft_wait(&bar, nth);
-			/* One item a KV head, in turn to each thread. */
-			for (int g = id; g < c->n_kv_heads; g += nth)
+			/* One KV head at a time, in turn to each thread: RoPE on its
+			 * queries and key, its K and V cached, its attention (which
+			 * reads no other head's, so needs no barrier before it). */
+			for (int g = id; g < c->n_kv_heads; g += nth) {
+				forward_rope_store_head(m, kv, s, l, g, pos);
 				forward_attn_item(m, kv, s, l, g, 0, 1, 1, pos, id);
+			}
 			ft_wait(&bar, nth);
 			if (id == 0) {
-				const struct mm job = { s->xb2, &L->wo };
 				if (STOPPED(stop))
 					atomic_store_explicit(&status, 1, memory_order_relaxed);
-				else if (matmul_plan(&plan, &job, 1, s->xb, 1, s, nth) != 0)
+				else if (matmul_plan(&plan, &wo, 1, s->xb, 1, s, nth) != 0)
 					atomic_store_explicit(&status, -1, memory_order_relaxed);
 			}
 			if (ft_stopped(&bar, nth, &status))
@@ -140,8 +161,7 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 			if (id == 0) {
 				vec_add(s->x, s->xb2, (size_t)dim);
 				forward_rmsnorm(s->xb, s->x, L->ffn_norm.data, dim, c->norm_eps);
-				const struct mm jobs[2] = { { s->hb, &L->w_gate }, { s->hb2, &L->w_up } };
-				if (matmul_plan(&plan, jobs, 2, s->xb, 1, s, nth) != 0)
+				if (matmul_plan(&plan, gu, 2, s->xb, 1, s, nth) != 0)
 					atomic_store_explicit(&status, -1, memory_order_relaxed);
 			}
 			if (ft_stopped(&bar, nth, &status))
@@ -150,8 +170,7 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 			ft_wait(&bar, nth);
 			if (id == 0) {
 				vec_swiglu(s->hb, s->hb2, (size_t)hidden);
-				const struct mm job = { s->xb2, &L->w_down };
-				if (matmul_plan(&plan, &job, 1, s->hb, 1, s, nth) != 0)
+				if (matmul_plan(&plan, &down, 1, s->hb, 1, s, nth) != 0)
 					atomic_store_explicit(&status, -1, memory_order_relaxed);
 			}
 			if (ft_stopped(&bar, nth, &status))
@@ -164,10 +183,10 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 		/* The logits, unless the loop was left early (all threads left
 		 * it at the same barrier, so all agree on l). */
 		if (l == c->n_layers) {
+			const struct mm out = { s->logits, &m->output };
 			if (id == 0) {
-				const struct mm job = { s->logits, &m->output };
 				forward_rmsnorm(s->xb, s->x, m->out_norm.data, dim, c->norm_eps);
-				if (matmul_plan(&plan, &job, 1, s->xb, 1, s, nth) != 0)
+				if (matmul_plan(&plan, &out, 1, s->xb, 1, s, nth) != 0)
 					atomic_store_explicit(&status, -1, memory_order_relaxed);
 			}
 			if (!ft_stopped(&bar, nth, &status))

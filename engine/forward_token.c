@@ -98,20 +98,54 @@ forward_token_ok(const struct model *m)
 	return m->output.type != QT_Q8_G && (c->n_layers == 0 || m->layers[0].wq.type != QT_Q8_G);
 }
 
+/* What the team shares for one token. */
+struct ft {
+	struct mm_plan plan;
+	struct ft_barrier bar;
+	atomic_int status;        /* 0, 1 (stop asked), -1 (out of memory) */
+	struct run_state *s;
+};
+
+/*
+ * One matrix product of the token: thread 0 plans it on x (unless the pass
+ * is already ending), then, past a barrier, the whole team runs it and
+ * meets again.  Thread 0 does the step's serial work just before calling
+ * this.  Returns nonzero when the pass must end (every thread alike).
+ */
+static int
+ft_product(struct ft *f, int id, int nth, const struct mm *jobs, int nj, const float *x)
+{
+	if (id == 0 && atomic_load_explicit(&f->status, memory_order_relaxed) == 0 &&
+	    matmul_plan(&f->plan, jobs, nj, x, 1, f->s, nth) != 0)
+		atomic_store_explicit(&f->status, -1, memory_order_relaxed);
+	if (ft_stopped(&f->bar, nth, &f->status))
+		return 1;
+	matmul_plan_run(&f->plan, id);
+	ft_wait(&f->bar, nth);
+	return 0;
+}
+
+/* Thread 0: a stop request ends the pass at the next product. */
+static void
+ft_check_stop(struct ft *f, atomic_int *stop)
+{
+	if (STOPPED(stop))
+		atomic_store_explicit(&f->status, 1, memory_order_relaxed);
+}
+
 int
 forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, int32_t token, int pos,
     atomic_int *stop)
 {
 	const struct model_config *c = &m->cfg;
 	const int dim = c->dim, hidden = c->hidden_dim, nt = omp_get_max_threads();
-	struct mm_plan plan;
-	struct ft_barrier bar;
-	atomic_int status;
-	atomic_init(&bar.count, 0);
-	atomic_init(&bar.gen, 0);
-	atomic_init(&status, 0);
+	struct ft f;
+	f.s = s;
+	atomic_init(&f.bar.count, 0);
+	atomic_init(&f.bar.gen, 0);
+	atomic_init(&f.status, 0);
 	const int cores = ft_cores();
-	bar.spin = cores > 0 && nt > cores ? 64 : 1u << 16;
+	f.bar.spin = cores > 0 && nt > cores ? 64 : 1u << 16;
 
 	forward_embed(m, token, s->x);
 	vec_rope_table(s->rope_cs, c->rope_dim, pos, s->rope_scale, m->rope_freqs.data);
@@ -127,18 +161,11 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 			const struct mm gu[2] = { { s->hb, &L->w_gate }, { s->hb2, &L->w_up } };
 			/* Attention: its norm, then Q, K and V. */
 			if (id == 0) {
-				if (STOPPED(stop)) {
-					atomic_store_explicit(&status, 1, memory_order_relaxed);
-				} else {
-					forward_rmsnorm(s->xb, s->x, L->attn_norm.data, dim, c->norm_eps);
-					if (matmul_plan(&plan, qkv, 3, s->xb, 1, s, nth) != 0)
-						atomic_store_explicit(&status, -1, memory_order_relaxed);
-				}
+				ft_check_stop(&f, stop);
+				forward_rmsnorm(s->xb, s->x, L->attn_norm.data, dim, c->norm_eps);
 			}
-			if (ft_stopped(&bar, nth, &status))
+			if (ft_product(&f, id, nth, qkv, 3, s->xb))
 				break;
-			matmul_plan_run(&plan, id);
-			ft_wait(&bar, nth);
 			/* One KV head at a time, in turn to each thread: RoPE on its
 			 * queries and key, its K and V cached, its attention (which
 			 * reads no other head's, so needs no barrier before it). */
@@ -146,37 +173,22 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 				forward_rope_store_head(m, kv, s, l, g, pos);
 				forward_attn_item(m, kv, s, l, g, 0, 1, 1, pos, id);
 			}
-			ft_wait(&bar, nth);
-			if (id == 0) {
-				if (STOPPED(stop))
-					atomic_store_explicit(&status, 1, memory_order_relaxed);
-				else if (matmul_plan(&plan, &wo, 1, s->xb, 1, s, nth) != 0)
-					atomic_store_explicit(&status, -1, memory_order_relaxed);
-			}
-			if (ft_stopped(&bar, nth, &status))
+			ft_wait(&f.bar, nth);
+			if (id == 0)
+				ft_check_stop(&f, stop);
+			if (ft_product(&f, id, nth, &wo, 1, s->xb))
 				break;
-			matmul_plan_run(&plan, id);
-			ft_wait(&bar, nth);
-			/* Residual, the feed-forward's norm, gate and up. */
+			/* Residual, the feed-forward's norm, gate and up, down. */
 			if (id == 0) {
 				vec_add(s->x, s->xb2, (size_t)dim);
 				forward_rmsnorm(s->xb, s->x, L->ffn_norm.data, dim, c->norm_eps);
-				if (matmul_plan(&plan, gu, 2, s->xb, 1, s, nth) != 0)
-					atomic_store_explicit(&status, -1, memory_order_relaxed);
 			}
-			if (ft_stopped(&bar, nth, &status))
+			if (ft_product(&f, id, nth, gu, 2, s->xb))
 				break;
-			matmul_plan_run(&plan, id);
-			ft_wait(&bar, nth);
-			if (id == 0) {
+			if (id == 0)
 				vec_swiglu(s->hb, s->hb2, (size_t)hidden);
-				if (matmul_plan(&plan, &down, 1, s->hb, 1, s, nth) != 0)
-					atomic_store_explicit(&status, -1, memory_order_relaxed);
-			}
-			if (ft_stopped(&bar, nth, &status))
+			if (ft_product(&f, id, nth, &down, 1, s->hb))
 				break;
-			matmul_plan_run(&plan, id);
-			ft_wait(&bar, nth);
 			if (id == 0)
 				vec_add(s->x, s->xb2, (size_t)dim);
 		}
@@ -184,14 +196,10 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 		 * it at the same barrier, so all agree on l). */
 		if (l == c->n_layers) {
 			const struct mm out = { s->logits, &m->output };
-			if (id == 0) {
+			if (id == 0)
 				forward_rmsnorm(s->xb, s->x, m->out_norm.data, dim, c->norm_eps);
-				if (matmul_plan(&plan, &out, 1, s->xb, 1, s, nth) != 0)
-					atomic_store_explicit(&status, -1, memory_order_relaxed);
-			}
-			if (!ft_stopped(&bar, nth, &status))
-				matmul_plan_run(&plan, id);
+			ft_product(&f, id, nth, &out, 1, s->xb);
 		}
 	}
-	return atomic_load_explicit(&status, memory_order_relaxed);
+	return atomic_load_explicit(&f.status, memory_order_relaxed);
 }

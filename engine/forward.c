@@ -253,32 +253,22 @@ attend_f32(float *o, const float *q, const float *k, const float *v, size_t stri
 	}
 }
 
-/* Token t of the batch, layer l: RoPE on Q and K, then K and V cached. */
+/* Token t of the batch, layer l, KV heads g0 .. g1 - 1: RoPE on the query
+ * heads sharing them and on their keys, then their K and V cached.  Heads
+ * are independent, so a range gives the bits the whole does. */
 void
-forward_rope_store(const struct model *m, struct kv_cache *kv, struct run_state *s, int l, int t, int pos)
+forward_rope_store(const struct model *m, struct kv_cache *kv, struct run_state *s, int l, int t, int pos, int g0,
+    int g1)
 {
 	const struct model_config *c = &m->cfg;
-	const int dim = c->dim, hd = c->head_dim, kv_dim = hd * c->n_kv_heads;
-	const size_t at = (size_t)l * kv->n_ctx * kv_dim + (size_t)(pos + t) * kv_dim;
+	const int dim = c->dim, hd = c->head_dim, kv_dim = hd * c->n_kv_heads, group = c->n_heads / c->n_kv_heads;
+	const size_t at = (size_t)l * kv->n_ctx * kv_dim + (size_t)(pos + t) * kv_dim + (size_t)g0 * hd;
 	const float *cs = s->rope_cs + (size_t)t * c->rope_dim;
-	vec_rope(s->q + (size_t)t * dim, c->n_heads, hd, c->rope_dim, cs);
-	vec_rope(s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, c->rope_dim, cs);
-	kv_put(kv, kv->k, at, s->k + (size_t)t * kv_dim, kv_dim);
-	kv_put(kv, kv->v, at, s->v + (size_t)t * kv_dim, kv_dim);
-}
-
-/* As forward_rope_store for one token and one KV head g alone: RoPE on
- * the query heads that share g and on K head g, K and V head g cached. */
-void
-forward_rope_store_head(const struct model *m, struct kv_cache *kv, struct run_state *s, int l, int g, int pos)
-{
-	const struct model_config *c = &m->cfg;
-	const int hd = c->head_dim, kv_dim = hd * c->n_kv_heads, group = c->n_heads / c->n_kv_heads;
-	const size_t at = (size_t)l * kv->n_ctx * kv_dim + (size_t)pos * kv_dim + (size_t)g * hd;
-	vec_rope(s->q + (size_t)g * group * hd, group, hd, c->rope_dim, s->rope_cs);
-	vec_rope(s->k + (size_t)g * hd, 1, hd, c->rope_dim, s->rope_cs);
-	kv_put(kv, kv->k, at, s->k + (size_t)g * hd, hd);
-	kv_put(kv, kv->v, at, s->v + (size_t)g * hd, hd);
+	float *k = s->k + (size_t)t * kv_dim + (size_t)g0 * hd;
+	vec_rope(s->q + (size_t)t * dim + (size_t)g0 * group * hd, (g1 - g0) * group, hd, c->rope_dim, cs);
+	vec_rope(k, g1 - g0, hd, c->rope_dim, cs);
+	kv_put(kv, kv->k, at, k, (g1 - g0) * hd);
+	kv_put(kv, kv->v, at, s->v + (size_t)t * kv_dim + (size_t)g0 * hd, (g1 - g0) * hd);
 }
 
 /*
@@ -360,7 +350,7 @@ model_forward(const struct model *m, struct kv_cache *kv, struct run_state *s,
 			return -1;
 		#pragma omp parallel for schedule(static) if (par)
 		for (int t = 0; t < n; t++)
-			forward_rope_store(m, kv, s, l, t, pos);
+			forward_rope_store(m, kv, s, l, t, pos, 0, c->n_kv_heads);
 		/* Work items: a KV head and a block of tokens, about ATTN_SHARE
 		 * queries an item (measured on the 1.1B shape, 3,000-token
 		 * prompt: 8 queries an item spent a fifth of attention

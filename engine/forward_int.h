@@ -88,13 +88,12 @@ int matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct ru
 void forward_rmsnorm(float *o, const float *x, const float *w, int n, float eps);
 /* Token tok's embedding row, as floats. */
 void forward_embed(const struct model *m, int32_t tok, float *out);
-/* Token t of the batch (at position pos + t), layer l: RoPE on its Q and K
- * (s->q, s->k), then its K and V stored in the cache. */
-void forward_rope_store(const struct model *m, struct kv_cache *kv, struct run_state *s, int l, int t, int pos);
-/* The same for one token (the batch's first) and KV head g alone: the
- * query heads sharing g and K, V head g (a q8_0 cache: head size % 32 = 0,
- * as kv_init requires). */
-void forward_rope_store_head(const struct model *m, struct kv_cache *kv, struct run_state *s, int l, int g, int pos);
+/* Token t of the batch (at position pos + t), layer l, KV heads g0 .. g1 - 1
+ * (all: 0 .. n_kv_heads): RoPE on the query heads sharing them (s->q) and
+ * on their keys (s->k), then their K and V stored in the cache (a q8_0
+ * cache: head size % 32 = 0, as kv_init requires). */
+void forward_rope_store(const struct model *m, struct kv_cache *kv, struct run_state *s, int l, int t, int pos,
+    int g0, int g1);
 /* Attention of layer l for KV head g and the tokens t0 .. t0 + tb - 1 of a
  * batch of n at position pos (every query head sharing g), into s->xb; tid
  * picks the thread's scratch row. */

@@ -170,7 +170,7 @@ forward_token(const struct model *m, struct kv_cache *kv, struct run_state *s, i
 			 * queries and key, its K and V cached, its attention (which
 			 * reads no other head's, so needs no barrier before it). */
 			for (int g = id; g < c->n_kv_heads; g += nth) {
-				forward_rope_store_head(m, kv, s, l, g, pos);
+				forward_rope_store(m, kv, s, l, 0, pos, g, g + 1);
 				forward_attn_item(m, kv, s, l, g, 0, 1, 1, pos, id);
 			}
 			ft_wait(&f.bar, nth);

@@ -58,12 +58,14 @@
 #include <immintrin.h>
 
 #include "engine/gemm_kern.h"
+
+#define KCK GK_KCK  /* K-quant super-blocks per K chunk */
+_Static_assert(GK_TR == 16, "a tile is a zmm's lanes");
 #endif
 
 #define NC GEMM_NC
 #define TR 16    /* weight rows per tile: the lanes of a zmm */
 #define KC32 32  /* Q4_0/Q8_0 blocks per K chunk: 32 * 576 bytes unpacked */
-#define KCK 4    /* K-quant super-blocks per K chunk: 4 * ~5 KB */
 
 enum { LV_GENERIC, LV_AVX2, LV_AVX512 };
 
@@ -215,8 +217,30 @@ gemm_prepare32_row(int type, int n, const float *x, struct gemm_act32 *a)
 		act32_block(q8, off, x + (size_t)k * QK8_0, &a[k]);
 }
 
+/* One super-block of 256 activations into e, for Q4_K or Q6_K weights. */
 static void
-preparek(int type, int n, const float *x, int B, struct gemm_actk *a)
+actk_block(int type, quant_from_float_fn q8, const float *x, struct gemm_actk *e)
+{
+	block_q8_K blk;
+	q8(x, &blk, QK_K);
+	memset(e, 0, sizeof *e);
+	memcpy(e->q, blk.qs, sizeof e->q);
+	memcpy(e->bsums, blk.bsums, sizeof e->bsums);
+	e->d = blk.d;
+	if (type == QT_Q6_K) {
+		for (int j = 0; j < 16; j++)
+			e->x[j] = -32 * blk.bsums[j];
+	} else {
+		for (int t = 0; t < 4; t++) {
+			const int s0 = blk.bsums[4 * t] + blk.bsums[4 * t + 1];
+			const int s1 = blk.bsums[4 * t + 2] + blk.bsums[4 * t + 3];
+			e->x[t] = (int32_t)((uint32_t)(uint16_t)s0 | (uint32_t)(uint16_t)s1 << 16);
+		}
+	}
+}
+
+void
+gemm_preparek(int type, int n, const float *x, int B, struct gemm_actk *a)
 {
 	const quant_from_float_fn q8 = quant_type_get(QT_Q8_K)->from_float;
 	const int nb = n / QK_K;
@@ -224,26 +248,20 @@ preparek(int type, int n, const float *x, int B, struct gemm_actk *a)
 	for (int b = 0; b < groups(B) * NC; b++) {
 		for (int k = 0; k < nb; k++) {
 			struct gemm_actk *e = &a[act_index(nb, b, k)];
-			memset(e, 0, sizeof *e);
 			if (b >= B)
-				continue;
-			block_q8_K blk;
-			q8(x + (size_t)b * (size_t)n + (size_t)k * QK_K, &blk, QK_K);
-			memcpy(e->q, blk.qs, sizeof e->q);
-			memcpy(e->bsums, blk.bsums, sizeof e->bsums);
-			e->d = blk.d;
-			if (type == QT_Q6_K) {
-				for (int j = 0; j < 16; j++)
-					e->x[j] = -32 * blk.bsums[j];
-			} else {
-				for (int t = 0; t < 4; t++) {
-					const int s0 = blk.bsums[4 * t] + blk.bsums[4 * t + 1];
-					const int s1 = blk.bsums[4 * t + 2] + blk.bsums[4 * t + 3];
-					e->x[t] = (int32_t)((uint32_t)(uint16_t)s0 | (uint32_t)(uint16_t)s1 << 16);
-				}
-			}
+				memset(e, 0, sizeof *e);
+			else
+				actk_block(type, q8, x + (size_t)b * (size_t)n + (size_t)k * QK_K, e);
 		}
 	}
+}
+
+void
+gemm_preparek_row(int type, int n, const float *x, struct gemm_actk *a)
+{
+	const quant_from_float_fn q8 = quant_type_get(QT_Q8_K)->from_float;
+	for (int k = 0; k < n / QK_K; k++)
+		actk_block(type, q8, x + (size_t)k * QK_K, &a[k]);
 }
 
 void
@@ -259,7 +277,7 @@ gemm_act_prepare(int type, int n, const float *x, int B, void *buf)
 		return;
 	}
 	if (is_k(type))
-		preparek(type, n, x, B, buf);
+		gemm_preparek(type, n, x, B, buf);
 	else
 		gemm_prepare32(type, n, x, B, buf);
 }
@@ -322,44 +340,6 @@ row_ptrs(const uint8_t *w, size_t row_bytes, int rt, int r1, size_t k0off, const
 {
 	for (int r = 0; r < TR; r++)
 		rp[r] = rt + r < r1 ? w + (size_t)(rt + r) * row_bytes + k0off : zero_rows;
-}
-
-/* Lane r of t[g] (g < 4) = dword g of the 16 bytes at rp[r] + off: a 4x4
- * dword transpose in each 128-bit lane of [row i, i+4, i+8, i+12]. */
-static inline T512 void
-tr16x4(const uint8_t *const *rp, size_t off, __m512i *t)
-{
-	__m512i z[4];
-	for (int i = 0; i < 4; i++) {
-		__m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(rp[i] + off)));
-		v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rp[i + 4] + off)), 1);
-		v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rp[i + 8] + off)), 2);
-		z[i] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rp[i + 12] + off)), 3);
-	}
-	const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
-	const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-	t[0] = _mm512_unpacklo_epi64(t0, t2);
-	t[1] = _mm512_unpackhi_epi64(t0, t2);
-	t[2] = _mm512_unpacklo_epi64(t1, t3);
-	t[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
-/* The fp16 at rp[r] + off of each row, as floats. */
-static inline T512 __m512
-f16_rows(const uint8_t *const *rp, size_t off)
-{
-	uint16_t h[TR];
-	for (int r = 0; r < TR; r++)
-		memcpy(&h[r], rp[r] + off, sizeof h[r]);
-	return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
-}
-
-/* fp16 in the low (shift 0) or high (16) half of each lane, as floats. */
-static inline T512 __m512
-half_ps(__m512i v, int shift)
-{
-	const __m512i h = shift ? _mm512_srli_epi32(v, 16) : v;
-	return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
 }
 
 /*
@@ -459,199 +439,6 @@ gemm32_avx512(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r
 	}
 }
 
-/* ---- Q4_K ---------------------------------------------------------- */
-
-/* Unpacked Q4_K super-block of a tile: q[8j + g] lane r = values 4g..4g+3
- * of sub-block j of row r (0..15); dsc[j] = d * scale_j; mins[t] =
- * m_2t | m_2t+1 << 16; ndmin = -dmin. */
-struct uq4k {
-	__m512i q[64];
-	__m512 dsc[8];
-	__m512i mins[4];
-	__m512 ndmin;
-};
-
-static T512 void
-unpackq4k(const uint8_t *const *rp, int kc, struct uq4k *u)
-{
-	const __m512i m4 = _mm512_set1_epi8(0x0f);
-	const __m512i m6 = _mm512_set1_epi32(63);
-	const __m512i m4d = _mm512_set1_epi32(15);
-	const __m512i m2 = _mm512_set1_epi32(3);
-	__m512i t[4];
-	for (int k = 0; k < kc; k++, u++) {
-		const size_t o = (size_t)k * sizeof(block_q4_K);
-		/* d and dmin, then the 12 bytes of scales and mins */
-		tr16x4(rp, o, t);
-		const __m512 d = half_ps(t[0], 0);
-		u->ndmin = _mm512_sub_ps(_mm512_setzero_ps(), half_ps(t[0], 16));
-		const __m512i s0 = t[1], s1 = t[2], s2 = t[3];
-		__m512i sc[8], mn[8];
-		for (int j = 0; j < 4; j++) {
-			const unsigned sh = (unsigned)(8 * j);
-			sc[j] = _mm512_and_si512(_mm512_srli_epi32(s0, sh), m6);
-			mn[j] = _mm512_and_si512(_mm512_srli_epi32(s1, sh), m6);
-			sc[j + 4] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, sh), m4d),
-			    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, sh + 6), m2), 4));
-			mn[j + 4] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, sh + 4), m4d),
-			    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, sh + 6), m2), 4));
-		}
-		for (int j = 0; j < 8; j++)
-			u->dsc[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc[j]));
-		for (int i = 0; i < 4; i++)
-			u->mins[i] = _mm512_or_si512(mn[2 * i], _mm512_slli_epi32(mn[2 * i + 1], 16));
-		/* dword g of qs (g < 32): 32-byte group p = g / 8 holds sub-block
-		 * 2p in its low nibbles, 2p + 1 in its high ones */
-		for (int h = 0; h < 8; h++) {
-			tr16x4(rp, o + 16 + 16 * (size_t)h, t);
-			for (int i = 0; i < 4; i++) {
-				const int g = 4 * h + i, p = g / 8;
-				u->q[16 * p + g % 8] = _mm512_and_si512(t[i], m4);
-				u->q[16 * p + 8 + g % 8] = _mm512_and_si512(_mm512_srli_epi16(t[i], 4), m4);
-			}
-		}
-	}
-}
-
-static inline __attribute__((always_inline)) T512 void
-kernq4k(const struct uq4k *u, int kc, const struct gemm_actk *a, __m512 *f, const int ncol)
-{
-	for (int c = 0; c < ncol; c++)
-		f[c] = _mm512_setzero_ps();
-	for (int k = 0; k < kc; k++, u++, a += NC) {
-		__m512 t[NC];
-		for (int c = 0; c < ncol; c++)
-			t[c] = _mm512_setzero_ps();
-		for (int j = 0; j < 8; j++) {
-			const __m512i *wq = u->q + 8 * j;
-			const __m512i w0 = wq[0], w1 = wq[1], w2 = wq[2], w3 = wq[3];
-			const __m512i w4 = wq[4], w5 = wq[5], w6 = wq[6], w7 = wq[7];
-			const __m512 dsc = u->dsc[j];
-#pragma GCC unroll 8
-			for (int c = 0; c < ncol; c++) {
-				const __m512i acc = dp8(_mm512_setzero_si512(), w0, w1, w2, w3, w4, w5, w6, w7,
-				    a[c].q + 8 * j);
-				t[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), dsc, t[c]);
-			}
-		}
-#pragma GCC unroll 8
-		for (int c = 0; c < ncol; c++) {
-			const int32_t *x = a[c].x;
-			__m512i ms = _mm512_dpwssd_epi32(_mm512_setzero_si512(), u->mins[0], BC(x[0]));
-			ms = _mm512_dpwssd_epi32(ms, u->mins[1], BC(x[1]));
-			ms = _mm512_dpwssd_epi32(ms, u->mins[2], BC(x[2]));
-			ms = _mm512_dpwssd_epi32(ms, u->mins[3], BC(x[3]));
-			t[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ms), u->ndmin, t[c]);
-			f[c] = _mm512_fmadd_ps(t[c], BCF(a[c].d), f[c]);
-		}
-	}
-}
-
-/* ---- Q6_K ---------------------------------------------------------- */
-
-/* Unpacked Q6_K super-block: q[4j + g] lane r = values 4g..4g+3 of
- * sub-block j (16 values) of row r, 0..63; dsc[j] = d * scale_j. */
-struct uq6k {
-	__m512i q[64];
-	__m512 dsc[16];
-};
-
-static T512 void
-unpackq6k(const uint8_t *const *rp, int kc, struct uq6k *u)
-{
-	const __m512i m4 = _mm512_set1_epi8(0x0f);
-	const __m512i m6 = _mm512_set1_epi8(0x3f);
-	__m512i t[4], l0[4], l1[4], qh[4];
-	for (int k = 0; k < kc; k++, u++) {
-		const size_t o = (size_t)k * sizeof(block_q6_K);
-		const __m512 d = f16_rows(rp, o + offsetof(block_q6_K, d));
-		tr16x4(rp, o + offsetof(block_q6_K, scales), t);
-		for (int i = 0; i < 4; i++) {
-			for (int b = 0; b < 4; b++) {
-				const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(t[i], (unsigned)(24 - 8 * b)), 24);
-				u->dsc[4 * i + b] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
-			}
-		}
-		/* Per half h, bytes l of ql (low nibbles: values l, l + 32 from
-		 * ql[l], ql[l + 32]; high: l + 64, l + 96) and qh[l]'s bit pairs. */
-		for (int h = 0; h < 2; h++) {
-			for (int gq = 0; gq < 2; gq++) {
-				tr16x4(rp, o + 64 * (size_t)h + 16 * (size_t)gq, l0);
-				tr16x4(rp, o + 64 * (size_t)h + 32 + 16 * (size_t)gq, l1);
-				tr16x4(rp, o + 128 + 32 * (size_t)h + 16 * (size_t)gq, qh);
-				for (int i = 0; i < 4; i++) {
-					const int g = 4 * gq + i;
-					/* (low 4 bits from a) | (bits 4-5 from b), by a bit
-					 * select on m4 (0xca: m4 ? a : b) and a mask of 6 bits */
-#define SEL6(a, b) _mm512_and_si512(_mm512_ternarylogic_epi32(m4, (a), (b), 0xca), m6)
-					__m512i v[4];
-					v[0] = SEL6(l0[i], _mm512_slli_epi16(qh[i], 4));
-					v[1] = SEL6(l1[i], _mm512_slli_epi16(qh[i], 2));
-					v[2] = SEL6(_mm512_srli_epi16(l0[i], 4), qh[i]);
-					v[3] = SEL6(_mm512_srli_epi16(l1[i], 4), _mm512_srli_epi16(qh[i], 2));
-#undef SEL6
-					/* 32-value group q of this half: sub-blocks 8h + 2q
-					 * (l < 16) and 8h + 2q + 1 */
-					for (int q = 0; q < 4; q++)
-						u->q[4 * (8 * h + 2 * q + g / 4) + g % 4] = v[q];
-				}
-			}
-		}
-	}
-}
-
-static inline __attribute__((always_inline)) T512 void
-kernq6k(const struct uq6k *u, int kc, const struct gemm_actk *a, __m512 *f, const int ncol)
-{
-	for (int c = 0; c < ncol; c++)
-		f[c] = _mm512_setzero_ps();
-	for (int k = 0; k < kc; k++, u++, a += NC) {
-		__m512 t[NC];
-		for (int c = 0; c < ncol; c++)
-			t[c] = _mm512_setzero_ps();
-		for (int j = 0; j < 16; j++) {
-			const __m512i *wq = u->q + 4 * j;
-			const __m512i w0 = wq[0], w1 = wq[1], w2 = wq[2], w3 = wq[3];
-			const __m512 dsc = u->dsc[j];
-#pragma GCC unroll 8
-			for (int c = 0; c < ncol; c++) {
-				const int32_t *q = a[c].q + 4 * j;
-				__m512i acc = _mm512_dpbusd_epi32(BC(a[c].x[j]), w0, BC(q[0]));
-				acc = _mm512_dpbusd_epi32(acc, w1, BC(q[1]));
-				acc = _mm512_dpbusd_epi32(acc, w2, BC(q[2]));
-				acc = _mm512_dpbusd_epi32(acc, w3, BC(q[3]));
-				t[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), dsc, t[c]);
-			}
-		}
-		for (int c = 0; c < ncol; c++)
-			f[c] = _mm512_fmadd_ps(t[c], BCF(a[c].d), f[c]);
-	}
-}
-
-static T512 void
-kernq4k_8(const struct uq4k *u, int kc, const struct gemm_actk *a, __m512 *f)
-{
-	kernq4k(u, kc, a, f, 8);
-}
-
-static T512 void
-kernq4k_4(const struct uq4k *u, int kc, const struct gemm_actk *a, __m512 *f)
-{
-	kernq4k(u, kc, a, f, 4);
-}
-
-static T512 void
-kernq6k_8(const struct uq6k *u, int kc, const struct gemm_actk *a, __m512 *f)
-{
-	kernq6k(u, kc, a, f, 8);
-}
-
-static T512 void
-kernq6k_4(const struct uq6k *u, int kc, const struct gemm_actk *a, __m512 *f)
-{
-	kernq6k(u, kc, a, f, 4);
-}
-
 static T512 void
 gemmk_avx512(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
     const struct gemm_actk *a, int B, float *out, size_t ldo)
@@ -659,35 +446,18 @@ gemmk_avx512(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1
 	const int nb = n / QK_K;
 	const size_t bs = type == QT_Q4_K ? sizeof(block_q4_K) : sizeof(block_q6_K);
 	const uint8_t *rp[TR];
-	union {
-		struct uq4k q4[KCK];
-		struct uq6k q6[KCK];
-	} u;
-	__m512 f[NC];
+	union uk u;
 	for (int rt = r0; rt < r1; rt += TR) {
 		const int rows = r1 - rt < TR ? r1 - rt : TR;
-		const __mmask16 m = (__mmask16)((1u << rows) - 1);
 		for (int k0 = 0; k0 < nb; k0 += KCK) {
 			const int kc = nb - k0 < KCK ? nb - k0 : KCK;
 			row_ptrs(w, row_bytes, rt, r1, (size_t)k0 * bs, rp);
 			prefetch_next(w, row_bytes, rt, r1, k0, KCK, bs);
 			if (type == QT_Q4_K)
-				unpackq4k(rp, kc, u.q4);
+				unpackq4k(rp, NULL, kc, u.q4);
 			else
-				unpackq6k(rp, kc, u.q6);
-			for (int q = 0; q < groups(B); q++) {
-				const struct gemm_actk *ag = a + ((size_t)q * nb + k0) * NC;
-				const int nc = B - q * NC < NC ? B - q * NC : NC;
-				if (type == QT_Q4_K && nc <= 4)
-					kernq4k_4(u.q4, kc, ag, f);
-				else if (type == QT_Q4_K)
-					kernq4k_8(u.q4, kc, ag, f);
-				else if (nc <= 4)
-					kernq6k_4(u.q6, kc, ag, f);
-				else
-					kernq6k_8(u.q6, kc, ag, f);
-				flush(f, nc, out + (size_t)q * NC * ldo + rt, ldo, m, k0 == 0);
-			}
+				unpackq6k(rp, NULL, NULL, kc, u.q6);
+			kchunk(type, &u, kc, nb, k0, a, B, out + rt, ldo, rows);
 		}
 	}
 }

@@ -58,11 +58,13 @@ void gemm(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
 int gemm_act_row(int type, int n, const void *buf, int B, int b, void *dst);
 
 /*
- * Packed weights (gemm_pack.c): Q4_0 and Q8_0 matrices regrouped once into
- * 16-row tiles, which the AVX-512 VNNI kernels read without unpacking.
+ * Packed weights (gemm_pack.c): Q4_0, Q8_0, Q4_K and Q6_K matrices
+ * regrouped once into 16-row tiles, which the AVX-512 VNNI kernels read
+ * without transposing.
  *
  * gemm_pack_size: bytes of the packed form of a (rows x n) matrix, or 0 if
- * it cannot be packed (another type, n not a multiple of 32, or a CPU
+ * it cannot be packed (another type, n not a multiple of the type's block
+ * (32, or 256 for the K-quants), or a CPU
  * family without AVX-512 VNNI: then keep the file's rows and call gemm).
  * gemm_pack: write tiles [t0, t1) (16 rows each; there are
  * ceil(rows / 16)) of the matrix at w (row_bytes apart) into dst, which

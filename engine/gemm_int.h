@@ -44,6 +44,9 @@ void gemm_prepare32(int type, int n, const float *x, int B, struct gemm_act32 *a
 /* One row of n activations, its n / 32 blocks one after another (the
  * packed decode kernel's layout: no columns to interleave). */
 void gemm_prepare32_row(int type, int n, const float *x, struct gemm_act32 *a);
+/* The same for Q4_K or Q6_K weights (struct gemm_actk, 256 values each). */
+void gemm_preparek(int type, int n, const float *x, int B, struct gemm_actk *a);
+void gemm_preparek_row(int type, int n, const float *x, struct gemm_actk *a);
 
 /* gemm_avx2.c: gemm's contract for Q4_0/Q8_0 and for Q4_K/Q6_K, on the
  * layout above (callers check the CPU runs AVX2 + FMA + F16C). */

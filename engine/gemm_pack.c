@@ -1,41 +1,46 @@
 /*
- * gemm_pack.c: Q4_0 and Q8_0 weights regrouped once, at load, into the
- * layout the AVX-512 VNNI kernels compute on, and the two kernels that read
- * it: the prompt GEMM and the decode matrix-vector product.
+ * gemm_pack.c: Q4_0, Q8_0, Q4_K and Q6_K weights regrouped once, at load,
+ * into the layout the AVX-512 VNNI kernels compute on, and the kernels
+ * that read it: the prompt GEMM and the decode matrix-vector product.
  *
- * Why.  In the file a row is a run of blocks (fp16 scale + quants); the
- * kernels want 16 rows side by side, one row per 32-bit lane of a zmm.
- * gemm.c brings each K chunk of 16 rows into that shape with 4x4 dword
- * transposes and 16 scalar fp16 loads per block, every time it meets the
- * chunk, and the decode kernel (quant_avx512.c) reads 18- or 34-byte
- * blocks one row at a time with shuffles to pair them.  Done once here,
- * the GEMM's unpacking is a load and a mask (Q4_0) or nothing at all
- * (Q8_0), and decoding is the GEMM's own micro-kernel on one column: a
- * fraction of the instructions per weight byte, which is what bounds a
- * core streaming weights at 30 GB/s.
+ * Why.  In the file a row is a run of blocks; the kernels want 16 rows
+ * side by side, one row per 32-bit lane of a zmm.  gemm.c brings each K
+ * chunk of 16 rows into that shape with 4x4 dword transposes (and 16
+ * scalar fp16 loads per block), every time it meets the chunk, and the
+ * one-row decode kernels (quant_avx512.c) spend most of their
+ * instructions pairing and spreading a single row's bytes.  Done once
+ * here, the GEMM's unpacking is loads and masks, and decoding is the
+ * GEMM's own arithmetic on one column: a fraction of the instructions per
+ * weight byte, which is what bounds a core streaming weights at 30 GB/s.
  *
  * The layout (gemm_pack_size bytes for a matrix): tiles of 16 rows, tile
  * t (rows 16t..16t+15) at t * tile_bytes, rows past the matrix's end all
- * zero.  A tile holds, for its nb blocks, first the quants then the scales:
- *   quants  nb * 64 * G bytes (G = 4 for Q4_0, 8 for Q8_0): block k's G
- *           zmm-sized vectors, vector g lane r = dword g of row r's qs
- *           (Q4_0: the 16 nibble bytes as stored, low nibbles values
- *           4g..4g+3, high ones 16+4g..16+4g+3; Q8_0: the bytes XOR 0x80,
- *           i.e. q + 128 as unsigned, which the kernel wants);
- *   scales  nb * 16 fp16: block k's d of rows 0..15.
+ * zero.  A tile holds, for its nb blocks, first V vectors per block, then
+ * (for the types that have one apart) each block's fp16 d of rows 0..15:
+ *   Q4_0  V = 4: vector g lane r = dword g of row r's 16 qs bytes (low
+ *         nibbles values 4g..4g+3, high ones 16+4g..16+4g+3); d apart;
+ *   Q8_0  V = 8: dword g of the qs, each byte XOR 0x80 (q + 128 as
+ *         unsigned, which vpdpbusd wants); d apart;
+ *   Q4_K  V = 36: dword v of the whole 144-byte block (d and dmin, the 12
+ *         bytes of scales, the qs): the 6-bit scales stay packed, as in
+ *         the file, so that the tile is no bigger than the rows;
+ *   Q6_K  V = 52: dword v of the block's first 208 bytes (ql, qh, the
+ *         int8 scales); d apart.
  * tile_bytes rounds a tile up to 64 bytes, so every vector is aligned.
- * The bytes are the file's bytes rearranged: the matrix is the same, only
- * where each value lives changes.
+ * The bytes are the file's bytes rearranged (Q8_0's flipped sign bit
+ * aside): the matrix is the same, only where each value lives changes.
  *
- * Bits.  Both kernels run kern32 (gemm_kern.h) in gemm.c's K chunks, so a
- * packed matrix gives the very bits gemm gives on the file's rows, for a
- * batch and for one token alike; tests hold them to that.
+ * Bits.  The kernels run gemm.c's arithmetic (kern32, and kernq4k and
+ * kernq6k of gemm_kern.h) in gemm.c's K chunks, so a packed matrix gives
+ * the very bits gemm gives on the file's rows, for a batch and for one
+ * token alike; tests hold them to that.
  *
  * Packing needs the avx512-vnni family (cpu_isa); elsewhere gemm_pack_size
  * is 0 and weights stay in the file's rows.
  */
 #include "engine/gemm.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -50,6 +55,8 @@
  * alternating rounds; 1024 to 16384 tried, 4096 best).  Q8_0 measured no
  * better with it, so it runs without. */
 #define PF_Q4_0 4096
+/* Q4_K and Q6_K, the same: 4096 against 2048 and 8192, 3 rounds each. */
+#define PF_K 4096
 
 static int
 groups(int B)
@@ -57,26 +64,63 @@ groups(int B)
 	return (B + GEMM_NC - 1) / GEMM_NC;
 }
 
-/* Dwords of quants per row and block. */
 static int
-qdwords(int type)
+is_k(int type)
 {
-	return type == QT_Q4_0 ? 4 : 8;
+	return type == QT_Q4_K || type == QT_Q6_K;
+}
+
+/* Values a block; 0 for a type that is not packed. */
+static int
+blck(int type)
+{
+	return type == QT_Q4_0 || type == QT_Q8_0 ? 32 : is_k(type) ? QK_K : 0;
+}
+
+/* Vectors a block (the layout above). */
+static int
+vecs(int type)
+{
+	return type == QT_Q4_0 ? 4 : type == QT_Q8_0 ? 8 : type == QT_Q4_K ? 36 : 52;
+}
+
+/* Where a block's vectors start, and its fp16 d kept apart (-1: none). */
+static size_t
+qoff(int type)
+{
+	return type == QT_Q4_0 || type == QT_Q8_0 ? 2 : 0;
+}
+
+static int
+doff(int type)
+{
+	return type == QT_Q4_K ? -1 : type == QT_Q6_K ? (int)offsetof(block_q6_K, d) : 0;
+}
+
+/* The d's of a tile, after its vectors. */
+static size_t
+d_at(int type, int n)
+{
+	return (size_t)(n / blck(type)) * 64 * (size_t)vecs(type);
 }
 
 static size_t
 tile_bytes(int type, int n)
 {
-	const size_t nb = (size_t)(n / 32);
-	return (nb * 64 * (size_t)qdwords(type) + nb * 2 * TR + 63) / 64 * 64;
+	const size_t nb = (size_t)(n / blck(type));
+	return (d_at(type, n) + (doff(type) >= 0 ? nb * 2 * TR : 0) + 63) / 64 * 64;
+}
+
+static int
+packable(int type, int n)
+{
+	return blck(type) > 0 && n > 0 && n % blck(type) == 0;
 }
 
 size_t
 gemm_pack_size(int type, int n, int rows)
 {
-	if ((type != QT_Q4_0 && type != QT_Q8_0) || n <= 0 || n % 32 != 0 || rows <= 0)
-		return 0;
-	if (cpu_isa() != CPU_AVX512)
+	if (!packable(type, n) || rows <= 0 || cpu_isa() != CPU_AVX512)
 		return 0;
 	return (size_t)((rows + TR - 1) / TR) * tile_bytes(type, n);
 }
@@ -84,22 +128,24 @@ gemm_pack_size(int type, int n, int rows)
 void
 gemm_pack(int type, int n, int rows, const void *w, size_t row_bytes, void *dst, int t0, int t1)
 {
-	const int nb = n / 32, G = qdwords(type);
-	const size_t bs = type == QT_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+	const int nb = n / blck(type), V = vecs(type), dof = doff(type);
+	const size_t bs = quant_row_size(type, blck(type)), qo = qoff(type);
 	const size_t tb = tile_bytes(type, n);
+	const uint8_t flip = type == QT_Q8_0 ? 0x80 : 0;
 	for (int t = t0; t < t1; t++) {
 		uint8_t *q = (uint8_t *)dst + (size_t)t * tb;
-		uint8_t *sc = q + (size_t)nb * 64 * (size_t)G;
+		uint8_t *sc = q + d_at(type, n);
 		memset(q, 0, tb);
 		for (int r = 0; r < TR && TR * t + r < rows; r++) {
 			const uint8_t *row = (const uint8_t *)w + (size_t)(TR * t + r) * row_bytes;
 			for (int k = 0; k < nb; k++) {
 				const uint8_t *blk = row + (size_t)k * bs;
-				memcpy(sc + ((size_t)k * TR + (size_t)r) * 2, blk, 2);
-				uint8_t *v = q + (size_t)k * 64 * (size_t)G + 4 * (size_t)r;
-				for (int g = 0; g < G; g++)
+				if (dof >= 0)
+					memcpy(sc + ((size_t)k * TR + (size_t)r) * 2, blk + dof, 2);
+				uint8_t *v = q + (size_t)k * 64 * (size_t)V + 4 * (size_t)r;
+				for (int g = 0; g < V; g++)
 					for (int i = 0; i < 4; i++)
-						v[64 * g + i] = (uint8_t)(blk[2 + 4 * g + i] ^ (type == QT_Q8_0 ? 0x80 : 0));
+						v[64 * g + i] = (uint8_t)(blk[qo + 4 * (size_t)g + (size_t)i] ^ flip);
 			}
 		}
 	}
@@ -108,11 +154,12 @@ gemm_pack(int type, int n, int rows, const void *w, size_t row_bytes, void *dst,
 size_t
 gemm_pack_act_size(int type, int n, int B)
 {
-	if ((type != QT_Q4_0 && type != QT_Q8_0) || n <= 0 || n % 32 != 0 || B <= 0)
+	if (!packable(type, n) || B <= 0)
 		return 0;
+	const size_t es = is_k(type) ? sizeof(struct gemm_actk) : sizeof(struct gemm_act32);
 	/* One column: its blocks one after another (the decode kernel reads
 	 * nothing else); a batch: gemm.c's groups of GEMM_NC columns. */
-	return (size_t)(B == 1 ? 1 : groups(B) * GEMM_NC) * (size_t)(n / 32) * sizeof(struct gemm_act32);
+	return (size_t)(B == 1 ? 1 : groups(B) * GEMM_NC) * (size_t)(n / blck(type)) * es;
 }
 
 void
@@ -120,7 +167,11 @@ gemm_pack_act_prepare(int type, int n, const float *x, int B, void *buf)
 {
 	if (gemm_pack_act_size(type, n, B) == 0)
 		return;
-	if (B == 1)
+	if (is_k(type) && B == 1)
+		gemm_preparek_row(type, n, x, buf);
+	else if (is_k(type))
+		gemm_preparek(type, n, x, B, buf);
+	else if (B == 1)
 		gemm_prepare32_row(type, n, x, buf);
 	else
 		gemm_prepare32(type, n, x, B, buf);
@@ -135,8 +186,8 @@ packed_gemm(int type, int n, const uint8_t *tile, int rows, const struct gemm_ac
     float *out, size_t ldo)
 {
 	const int nb = n / 32;
-	const size_t qb = 64 * (size_t)qdwords(type);
-	const uint16_t *sc = (const uint16_t *)(const void *)(tile + (size_t)nb * qb);
+	const size_t qb = 64 * (size_t)vecs(type);
+	const uint16_t *sc = (const uint16_t *)(const void *)(tile + d_at(type, n));
 	const __mmask16 m = (__mmask16)((1u << rows) - 1);
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
 	__m512i wq[KC32 * 8];
@@ -213,8 +264,8 @@ packed_dec(int type, int n, const uint8_t *tile, size_t tb, int nt, int rows, co
     float *out)
 {
 	const int nb = n / 32;
-	const size_t qb = 64 * (size_t)qdwords(type);
-	const uint16_t *sc = (const uint16_t *)(const void *)(tile + (size_t)nb * qb);
+	const size_t qb = 64 * (size_t)vecs(type);
+	const uint16_t *sc = (const uint16_t *)(const void *)(tile + d_at(type, n));
 	__m512 o[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
 	for (int k0 = 0; k0 < nb; k0 += KC32) {
 		const int k1 = nb - k0 < KC32 ? nb : k0 + KC32;
@@ -261,6 +312,127 @@ packed_dec_run(int type, int n, const uint8_t *tile, size_t tb, int nt, int rows
 		packed_dec(QT_Q8_0, n, tile, tb, 1, rows, a, out);
 }
 
+/* ---- Q4_K, Q6_K ---------------------------------------------------- */
+
+/* Tile rows against B columns (B >= 2): gemm.c's K chunks, unpacked from
+ * the tile by loads instead of transposes, then the same kchunk. */
+static T512 void
+packed_gemm_k(int type, int n, const uint8_t *tile, int rows, const struct gemm_actk *a, int B, float *out,
+    size_t ldo)
+{
+	const int nb = n / QK_K, V = vecs(type);
+	const __m512i *pk = (const __m512i *)(const void *)tile;
+	const uint16_t *pd = (const uint16_t *)(const void *)(tile + d_at(type, n));
+	union uk u;
+	for (int k0 = 0; k0 < nb; k0 += GK_KCK) {
+		const int kc = nb - k0 < GK_KCK ? nb - k0 : GK_KCK;
+		if (type == QT_Q4_K)
+			unpackq4k(NULL, pk + (size_t)k0 * (size_t)V, kc, u.q4);
+		else
+			unpackq6k(NULL, pk + (size_t)k0 * (size_t)V, pd + (size_t)k0 * TR, kc, u.q6);
+		kchunk(type, &u, kc, nb, k0, a, B, out, ldo, rows);
+	}
+}
+
+/*
+ * One Q4_K super-block p of a tile against one column's e: kernq4k's
+ * arithmetic for ncol = 1 (the same integer sums, the same float
+ * operations in the same order), the unpacking fused into the products,
+ * so that nothing goes through memory but the weights.  f + the result.
+ */
+static inline __attribute__((always_inline)) T512 __m512
+dec_q4k(const __m512i *p, const struct gemm_actk *e, __m512 f)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	__m512i s[4], mins[4];
+	__m512 dsc[8], ndmin;
+	for (int i = 0; i < 4; i++)
+		s[i] = _mm512_load_si512(p + i);
+	q4k_scales(s, dsc, mins, &ndmin);
+	__m512 t = _mm512_setzero_ps();
+	/* 32 qs bytes gp: sub-block 2gp in the low nibbles, 2gp + 1 high */
+	for (int gp = 0; gp < 4; gp++) {
+		const __m512i *w = p + 4 + 8 * gp;
+		__m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+		for (int g = 0; g < 8; g++) {
+			const __m512i v = _mm512_load_si512(w + g);
+			lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(v, m4), BC(e->q[16 * gp + g]));
+			hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4), BC(e->q[16 * gp + 8 + g]));
+		}
+		t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), dsc[2 * gp], t);
+		t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), dsc[2 * gp + 1], t);
+	}
+	__m512i ms = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mins[0], BC(e->x[0]));
+	ms = _mm512_dpwssd_epi32(ms, mins[1], BC(e->x[1]));
+	ms = _mm512_dpwssd_epi32(ms, mins[2], BC(e->x[2]));
+	ms = _mm512_dpwssd_epi32(ms, mins[3], BC(e->x[3]));
+	t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ms), ndmin, t);
+	return _mm512_fmadd_ps(t, BCF(e->d), f);
+}
+
+/* The same for Q6_K (kernq6k's arithmetic), pd: the super-block's 16 d's.
+ * A half super-block's eight sub-block sums are kept in registers until
+ * all their vectors are in, then scaled in sub-block order. */
+static inline __attribute__((always_inline)) T512 __m512
+dec_q6k(const __m512i *p, const uint16_t *pd, const struct gemm_actk *e, __m512 f)
+{
+	const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)pd));
+	__m512 t = _mm512_setzero_ps();
+	for (int h = 0; h < 2; h++) {
+		__m512i acc[8];
+		for (int jj = 0; jj < 8; jj++)
+			acc[jj] = BC(e->x[8 * h + jj]);
+		for (int gq = 0; gq < 2; gq++)
+			for (int i = 0; i < 4; i++) {
+				__m512i v[4];
+				q6k_vals(_mm512_load_si512(p + 16 * h + 4 * gq + i), _mm512_load_si512(p + 16 * h + 8 + 4 * gq + i),
+				    _mm512_load_si512(p + 32 + 8 * h + 4 * gq + i), v);
+				for (int q = 0; q < 4; q++) {
+					const int jj = 2 * q + gq;
+					acc[jj] = _mm512_dpbusd_epi32(acc[jj], v[q], BC(e->q[4 * (8 * h + jj) + i]));
+				}
+			}
+		for (int jj = 0; jj < 8; jj++) {
+			const int j = 8 * h + jj;
+			const __m512 dsc = q6k_dsc(d, _mm512_load_si512(p + 48 + j / 4), j % 4);
+			t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[jj]), dsc, t);
+		}
+	}
+	return _mm512_fmadd_ps(t, BCF(e->d), f);
+}
+
+/*
+ * One column (decoding), one tile: the sums of a K chunk from zero, added
+ * to the earlier chunks', as kchunk and flush do.  The weights are asked
+ * for PF_K bytes ahead.  Unlike Q4_0, a tile at a time: two tiles at once
+ * (the Q4_0 kernel's way of sharing the activations) measured 76 t/s on
+ * 1.1B Q4_K_M against 92-101 with one (3 alternating rounds), and with no
+ * prefetching 47.
+ */
+static T512 void
+packed_dec_k(int type, int n, const uint8_t *tile, int rows, const struct gemm_actk *a, float *out)
+{
+	const int nb = n / QK_K, V = vecs(type);
+	const __m512i *pk = (const __m512i *)(const void *)tile;
+	const uint16_t *pd = (const uint16_t *)(const void *)(tile + d_at(type, n));
+	__m512 o = _mm512_setzero_ps();
+	for (int k0 = 0; k0 < nb; k0 += GK_KCK) {
+		const int k1 = nb - k0 < GK_KCK ? nb : k0 + GK_KCK;
+		__m512 f = _mm512_setzero_ps();
+		for (int k = k0; k < k1; k++) {
+			const __m512i *p = pk + (size_t)k * (size_t)V;
+			for (int l = 0; l < V; l++)
+				_mm_prefetch((const char *)(p + l) + PF_K, _MM_HINT_T0);
+			if (type == QT_Q4_K)
+				f = dec_q4k(p, a + k, f);
+			else
+				f = dec_q6k(p, pd + (size_t)k * TR, a + k, f);
+		}
+		o = k0 == 0 ? f : _mm512_add_ps(f, o);
+	}
+	_mm512_mask_storeu_ps(out, (__mmask16)((1u << rows) - 1), o);
+}
+
 void
 gemm_packed(int type, int n, const void *wp, int r0, int r1, const void *buf, int B, float *out, size_t ldo)
 {
@@ -271,11 +443,17 @@ gemm_packed(int type, int n, const void *wp, int r0, int r1, const void *buf, in
 		const uint8_t *tile = (const uint8_t *)wp + (size_t)(rt / TR) * tb;
 		const int left = r1 - rt;
 		if (B == 1) {
-			const int nt = left > TR ? 2 : 1, rows = left < nt * TR ? left : nt * TR;
-			packed_dec_run(type, n, tile, tb, nt, rows, buf, out + rt);
+			const int nt = left > TR && !is_k(type) ? 2 : 1, rows = left < nt * TR ? left : nt * TR;
+			if (is_k(type))
+				packed_dec_k(type, n, tile, rows, buf, out + rt);
+			else
+				packed_dec_run(type, n, tile, tb, nt, rows, buf, out + rt);
 			rt += nt * TR;
 		} else {
-			packed_gemm(type, n, tile, left < TR ? left : TR, buf, B, out + rt, ldo);
+			if (is_k(type))
+				packed_gemm_k(type, n, tile, left < TR ? left : TR, buf, B, out + rt, ldo);
+			else
+				packed_gemm(type, n, tile, left < TR ? left : TR, buf, B, out + rt, ldo);
 			rt += TR;
 		}
 	}

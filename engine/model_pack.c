@@ -3,8 +3,8 @@
  * fastest (gemm_pack.c), made once per model.
  *
  * Which: the projections of every layer and the output matrix, where
- * gemm_pack_size says the type and CPU allow (Q4_0 and Q8_0 on AVX-512
- * VNNI); not the token embeddings, which are read a row at a time, nor an
+ * gemm_pack_size says the type and CPU allow (Q4_0, Q8_0, Q4_K and Q6_K
+ * on AVX-512 VNNI); not the token embeddings, which are read a row at a time, nor an
  * output matrix tied to them.  All of them, and the small vectors read
  * between them (see vectors()), go into one block, 2 MiB
  * aligned so the kernel can back it with huge pages (fewer TLB misses on

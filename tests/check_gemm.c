@@ -368,18 +368,25 @@ check_packed(int type, int si, int random_bytes, int B)
 
 START_TEST(test_packed)
 {
-	static const int ptypes[] = { QT_Q4_0, QT_Q8_0 };
+	static const int ptypes[] = { QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q6_K };
 	const int type = ptypes[_i / 2], random_bytes = _i % 2;
+	const int blck = quant_type_get_ref(type)->blck;
 	ck_assert_int_eq(gemm_force_level("avx512-vnni"), 0);
 	rng_seed((uint64_t)(31 + _i));
+	int checked = 0;
 	for (int s = 0; s < NSHAPES; s++) {
+		if (shapes[s].n % blck != 0)
+			continue;
 		check_packed(type, s, random_bytes, shapes[s].B);
 		check_packed(type, s, random_bytes, 1);
+		checked++;
 	}
+	ck_assert_int_ge(checked, 10);
 	gemm_force_level(NULL);
-	ck_assert_uint_eq(gemm_pack_size(QT_Q4_K, 256, 16), 0);
+	ck_assert_uint_eq(gemm_pack_size(QT_Q5_K, 256, 16), 0);
 	ck_assert_uint_eq(gemm_pack_size(QT_Q4_0, 48, 16), 0);
-	ck_assert_uint_eq(gemm_pack_act_size(QT_Q6_K, 256, 1), 0);
+	ck_assert_uint_eq(gemm_pack_size(QT_Q4_K, 288, 16), 0);
+	ck_assert_uint_eq(gemm_pack_act_size(QT_Q5_K, 256, 1), 0);
 }
 END_TEST
 
@@ -397,7 +404,7 @@ gemm_suite(void)
 	tcase_add_test(tc, test_threads);
 	/* Packing needs AVX-512 VNNI: elsewhere the test is counted skipped. */
 	if (gemm_pack_size(QT_Q4_0, 32, 16) > 0)
-		tcase_add_loop_test(tc, test_packed, 0, 4);
+		tcase_add_loop_test(tc, test_packed, 0, 8);
 	else
 		testutil_skipped++;
 	suite_add_tcase(s, tc);

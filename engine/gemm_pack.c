@@ -15,20 +15,23 @@
  *
  * The layout (gemm_pack_size bytes for a matrix): tiles of 16 rows, tile
  * t (rows 16t..16t+15) at t * tile_bytes, rows past the matrix's end all
- * zero.  A tile holds, for its nb blocks, first V vectors per block, then
- * (for the types that have one apart) each block's fp16 d of rows 0..15:
+ * zero.  A tile holds, for each of its nb blocks, V vectors (64 bytes,
+ * lane r = row r) and the fp16 d of its 16 rows:
  *   Q4_0  V = 4: vector g lane r = dword g of row r's 16 qs bytes (low
- *         nibbles values 4g..4g+3, high ones 16+4g..16+4g+3); d apart;
+ *         nibbles values 4g..4g+3, high ones 16+4g..16+4g+3);
  *   Q8_0  V = 8: dword g of the qs, each byte XOR 0x80 (q + 128 as
- *         unsigned, which vpdpbusd wants); d apart;
+ *         unsigned, which vpdpbusd wants);
+ *         for both, blocks go in groups of GB = 8: the group's d's (256
+ *         bytes), then its blocks' vectors, so that decoding reads a
+ *         tile as one stream;
  *   Q4_K  V = 36: dword v of the whole 144-byte block (d and dmin, the 12
  *         bytes of scales, the qs): the 6-bit scales stay packed, as in
  *         the file, so that the tile is no bigger than the rows;
  *   Q6_K  V = 52: dword v of the block's first 208 bytes (ql, qh, the
- *         int8 scales); d apart.
- * tile_bytes rounds a tile up to 64 bytes, so every vector is aligned.
- * The bytes are the file's bytes rearranged (Q8_0's flipped sign bit
- * aside): the matrix is the same, only where each value lives changes.
+ *         int8 scales); the d's after all the vectors.
+ * Every vector is 64-byte aligned.  The bytes are the file's bytes
+ * rearranged (Q8_0's flipped sign bit aside): the matrix is the same,
+ * only where each value lives changes.
  *
  * Bits.  The kernels run gemm.c's arithmetic (kern32, and kernq4k and
  * kernq6k of gemm_kern.h) in gemm.c's K chunks, so a packed matrix gives
@@ -50,13 +53,18 @@
 
 #define TR 16    /* rows per tile */
 #define KC32 32  /* blocks per K chunk, as gemm.c's */
-/* Decoding Q4_0 asks for the weights this many bytes ahead of the block
- * it reads: 1.1B Q4_0 at 2 threads, 45.4 t/s without, 48.2 with (3
- * alternating rounds; 1024 to 16384 tried, 4096 best).  Q8_0 measured no
- * better with it, so it runs without. */
-#define PF_Q4_0 4096
-/* Q4_K and Q6_K, the same: 4096 against 2048 and 8192, 3 rounds each. */
-#define PF_K 4096
+/*
+ * Decoding asks for the weights this many bytes ahead of the block it
+ * reads, and reads one tile at a time, each tile one stream.  Measured on
+ * 1.1B at 2 threads (tg, 3 alternating rounds, t/s):
+ *   Q4_K_M: no prefetching 47; two tiles at once 76; one tile 92-101;
+ *           2048 and 8192 ahead no better than 4096;
+ *   Q4_0 and Q8_0, after their d's moved beside their vectors (they were
+ *           after all of a tile's vectors, a second stream) and one tile
+ *           at a time with prefetching: Q4_0 85-87 -> 96-107, Q8_0
+ *           50-57 -> 57-62.
+ */
+#define PF 4096
 
 static int
 groups(int B)
@@ -84,7 +92,8 @@ vecs(int type)
 	return type == QT_Q4_0 ? 4 : type == QT_Q8_0 ? 8 : type == QT_Q4_K ? 36 : 52;
 }
 
-/* Where a block's vectors start, and its fp16 d kept apart (-1: none). */
+/* Where a block's vector bytes start in the file, and its fp16 d kept
+ * apart (-1: none). */
 static size_t
 qoff(int type)
 {
@@ -97,17 +106,41 @@ doff(int type)
 	return type == QT_Q4_K ? -1 : type == QT_Q6_K ? (int)offsetof(block_q6_K, d) : 0;
 }
 
-/* The d's of a tile, after its vectors. */
+/* Q4_K and Q6_K: the d's of a tile (Q6_K's), after its vectors. */
 static size_t
 d_at(int type, int n)
 {
 	return (size_t)(n / blck(type)) * 64 * (size_t)vecs(type);
 }
 
+/* Q4_0 and Q8_0: blocks in groups of GB, each group its blocks' d's
+ * (GB * 16 fp16, 256 bytes) then their vectors, so that a tile is one
+ * stream.  Where block k's vectors and d's are in its tile: */
+#define GB 8
+static size_t
+grp_bytes(int type)
+{
+	return (size_t)GB * 2 * TR + (size_t)GB * 64 * (size_t)vecs(type);
+}
+
+static size_t
+qpos(int type, int k)
+{
+	return (size_t)(k / GB) * grp_bytes(type) + (size_t)GB * 2 * TR + (size_t)(k % GB) * 64 * (size_t)vecs(type);
+}
+
+static size_t
+dpos(int type, int k)
+{
+	return (size_t)(k / GB) * grp_bytes(type) + (size_t)(k % GB) * 2 * TR;
+}
+
 static size_t
 tile_bytes(int type, int n)
 {
 	const size_t nb = (size_t)(n / blck(type));
+	if (!is_k(type))
+		return (nb + GB - 1) / GB * (size_t)GB * 2 * TR + nb * 64 * (size_t)vecs(type);
 	return (d_at(type, n) + (doff(type) >= 0 ? nb * 2 * TR : 0) + 63) / 64 * 64;
 }
 
@@ -140,9 +173,16 @@ gemm_pack(int type, int n, int rows, const void *w, size_t row_bytes, void *dst,
 			const uint8_t *row = (const uint8_t *)w + (size_t)(TR * t + r) * row_bytes;
 			for (int k = 0; k < nb; k++) {
 				const uint8_t *blk = row + (size_t)k * bs;
+				uint8_t *v, *d;
+				if (is_k(type)) {
+					v = q + (size_t)k * 64 * (size_t)V + 4 * (size_t)r;
+					d = sc + ((size_t)k * TR + (size_t)r) * 2;
+				} else {
+					v = q + qpos(type, k) + 4 * (size_t)r;
+					d = q + dpos(type, k) + 2 * (size_t)r;
+				}
 				if (dof >= 0)
-					memcpy(sc + ((size_t)k * TR + (size_t)r) * 2, blk + dof, 2);
-				uint8_t *v = q + (size_t)k * 64 * (size_t)V + 4 * (size_t)r;
+					memcpy(d, blk + dof, 2);
 				for (int g = 0; g < V; g++)
 					for (int i = 0; i < 4; i++)
 						v[64 * g + i] = (uint8_t)(blk[qo + 4 * (size_t)g + (size_t)i] ^ flip);
@@ -186,8 +226,6 @@ packed_gemm(int type, int n, const uint8_t *tile, int rows, const struct gemm_ac
     float *out, size_t ldo)
 {
 	const int nb = n / 32;
-	const size_t qb = 64 * (size_t)vecs(type);
-	const uint16_t *sc = (const uint16_t *)(const void *)(tile + d_at(type, n));
 	const __mmask16 m = (__mmask16)((1u << rows) - 1);
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
 	__m512i wq[KC32 * 8];
@@ -195,20 +233,20 @@ packed_gemm(int type, int n, const uint8_t *tile, int rows, const struct gemm_ac
 	__m512 f[GEMM_NC];
 	for (int k0 = 0; k0 < nb; k0 += KC32) {
 		const int kc = nb - k0 < KC32 ? nb - k0 : KC32;
-		const __m512i *w;
-		for (int k = 0; k < kc; k++)
-			wd[k] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(sc + (size_t)(k0 + k) * TR)));
-		if (type == QT_Q4_0) {
-			const __m512i *src = (const __m512i *)(const void *)(tile + (size_t)k0 * qb);
-			for (int k = 0; k < kc; k++)
-				for (int g = 0; g < 4; g++) {
-					const __m512i t = _mm512_load_si512(src + 4 * k + g);
+		const __m512i *w = wq;
+		for (int k = 0; k < kc; k++) {
+			const __m512i *src = (const __m512i *)(const void *)(tile + qpos(type, k0 + k));
+			wd[k] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(tile + dpos(type, k0 + k))));
+			for (int g = 0; g < 4; g++) {
+				if (type == QT_Q4_0) {
+					const __m512i t = _mm512_load_si512(src + g);
 					wq[8 * k + g] = _mm512_and_si512(t, m4);
 					wq[8 * k + 4 + g] = _mm512_and_si512(_mm512_srli_epi16(t, 4), m4);
+				} else {
+					wq[8 * k + g] = _mm512_load_si512(src + g);
+					wq[8 * k + 4 + g] = _mm512_load_si512(src + 4 + g);
 				}
-			w = wq;
-		} else {
-			w = (const __m512i *)(const void *)(tile + (size_t)k0 * qb);
+			}
 		}
 		for (int q = 0; q < groups(B); q++) {
 			const struct gemm_act32 *ag = a + ((size_t)q * nb + k0) * GEMM_NC;
@@ -255,61 +293,37 @@ dec_block(int type, const __m512i *t, const __m512i *y, __m512i c)
 }
 
 /*
- * One column (decoding): kern32's arithmetic for ncol = 1, the weights
- * read in place, on nt (1 or 2) consecutive tiles at once so that each
- * activation broadcast serves both.  a: gemm_prepare32_row's layout.
+ * One column (decoding), one tile: kern32's arithmetic for ncol = 1, the
+ * weights read in place and asked for PF bytes ahead (the tile is one
+ * stream: d's and vectors in turn).  a: gemm_prepare32_row's layout.
  */
-static inline __attribute__((always_inline)) T512 void
-packed_dec(int type, int n, const uint8_t *tile, size_t tb, int nt, int rows, const struct gemm_act32 *a,
-    float *out)
+static T512 void
+packed_dec(int type, int n, const uint8_t *tile, int rows, const struct gemm_act32 *a, float *out)
 {
 	const int nb = n / 32;
 	const size_t qb = 64 * (size_t)vecs(type);
-	const uint16_t *sc = (const uint16_t *)(const void *)(tile + d_at(type, n));
-	__m512 o[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
+	__m512 o = _mm512_setzero_ps();
 	for (int k0 = 0; k0 < nb; k0 += KC32) {
 		const int k1 = nb - k0 < KC32 ? nb : k0 + KC32;
-		__m512 f[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
+		__m512 f = _mm512_setzero_ps();
 		for (int k = k0; k < k1; k++) {
 			const struct gemm_act32 *e = a + k;
 			__m512i y[8];
 			for (int i = 0; i < 8; i++)
 				y[i] = BC(e->q[i]);
-			const __m512i c = BC(e->corr);
-			const __m512 d = BCF(e->d);
-			for (int i = 0; i < nt; i++) {
-				const uint8_t *ti = tile + (size_t)i * tb;
-				if (type == QT_Q4_0)
-					for (size_t l = 0; l < qb; l += 64)
-						_mm_prefetch((const char *)(ti + (size_t)k * qb + PF_Q4_0 + l), _MM_HINT_T0);
-				const __m512i acc = dec_block(type, (const __m512i *)(const void *)(ti + (size_t)k * qb), y, c);
-				const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(
-				    (const __m256i *)(const void *)(sc + (size_t)i * tb / 2 + (size_t)k * TR)));
-				f[i] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), d), dw, f[i]);
-			}
+			for (size_t l = 0; l < qb; l += 64)
+				_mm_prefetch((const char *)(tile + qpos(type, k) + PF + l), _MM_HINT_T0);
+			if (k % GB == 0)
+				for (size_t l = 0; l < (size_t)GB * 2 * TR; l += 64)
+					_mm_prefetch((const char *)(tile + dpos(type, k) + PF + l), _MM_HINT_T0);
+			const __m512i acc = dec_block(type, (const __m512i *)(const void *)(tile + qpos(type, k)), y,
+			    BC(e->corr));
+			const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(tile + dpos(type, k))));
+			f = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), BCF(e->d)), dw, f);
 		}
-		for (int i = 0; i < nt; i++)
-			o[i] = k0 == 0 ? f[i] : _mm512_add_ps(f[i], o[i]);
+		o = k0 == 0 ? f : _mm512_add_ps(f, o);
 	}
-	for (int i = 0; i < nt; i++) {
-		const int ri = rows - TR * i < TR ? rows - TR * i : TR;
-		_mm512_mask_storeu_ps(out + TR * i, (__mmask16)((1u << ri) - 1), o[i]);
-	}
-}
-
-/* The four kernels packed_dec inlines into: type and tile count constant. */
-static T512 void
-packed_dec_run(int type, int n, const uint8_t *tile, size_t tb, int nt, int rows, const struct gemm_act32 *a,
-    float *out)
-{
-	if (type == QT_Q4_0 && nt == 2)
-		packed_dec(QT_Q4_0, n, tile, tb, 2, rows, a, out);
-	else if (type == QT_Q4_0)
-		packed_dec(QT_Q4_0, n, tile, tb, 1, rows, a, out);
-	else if (nt == 2)
-		packed_dec(QT_Q8_0, n, tile, tb, 2, rows, a, out);
-	else
-		packed_dec(QT_Q8_0, n, tile, tb, 1, rows, a, out);
+	_mm512_mask_storeu_ps(out, (__mmask16)((1u << rows) - 1), o);
 }
 
 /* ---- Q4_K, Q6_K ---------------------------------------------------- */
@@ -404,10 +418,7 @@ dec_q6k(const __m512i *p, const uint16_t *pd, const struct gemm_actk *e, __m512 
 /*
  * One column (decoding), one tile: the sums of a K chunk from zero, added
  * to the earlier chunks', as kchunk and flush do.  The weights are asked
- * for PF_K bytes ahead.  Unlike Q4_0, a tile at a time: two tiles at once
- * (the Q4_0 kernel's way of sharing the activations) measured 76 t/s on
- * 1.1B Q4_K_M against 92-101 with one (3 alternating rounds), and with no
- * prefetching 47.
+ * for PF bytes ahead.
  */
 static T512 void
 packed_dec_k(int type, int n, const uint8_t *tile, int rows, const struct gemm_actk *a, float *out)
@@ -422,7 +433,7 @@ packed_dec_k(int type, int n, const uint8_t *tile, int rows, const struct gemm_a
 		for (int k = k0; k < k1; k++) {
 			const __m512i *p = pk + (size_t)k * (size_t)V;
 			for (int l = 0; l < V; l++)
-				_mm_prefetch((const char *)(p + l) + PF_K, _MM_HINT_T0);
+				_mm_prefetch((const char *)(p + l) + PF, _MM_HINT_T0);
 			if (type == QT_Q4_K)
 				f = dec_q4k(p, a + k, f);
 			else
@@ -443,19 +454,18 @@ gemm_packed(int type, int n, const void *wp, int r0, int r1, const void *buf, in
 		const uint8_t *tile = (const uint8_t *)wp + (size_t)(rt / TR) * tb;
 		const int left = r1 - rt;
 		if (B == 1) {
-			const int nt = left > TR && !is_k(type) ? 2 : 1, rows = left < nt * TR ? left : nt * TR;
+			const int rows = left < TR ? left : TR;
 			if (is_k(type))
 				packed_dec_k(type, n, tile, rows, buf, out + rt);
 			else
-				packed_dec_run(type, n, tile, tb, nt, rows, buf, out + rt);
-			rt += nt * TR;
+				packed_dec(type, n, tile, rows, buf, out + rt);
 		} else {
 			if (is_k(type))
 				packed_gemm_k(type, n, tile, left < TR ? left : TR, buf, B, out + rt, ldo);
 			else
 				packed_gemm(type, n, tile, left < TR ? left : TR, buf, B, out + rt, ldo);
-			rt += TR;
 		}
+		rt += TR;
 	}
 }
 

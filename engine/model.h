@@ -99,9 +99,9 @@ void model_finish(struct model *m);
 
 /*
  * Rewrite the matrices the CPU's kernels read faster in another layout
- * (gemm_pack: Q4_0 and Q8_0 on AVX-512 VNNI) into one anonymous block, and
- * let go of their pages in the mapping, so that the memory used stays the
- * weights' size.  Idempotent and thread-safe: the first call does the work
+ * (gemm_pack: Q4_0, Q8_0, Q4_K and Q6_K on AVX-512 VNNI) into one
+ * anonymous block, and let go of their pages in the mapping, so that the
+ * memory used stays the weights' size.  Idempotent and thread-safe: the first call does the work
  * (on the OpenMP team), later ones return at once.  If the block cannot be
  * allocated, nothing changes and the file's rows are used.
  */

@@ -115,7 +115,8 @@ d_at(int type, int n)
 
 /* Q4_0 and Q8_0: blocks in groups of GB, each group its blocks' d's
  * (GB * 16 fp16, 256 bytes) then their vectors, so that a tile is one
- * stream.  Where block k's vectors and d's are in its tile: */
+ * stream.  Where block k's vectors and d's are in its tile (the K-quants:
+ * vectors one block after another, the d's after them all): */
 #define GB 8
 static size_t
 grp_bytes(int type)
@@ -126,12 +127,16 @@ grp_bytes(int type)
 static size_t
 qpos(int type, int k)
 {
+	if (is_k(type))
+		return (size_t)k * 64 * (size_t)vecs(type);
 	return (size_t)(k / GB) * grp_bytes(type) + (size_t)GB * 2 * TR + (size_t)(k % GB) * 64 * (size_t)vecs(type);
 }
 
 static size_t
-dpos(int type, int k)
+dpos(int type, int n, int k)
 {
+	if (is_k(type))
+		return d_at(type, n) + (size_t)k * 2 * TR;
 	return (size_t)(k / GB) * grp_bytes(type) + (size_t)(k % GB) * 2 * TR;
 }
 
@@ -167,22 +172,14 @@ gemm_pack(int type, int n, int rows, const void *w, size_t row_bytes, void *dst,
 	const uint8_t flip = type == QT_Q8_0 ? 0x80 : 0;
 	for (int t = t0; t < t1; t++) {
 		uint8_t *q = (uint8_t *)dst + (size_t)t * tb;
-		uint8_t *sc = q + d_at(type, n);
 		memset(q, 0, tb);
 		for (int r = 0; r < TR && TR * t + r < rows; r++) {
 			const uint8_t *row = (const uint8_t *)w + (size_t)(TR * t + r) * row_bytes;
 			for (int k = 0; k < nb; k++) {
 				const uint8_t *blk = row + (size_t)k * bs;
-				uint8_t *v, *d;
-				if (is_k(type)) {
-					v = q + (size_t)k * 64 * (size_t)V + 4 * (size_t)r;
-					d = sc + ((size_t)k * TR + (size_t)r) * 2;
-				} else {
-					v = q + qpos(type, k) + 4 * (size_t)r;
-					d = q + dpos(type, k) + 2 * (size_t)r;
-				}
+				uint8_t *v = q + qpos(type, k) + 4 * (size_t)r;
 				if (dof >= 0)
-					memcpy(d, blk + dof, 2);
+					memcpy(q + dpos(type, n, k) + 2 * (size_t)r, blk + dof, 2);
 				for (int g = 0; g < V; g++)
 					for (int i = 0; i < 4; i++)
 						v[64 * g + i] = (uint8_t)(blk[qo + 4 * (size_t)g + (size_t)i] ^ flip);
@@ -236,7 +233,7 @@ packed_gemm(int type, int n, const uint8_t *tile, int rows, const struct gemm_ac
 		const __m512i *w = wq;
 		for (int k = 0; k < kc; k++) {
 			const __m512i *src = (const __m512i *)(const void *)(tile + qpos(type, k0 + k));
-			wd[k] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(tile + dpos(type, k0 + k))));
+			wd[k] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(tile + dpos(type, n, k0 + k))));
 			for (int g = 0; g < 4; g++) {
 				if (type == QT_Q4_0) {
 					const __m512i t = _mm512_load_si512(src + g);
@@ -315,10 +312,10 @@ packed_dec(int type, int n, const uint8_t *tile, int rows, const struct gemm_act
 				_mm_prefetch((const char *)(tile + qpos(type, k) + PF + l), _MM_HINT_T0);
 			if (k % GB == 0)
 				for (size_t l = 0; l < (size_t)GB * 2 * TR; l += 64)
-					_mm_prefetch((const char *)(tile + dpos(type, k) + PF + l), _MM_HINT_T0);
+					_mm_prefetch((const char *)(tile + dpos(type, n, k) + PF + l), _MM_HINT_T0);
 			const __m512i acc = dec_block(type, (const __m512i *)(const void *)(tile + qpos(type, k)), y,
 			    BC(e->corr));
-			const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(tile + dpos(type, k))));
+			const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(tile + dpos(type, n, k))));
 			f = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), BCF(e->d)), dw, f);
 		}
 		o = k0 == 0 ? f : _mm512_add_ps(f, o);

@@ -213,14 +213,17 @@ gemm_pack_act_prepare(int type, int n, const float *x, int B, void *buf)
 		gemm_preparek_row(type, n, x, buf);
 	else if (is_k(type))
 		gemm_preparek(type, n, x, B, buf);
-	else if (B == 1)
+	else if (B == 1) {
 #if defined(__x86_64__) || defined(__i386__)
-		/* Only packed matrices come here, so the CPU has avx512. */
-		pack_act32_row(type, n, x, buf);
-#else
-		gemm_prepare32_row(type, n, x, buf);
+		/* Matrices are packed on avx512 CPUs only, but a caller may
+		 * prepare for them anywhere: the reference gives the same bits. */
+		if (cpu_isa() == CPU_AVX512) {
+			pack_act32_row(type, n, x, buf);
+			return;
+		}
 #endif
-	else
+		gemm_prepare32_row(type, n, x, buf);
+	} else
 		gemm_prepare32(type, n, x, B, buf);
 }
 

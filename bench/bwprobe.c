@@ -9,6 +9,7 @@
  *
  *   bwprobe BYTES [PASSES]
  */
+#include <errno.h>
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
@@ -41,20 +42,37 @@ bw_read(const uint8_t *p, size_t n)
 	return r[0] + r[1] + r[2] + r[3];
 }
 
+/* A whole decimal number, or -1 (with a message naming the argument). */
+static long long
+bw_arg(const char *s, const char *name)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (end == s || *end != '\0' || errno != 0 || v < 0) {
+		fprintf(stderr, "bwprobe: %s: not a whole number: %s\n", name, s);
+		return -1;
+	}
+	return v;
+}
+
 int
 main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: bwprobe BYTES [PASSES]\n");
+		fprintf(stderr, "usage: bwprobe BYTES [PASSES [GROUP]]\n");
 		return 2;
 	}
-	size_t n = (size_t)strtoull(argv[1], NULL, 10);
-	int passes = argc > 2 ? atoi(argv[2]) : 5;
-	int group = argc > 3 ? atoi(argv[3]) : 0;     /* 0: best single pass */
-	if (passes < 1 || group < 0) {
-		fprintf(stderr, "bwprobe: PASSES must be at least 1 and GROUP at least 0\n");
+	long long nb = bw_arg(argv[1], "BYTES");
+	long long passes = argc > 2 ? bw_arg(argv[2], "PASSES") : 5;
+	long long group = argc > 3 ? bw_arg(argv[3], "GROUP") : 0;     /* 0: best single pass */
+	if (nb < 0 || passes < 0 || group < 0)
+		return 2;
+	if (passes == 0 || argc > 4) {
+		fprintf(stderr, argc > 4 ? "usage: bwprobe BYTES [PASSES [GROUP]]\n" : "bwprobe: PASSES: must be at least 1\n");
 		return 2;
 	}
+	size_t n = (size_t)nb;
 	if (n < ((size_t)64 << 20))
 		n = (size_t)64 << 20;
 	n &= ~(size_t)4095;
@@ -70,13 +88,12 @@ main(int argc, char **argv)
 		size_t lo = n / (size_t)nt * (size_t)t & ~(size_t)127, hi = t == nt - 1 ? n : n / (size_t)nt * (size_t)(t + 1) & ~(size_t)127;
 		memset(buf + lo, t + 1, hi - lo);
 	}
-	/* One warm-up pass when sustained (as bench's warm-up run), then the
-	 * timed passes: each a single pass, or a run of `group` passes. */
-	int per = group > 0 ? group : 1, runs = passes;
+	/* One warm-up pass when sustained (as bench's warm-up run), then
+	 * `passes` timed runs: each a single pass, or `group` passes. */
 	double best = 0, sum = 0;
 	uint64_t sink = 0;
-	for (int r = group > 0 ? -1 : 0; r < runs; r++) {
-		int k = r < 0 ? 1 : per;
+	for (long long r = group > 0 ? -1 : 0; r < passes; r++) {
+		const long long k = r < 0 || group == 0 ? 1 : group;
 		double t0 = bw_now();
 		#pragma omp parallel reduction(+:sink)
 		{
@@ -84,19 +101,17 @@ main(int argc, char **argv)
 			size_t lo = n / (size_t)nt * (size_t)t & ~(size_t)127, hi = t == nt - 1 ? n : n / (size_t)nt * (size_t)(t + 1) & ~(size_t)127;
 			/* No barrier between passes: the bound is what memory
 			 * gives when no thread ever waits for another. */
-			for (int i = 0; i < k; i++)
+			for (long long i = 0; i < k; i++)
 				sink += bw_read(buf + lo, hi - lo);
 		}
-		double gbs = (double)n * k / (bw_now() - t0) / 1e9;
+		double gbs = (double)n * (double)k / (bw_now() - t0) / 1e9;
 		if (r < 0)
 			continue;
 		sum += gbs;
 		if (gbs > best)
 			best = gbs;
 	}
-	if (group > 0)
-		best = sum / runs;
-	printf("%.2f\n", best);
+	printf("%.2f\n", group > 0 ? sum / (double)passes : best);
 	fprintf(stderr, "bwprobe: %zu bytes, %d threads, %s, sink %llu\n", n, omp_get_max_threads(),
 	    group > 0 ? "mean of runs" : "best pass", (unsigned long long)(sink & 1));
 	free(buf);

@@ -86,6 +86,14 @@ def ours(binary, path, tests, reps, threads, isa):
     return res, bpt, used
 
 
+def probe(binary, nbytes, args, env):
+    """bwprobe's GB/s over nbytes (0.0 if it failed): args [5] is the best
+    of 5 single passes, [R, N] the mean of R runs of N passes."""
+    out = subprocess.run(RT + [binary, str(nbytes)] + [str(x) for x in args], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True, env=env).stdout.strip()
+    return float(out or 0)
+
+
 def peer(binary, path, tests, reps, threads, extra):
     """{test: t/s}, best over the flag sets in `extra` (a list of lists)."""
     pps = sorted({int(t[2:]) for t in tests if t.startswith("pp")})
@@ -142,6 +150,7 @@ def main():
             sys.stderr.write("side.py: chrt -f is not allowed here (not root?): measuring at normal priority\n")
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
 
+    n_tg = next((int(t[2:]) for t in tests if t.startswith("tg")), 128)   # tokens per run the probe mirrors
     rows = []
     for path in a.files:
         best_o, best_p, bpt, bw, peak, isa = {}, [{} for _ in peers], 0, 0.0, 0.0, a.isa or "best"
@@ -152,13 +161,8 @@ def main():
             for k, v in o.items():
                 best_o[k] = max(best_o.get(k, 0.0), v)
             if bpt:
-                tg = next((int(t[2:]) for t in tests if t.startswith("tg")), 128)
-                out = subprocess.run(RT + [a.probe, str(bpt), str(a.reps), str(tg)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, env=env).stdout.strip()
-                bw = max(bw, float(out or 0))
-                out = subprocess.run(RT + [a.probe, str(bpt), "5"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env=env).stdout.strip()
-                peak = max(peak, float(out or 0))
+                bw = max(bw, probe(a.probe, bpt, [a.reps, n_tg], env))
+                peak = max(peak, probe(a.probe, bpt, [5], env))
             for i, (_, binary, flags) in enumerate(peers):
                 warm(path)
                 for k, v in peer(binary, path, tests, a.reps, a.threads, flags).items():

@@ -64,8 +64,16 @@
  *           after all of a tile's vectors, a second stream) and one tile
  *           at a time with prefetching: Q4_0 85-87 -> 96-107, Q8_0
  *           50-57 -> 57-62.
+ * The two families want different distances.  Time per token with the
+ * distance switched on alternate tokens of one run (bench -p 0, 2 runs
+ * each, ratio 8192 / 4096 ahead; the same build with 4096 on both sides
+ * read 0.98-1.07):
+ *   Q4_0 1.1B 0.941-0.951 (4 runs), 7B 0.901 and 0.945; Q8_0 1.1B 0.975
+ *   and 0.993; 2048 ahead 1.11-1.17 on Q4_0;
+ *   Q4_K_M 1.1B 1.028 and 1.071 (16384: 1.11, 1.18): K-quants stay at 4096.
  */
-#define PF 4096
+#define PF32 8192  /* Q4_0, Q8_0 */
+#define PFK 4096   /* Q4_K, Q6_K */
 
 static int
 groups(int B)
@@ -337,7 +345,7 @@ dec_block(int type, const __m512i *t, const __m512i *y, __m512i c)
 
 /*
  * One column (decoding), one tile: kern32's arithmetic for ncol = 1, the
- * weights read in place and asked for PF bytes ahead (the tile is one
+ * weights read in place and asked for PF32 bytes ahead (the tile is one
  * stream: d's and vectors in turn).  a: gemm_prepare32_row's layout.
  */
 static T512 void
@@ -355,10 +363,10 @@ packed_dec(int type, int n, const uint8_t *tile, int rows, const struct gemm_act
 			for (int i = 0; i < 8; i++)
 				y[i] = BC(e->q[i]);
 			for (size_t l = 0; l < qb; l += 64)
-				_mm_prefetch((const char *)(tile + qpos(type, k) + PF + l), _MM_HINT_T0);
+				_mm_prefetch((const char *)(tile + qpos(type, k) + PF32 + l), _MM_HINT_T0);
 			if (k % GB == 0)
 				for (size_t l = 0; l < (size_t)GB * 2 * TR; l += 64)
-					_mm_prefetch((const char *)(tile + dpos(type, n, k) + PF + l), _MM_HINT_T0);
+					_mm_prefetch((const char *)(tile + dpos(type, n, k) + PF32 + l), _MM_HINT_T0);
 			const __m512i acc = dec_block(type, (const __m512i *)(const void *)(tile + qpos(type, k)), y,
 			    BC(e->corr));
 			const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(tile + dpos(type, n, k))));
@@ -461,7 +469,7 @@ dec_q6k(const __m512i *p, const uint16_t *pd, const struct gemm_actk *e, __m512 
 /*
  * One column (decoding), one tile: the sums of a K chunk from zero, added
  * to the earlier chunks', as kchunk and flush do.  The weights are asked
- * for PF bytes ahead.
+ * for PFK bytes ahead.
  */
 static T512 void
 packed_dec_k(int type, int n, const uint8_t *tile, int rows, const struct gemm_actk *a, float *out)
@@ -476,7 +484,7 @@ packed_dec_k(int type, int n, const uint8_t *tile, int rows, const struct gemm_a
 		for (int k = k0; k < k1; k++) {
 			const __m512i *p = pk + (size_t)k * (size_t)V;
 			for (int l = 0; l < V; l++)
-				_mm_prefetch((const char *)(p + l) + PF, _MM_HINT_T0);
+				_mm_prefetch((const char *)(p + l) + PFK, _MM_HINT_T0);
 			if (type == QT_Q4_K)
 				f = dec_q4k(p, a + k, f);
 			else

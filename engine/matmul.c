@@ -115,14 +115,16 @@ matmul_plan(struct mm_plan *p, const struct mm *jobs, int nj, const float *x, in
 	 * the end keep that wait to 32 rows.  A batch: 64 rows at a time.
 	 *
 	 * One token, again: a thread's first take is three quarters of its
-	 * own run.  Each take's locked add still cost about 2% of decoding
-	 * (it waits for the weight loads in flight), and the quarter left in
-	 * small takes is what the other thread can still steal.  Per-token
-	 * A/B on 1.1B Q4_0 (median time per token, switched / unswitched,
-	 * 3 rounds, control 1.002-1.009): first take 1/2 of the run 0.996-
-	 * 1.000, 3/4 0.993-0.996, 9/10 0.986-0.989; with a busy loop on one
-	 * of the two cores, 3/4 0.992 and 0.995, 9/10 1.015 and 1.020 (the
-	 * slowed thread held rows the other could no longer take).
+	 * own run.  The takes' locked adds still cost about 2% of decoding
+	 * (each waits for the weight loads in flight: perf), and the quarter
+	 * left in small takes is what the other thread can still steal.
+	 * Per-token A/B on 1.1B Q4_0 (median time per token, switched /
+	 * unswitched, 3 rounds), the share claimed at planning: 1/2 of the
+	 * run 0.996-1.000, 3/4 0.993-0.996, 9/10 0.986-0.989 (control
+	 * 1.002-1.009); with a busy loop on one of the two cores, 3/4 0.992
+	 * and 0.995, but 9/10 1.015 and 1.020 (the slowed thread held rows
+	 * the other could no longer take).  This form, the lead taken
+	 * through the counter: 0.996-1.001 against 1.002-1.006.
 	 */
 	p->unit = B == 1 ? 16 : 64;
 	p->own = B == 1 ? 8 : 1;

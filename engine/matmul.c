@@ -271,18 +271,17 @@ matmul_plan_run(struct mm_plan *p, int id)
 		 * of the run when it arrives (a thief may have come first).  It
 		 * goes through the counter like any other take, so a team
 		 * smaller than nr, whose runs others walk, loses no rows. */
-		int first = v == 0;
+		int64_t lead = v == 0 ? p->lead : 0;
 		for (;;) {
 			/* Then big takes from the front of one's own run; small
 			 * ones near its end, where others may arrive. */
-			const int64_t left = end - atomic_load_explicit(&p->run[t].next, memory_order_relaxed);
 			int64_t take = p->tail;
-			if (v == 0 && left >= 4 * p->own) {
-				take = p->own;
-				if (first && left * p->lead / 4 > take)
-					take = left * p->lead / 4;
+			if (v == 0) {
+				const int64_t left = end - atomic_load_explicit(&p->run[t].next, memory_order_relaxed);
+				if (left >= 4 * p->own)
+					take = left * lead / 4 > p->own ? left * lead / 4 : p->own;
 			}
-			first = 0;
+			lead = 0;
 			const int64_t u = atomic_fetch_add_explicit(&p->run[t].next, take, memory_order_relaxed);
 			if (u >= end)
 				break;

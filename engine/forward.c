@@ -182,10 +182,7 @@ void
 forward_rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 {
 	/* As ggml: each square in float, summed in double, the mean in float. */
-	double ss = 0;
-	for (int i = 0; i < n; i++)
-		ss += (double)(x[i] * x[i]);
-	float mean = (float)(ss / n);
+	float mean = vec_mean_sq(x, (size_t)n);
 	float scale = 1.0f / sqrtf(mean + eps);
 	for (int i = 0; i < n; i++)
 		o[i] = x[i] * scale * w[i];

@@ -46,16 +46,27 @@ struct mm_run {
 	_Alignas(64) atomic_llong next;
 };
 
+/* How a matrix's activations are made (matmul_plan_fill). */
+enum { FILL_NONE, FILL_TILED, FILL_PLAIN };
+
 /*
  * A group of matrix products made ready to run: the activations quantized
  * (once per activation type), the rows of all matrices numbered in units,
- * and the units split into nr runs.  Made by one thread (matmul_plan),
- * then run by any number of threads at once (matmul_plan_run), each
- * starting on its own run and stealing from the others' when done.
+ * and the units split into nr runs.  Laid out by one thread
+ * (matmul_plan_layout), its activations filled by one thread or, in parts,
+ * by several (matmul_plan_fill), then run by any number of threads at once
+ * (matmul_plan_run), each starting on its own run and stealing from the
+ * others' when done.
  */
 struct mm_plan {
 	int nj, B, nr;
+	const float *x;                 /* the input, B rows of n */
+	int n;
+	int blk;                        /* values a part of the input is a multiple of; 0: one part */
 	struct mm jobs[MM_MAX];
+	int fill[MM_MAX];               /* FILL_*: what this matrix fills (NONE: shared or float input) */
+	uint8_t *plain[MM_MAX];         /* where it quantizes the input */
+	int decown[MM_MAX];             /* it also prepares the decode row act[j] from plain[j] */
 	const uint8_t *act[MM_MAX];     /* each matrix's prepared activations */
 	size_t stride[MM_MAX];          /* bytes between activation rows (plain layout) */
 	int tiled[MM_MAX], dec[MM_MAX];
@@ -75,6 +86,19 @@ struct mm_plan {
  */
 int matmul_plan(struct mm_plan *p, const struct mm *jobs, int nj, const float *x, int B, struct run_state *s,
     int nr);
+/*
+ * matmul_plan in steps.  The layout decides where each activation goes in
+ * s->qbuf (growing it only if grow; returns -1, the plan left empty, when
+ * it is too small or cannot grow) and reads nothing of x, which may still
+ * be being written.  Fill then quantizes input values e0 .. e1 - 1; a
+ * plan's parts (matmul_plan_part: thread id's share of a team of nth) may
+ * be filled by different threads at once, each from the values it has
+ * just written itself, and a barrier after the last before the run.
+ */
+int matmul_plan_layout(struct mm_plan *p, const struct mm *jobs, int nj, const float *x, int B,
+    struct run_state *s, int nr, int grow);
+void matmul_plan_part(const struct mm_plan *p, int id, int nth, int *e0, int *e1);
+void matmul_plan_fill(const struct mm_plan *p, int e0, int e1);
 /* Thread `id` of a team computes rows of the plan until none are left.
  * Every thread of the team must call it; the products are complete once
  * all have returned (the caller's barrier). */

@@ -19,8 +19,9 @@
  * pass); handing out every unit from one shared counter broke the streams
  * and cost a third.  Which thread computes a row changes no bit of it.
  *
- * Invariant: a plan is written by one thread, then only read (but for its
- * counters) by the threads that run it, with a barrier between the two.
+ * Invariant: a plan is laid out by one thread, its activations filled by
+ * one or, part by part, by several, then only read (but for its counters)
+ * by the threads that run it, with a barrier between each step.
  */
 #include "engine/forward_int.h"
 #include "engine/gemm.h"
@@ -98,10 +99,15 @@ qbuf_at(struct run_state *s, size_t used, size_t need)
 }
 
 int
-matmul_plan(struct mm_plan *p, const struct mm *jobs, int nj, const float *x, int B, struct run_state *s, int nr)
+matmul_plan_layout(struct mm_plan *p, const struct mm *jobs, int nj, const float *x, int B, struct run_state *s,
+    int nr, int grow)
 {
 	size_t decoff[MM_MAX], offs[MM_MAX], used = 0;
-	p->nj = nj;
+	p->nj = 0;                  /* an empty plan until laid out */
+	p->first[0] = 0;
+	p->blk = 0;
+	p->x = x;
+	p->n = nj > 0 ? (int)jobs[0].W->ne[0] : 0;
 	p->B = B;
 	p->nr = nr < 1 ? 1 : nr > MM_RUNS ? MM_RUNS : nr;
 	/*
@@ -131,7 +137,6 @@ matmul_plan(struct mm_plan *p, const struct mm *jobs, int nj, const float *x, in
 	p->tail = B == 1 ? 2 : 1;
 	p->lead = B == 1 ? 3 : 0;
 	p->macs = 0;
-	p->first[0] = 0;
 	/* First decide each matrix's activation layout and where it goes: the
 	 * buffer may grow, so pointers are taken only once all are sized. */
 	for (int j = 0; j < nj; j++) {
@@ -176,42 +181,98 @@ matmul_plan(struct mm_plan *p, const struct mm *jobs, int nj, const float *x, in
 		else if (p->dec[j])
 			used += (dsz + 127) / 64 * 64;
 	}
-	if (qbuf_at(s, 0, used) == NULL)
+	if (used > s->qbuf_size && (!grow || qbuf_at(s, 0, used) == NULL))
 		return -1;
+	/* Where each matrix's activations go, and which matrix fills them
+	 * (the first of those that share them).  Split in parts (blk > 0)
+	 * only where every fill is a packed one-token layout, whose blocks
+	 * are independent: the largest block (256 values for k-quants, 32
+	 * otherwise) is then the unit of a part. */
+	int blk = B == 1 ? 32 : 0;
 	for (int j = 0; j < nj; j++) {
 		const struct tensor *W = jobs[j].W;
-		int64_t n = W->ne[0];
+		p->fill[j] = FILL_NONE;
+		p->plain[j] = NULL;
 		if (offs[j] == (size_t)-1) {
 			p->act[j] = (const uint8_t *)x;
 			continue;
 		}
-		uint8_t *dst = (uint8_t *)s->qbuf + offs[j];
-		p->act[j] = dst;
+		p->plain[j] = (uint8_t *)s->qbuf + offs[j];
+		p->act[j] = p->plain[j];
 		if (j > 0 && offs[j] == offs[j - 1])
 			continue;
-		/* Quantize the activations once; every row's dot product reuses
-		 * them, as llama.cpp does (which is why its quantized results and
-		 * ours agree). */
-		if (p->tiled[j]) {
-			(W->packed ? gemm_pack_act_prepare : gemm_act_prepare)(W->type, (int)n, x, B, dst);
-			continue;
-		}
-		const struct quant_type *vt = quant_type_get(quant_type_get(W->type)->vec_dot_type);
-		#pragma omp parallel for schedule(static) if (B > 1 && PARALLEL_WORTH(n * B))
-		for (int b = 0; b < B; b++)
-			vt->from_float(x + (size_t)b * n, dst + (size_t)b * p->stride[j], n);
+		p->fill[j] = p->tiled[j] ? FILL_TILED : FILL_PLAIN;
+		if (p->fill[j] == FILL_TILED && W->packed && B == 1) {
+			const int bs = quant_type_get(W->type)->blck;
+			if (bs > blk)
+				blk = bs;
+		} else
+			blk = 0;
 	}
 	for (int j = 0; j < nj; j++) {
+		p->decown[j] = 0;
 		if (!p->dec[j])
 			continue;
-		uint8_t *d = (uint8_t *)(((uintptr_t)s->qbuf + decoff[j] + 63) & ~(uintptr_t)63);
-		if (!(j > 0 && p->dec[j - 1] && decoff[j] == decoff[j - 1]))
-			quant_dec_prepare(jobs[j].W->type, (int)jobs[j].W->ne[0], p->act[j], d);
-		p->act[j] = d;
+		p->act[j] = (uint8_t *)(((uintptr_t)s->qbuf + decoff[j] + 63) & ~(uintptr_t)63);
+		p->decown[j] = !(j > 0 && p->dec[j - 1] && decoff[j] == decoff[j - 1]);
 	}
+	p->blk = blk > 0 && p->n % blk == 0 ? blk : 0;
 	const int64_t total = p->first[nj];
 	for (int t = 0; t < p->nr; t++)
 		atomic_store_explicit(&p->run[t].next, total * t / p->nr, memory_order_relaxed);
+	p->nj = nj;
+	return 0;
+}
+
+void
+matmul_plan_part(const struct mm_plan *p, int id, int nth, int *e0, int *e1)
+{
+	if (p->blk == 0) {
+		*e0 = 0;
+		*e1 = id == 0 ? p->n : 0;
+		return;
+	}
+	const int64_t nb = p->n / p->blk;
+	*e0 = (int)(nb * id / nth * p->blk);
+	*e1 = (int)(nb * (id + 1) / nth * p->blk);
+}
+
+void
+matmul_plan_fill(const struct mm_plan *p, int e0, int e1)
+{
+	if (e1 <= e0)
+		return;
+	const int B = p->B;
+	for (int j = 0; j < p->nj; j++) {
+		const struct tensor *W = p->jobs[j].W;
+		const int n = (int)W->ne[0];
+		/* Quantize the activations once; every row's dot product reuses
+		 * them, as llama.cpp does (which is why its quantized results and
+		 * ours agree). */
+		if (p->fill[j] == FILL_TILED && p->blk > 0) {
+			/* Blocks e0 / blk .. e1 / blk of one token's row. */
+			gemm_pack_act_prepare(W->type, e1 - e0, p->x + e0, 1,
+			    p->plain[j] + gemm_pack_act_size(W->type, e0, 1));
+		} else if (p->fill[j] == FILL_TILED) {
+			(W->packed ? gemm_pack_act_prepare : gemm_act_prepare)(W->type, n, p->x, B, p->plain[j]);
+		} else if (p->fill[j] == FILL_PLAIN) {
+			const struct quant_type *vt = quant_type_get(quant_type_get(W->type)->vec_dot_type);
+			#pragma omp parallel for schedule(static) if (B > 1 && PARALLEL_WORTH((int64_t)n * B))
+			for (int b = 0; b < B; b++)
+				vt->from_float(p->x + (size_t)b * n, p->plain[j] + (size_t)b * p->stride[j], n);
+		}
+	}
+	for (int j = 0; j < p->nj; j++)
+		if (p->decown[j])
+			quant_dec_prepare(p->jobs[j].W->type, (int)p->jobs[j].W->ne[0], p->plain[j], (uint8_t *)p->act[j]);
+}
+
+int
+matmul_plan(struct mm_plan *p, const struct mm *jobs, int nj, const float *x, int B, struct run_state *s, int nr)
+{
+	if (matmul_plan_layout(p, jobs, nj, x, B, s, nr, 1) != 0)
+		return -1;
+	matmul_plan_fill(p, 0, p->n);
 	return 0;
 }
 

@@ -135,6 +135,7 @@ struct run_state {
 	float *logits;            /* (n_batch, vocab) */
 	void *qbuf;               /* activations quantized for the matmuls */
 	size_t qbuf_size;
+	int qbuf_token;           /* qbuf holds any of forward_token's plans */
 	float rope_scale;         /* base^(-2/rope_dim): theta_i+1 = theta_i * this */
 	float *rope_cs;           /* (n_batch, rope_dim): cos, sin of each pair's angle */
 };

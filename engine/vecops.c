@@ -180,6 +180,95 @@ vec_to_f16(fp16_t *d, const float *s, size_t n)
 	vec_to_f16_ref(d, s, n);
 }
 
+/*
+ * The mean of the squares as ggml's rms_norm forms it: each square in
+ * float, summed in double one after another, the mean rounded to float.
+ * That sum is a chain of n dependent adds (1.7 us at 2,048 values here, on
+ * every norm of every token), and it cannot be split between threads.
+ *
+ * Any sum of the same n nonnegative terms, in any order or in parts, is
+ * within (n-1) u of the exact sum (u = 2^-53), and so within 2 n u of the
+ * sequential one.  Rounded to float, the mean keeps 2^29 times less than
+ * that: the two agree unless the sequential mean lies that close to the
+ * middle between two floats.  So vec_mean_sq_from takes the interval the
+ * sequential sum must lie in (with a margin of four), and when the whole
+ * of it rounds to one float, that float is the sequential result; when
+ * not (about once in 2^16 norms), the caller does the sequential sum.
+ * The bits are the reference's in every case.
+ */
+float
+vec_mean_sq_ref(const float *x, size_t n)
+{
+	double ss = 0;
+	for (size_t i = 0; i < n; i++)
+		ss += (double)(x[i] * x[i]);
+	return (float)(ss / (double)n);
+}
+
+#ifdef VEC_X86
+static T_AVX512 double
+sumsq_avx512(const float *x, size_t n)
+{
+	__m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+	size_t i = 0;
+	for (; i + 32 <= n; i += 32) {
+		const __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+		const __m512 s0 = _mm512_mul_ps(v0, v0), s1 = _mm512_mul_ps(v1, v1);
+		a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(s0)));
+		a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(s0, 1)));
+		a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm512_castps512_ps256(s1)));
+		a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm512_extractf32x8_ps(s1, 1)));
+	}
+	double ss = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+	for (; i < n; i++)
+		ss += (double)(x[i] * x[i]);
+	return ss;
+}
+#endif
+
+double
+vec_sumsq(const float *x, size_t n)
+{
+#ifdef VEC_X86
+	if (cpu_isa() == CPU_AVX512)
+		return sumsq_avx512(x, n);
+#endif
+	/* Four chains instead of one: the order is free (see above). */
+	double a[4] = { 0, 0, 0, 0 };
+	size_t i = 0;
+	for (; i + 4 <= n; i += 4)
+		for (int j = 0; j < 4; j++)
+			a[j] += (double)(x[i + j] * x[i + j]);
+	for (; i < n; i++)
+		a[0] += (double)(x[i] * x[i]);
+	return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+int
+vec_mean_sq_from(double ss, size_t n, float *mean)
+{
+	if (!(isfinite(ss) && ss > 0) || n == 0 || n > ((size_t)1 << 30))
+		return 0;
+	/* |sequential - ss| <= 2 (n + parts) u ss (1 + tiny); take 8 (n + 16)
+	 * u ss, which also covers the roundings of ss -+ d and of the
+	 * divisions (monotone, so the interval's ends bound it). */
+	const double d = ss * (double)(n + 16) * 0x1p-50;
+	const float lo = (float)((ss - d) / (double)n), hi = (float)((ss + d) / (double)n);
+	if (lo != hi)
+		return 0;
+	*mean = lo;
+	return 1;
+}
+
+float
+vec_mean_sq(const float *x, size_t n)
+{
+	float m;
+	if (vec_mean_sq_from(vec_sumsq(x, n), n, &m))
+		return m;
+	return vec_mean_sq_ref(x, n);
+}
+
 /* Plain adds: the compiler vectorizes this loop, and a sum is a sum in any
  * width. */
 void

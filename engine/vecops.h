@@ -23,6 +23,21 @@ float vec_expf_ggml(float x);
 void vec_swiglu(float *g, const float *u, size_t n);
 void vec_swiglu_ref(float *g, const float *u, size_t n);
 
+/*
+ * The mean of the squares of x[i] as ggml's rms_norm forms it: squares in
+ * float, summed in double in order, the mean rounded to float.
+ * vec_mean_sq gives those bits exactly, by a faster sum when that proves
+ * the same result (see vecops.c); _ref is the sequential sum.  In parts:
+ * vec_sumsq sums the squares of a part in any order, and
+ * vec_mean_sq_from, given the parts' sums added, returns 1 and the
+ * sequential mean when it can prove it, 0 when the caller must take
+ * vec_mean_sq_ref.
+ */
+float vec_mean_sq(const float *x, size_t n);
+float vec_mean_sq_ref(const float *x, size_t n);
+double vec_sumsq(const float *x, size_t n);
+int vec_mean_sq_from(double ss, size_t n, float *mean);
+
 /* x[i] += y[i] */
 void vec_add(float *x, const float *y, size_t n);
 

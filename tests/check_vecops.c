@@ -92,6 +92,63 @@ START_TEST(test_swiglu_equals_ref)
 }
 END_TEST
 
+/* The mean of squares must be the sequential double sum's, to the bit, in
+ * every family, whole or from parts: over random vectors at several scales
+ * (squares that are subnormal, that overflow), in lengths with and
+ * without a tail; and where the mean is exactly halfway between two
+ * floats, which the unordered sum must not decide. */
+START_TEST(test_mean_sq_equals_ref)
+{
+	enum cpu_isa isa = (enum cpu_isa)_i;
+	if (!cpu_has(isa))
+		return;
+	int old = cpu_force(isa);
+	enum { CAP = 5632 };
+	float *x = malloc(CAP * sizeof *x);
+	const size_t lens[] = { 32, 33, 64, 100, 256, 2048, 4096, 5632 };
+	const float scales[] = { 1.0f, 1e-3f, 1e3f, 1e-22f, 1e19f, 3e-39f };
+	uint32_t seed = 7;
+	int trials = 0, decided = 0;
+	for (int t = 0; t < 6000; t++) {
+		const size_t n = lens[t % 8];
+		const float sc = scales[(t / 8) % 6];
+		for (size_t i = 0; i < n; i++)
+			x[i] = ((float)(next(&seed) % 200001) - 100000.0f) * 1e-5f * sc;
+		const float a = vec_mean_sq(x, n), b = vec_mean_sq_ref(x, n);
+		/* In three parts, as threads sum them. */
+		const size_t h = n / 3 / 32 * 32, h2 = 2 * h;
+		float m = 0.0f;
+		const int ok = vec_mean_sq_from(vec_sumsq(x, h) + vec_sumsq(x + h, h2 - h) + vec_sumsq(x + h2, n - h2), n, &m);
+		trials++;
+		decided += ok;
+		if (isnan(a) && isnan(b))
+			continue;
+		ck_assert_msg(memcmp(&a, &b, sizeof a) == 0, "isa %s, n %zu, scale %g: %a, reference %a",
+		    cpu_isa_name(isa), n, (double)sc, (double)a, (double)b);
+		if (ok)
+			ck_assert_msg(memcmp(&m, &b, sizeof m) == 0, "isa %s, n %zu, scale %g, in parts: %a, reference %a",
+			    cpu_isa_name(isa), n, (double)sc, (double)m, (double)b);
+	}
+	/* The unordered sum decides nearly every case (all but the scale
+	 * whose squares are all zero, and those that overflow). */
+	ck_assert_msg(decided > trials * 3 / 5, "decided %d of %d", decided, trials);
+	/* 63 ones and (1 + 2^-19)^2, which rounds to 1 + 2^-18: the sum is
+	 * exactly 64 + 2^-18, the mean 1 + 2^-24, halfway between 1 and the
+	 * next float; the sequential sum gives 1 (to even). */
+	for (size_t i = 0; i < 64; i++)
+		x[i] = 1.0f;
+	x[37] = 1.0f + 0x1p-19f;
+	float m = 0.0f;
+	ck_assert_int_eq(vec_mean_sq_from(vec_sumsq(x, 64), 64, &m), 0);
+	ck_assert(vec_mean_sq(x, 64) == 1.0f);
+	ck_assert(vec_mean_sq_ref(x, 64) == 1.0f);
+	x[5] = INFINITY;
+	ck_assert(isinf(vec_mean_sq(x, 64)));
+	free(x);
+	cpu_force((enum cpu_isa)old);
+}
+END_TEST
+
 START_TEST(test_to_f16_equals_ref)
 {
 	enum cpu_isa isa = (enum cpu_isa)_i;
@@ -156,6 +213,7 @@ vecops_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_swiglu_equals_ref, CPU_SCALAR, CPU_NISA);
 	tcase_add_loop_test(tc, test_to_f16_equals_ref, CPU_SCALAR, CPU_NISA);
+	tcase_add_loop_test(tc, test_mean_sq_equals_ref, CPU_SCALAR, CPU_NISA);
 	tcase_add_test(tc, test_rope_table);
 	suite_add_tcase(s, tc);
 	return s;

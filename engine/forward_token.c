@@ -19,10 +19,11 @@
  * a norm's sum of squares, which cannot be split and keep ggml's order,
  * is proved equal from the parts' sums instead (vec_mean_sq_from).
  * Per-token A/B (median time per token, this form / thread 0 alone, 3
- * rounds; the same build against itself 1.002-1.014): 1.1B Q4_0 0.988-
+ * rounds; the same build against itself 0.999-1.014): 1.1B Q4_0 0.988-
  * 0.999, Q4_K_M 0.982-0.989; 7B Q4_0 0.994-1.001.  Quantizing wo's input
  * head group by head group right after attention, without the barrier
- * between them, measured nothing more (1.002-1.005 against 1.002-1.005).
+ * between them, measured nothing more (1.0015-1.0045 against a control
+ * of 1.0022-1.0048).
  *
  * Bits.  Every step is the one model_forward runs for n = 1 (the same
  * functions, from forward.c and matmul.c): a row of a matrix product or an

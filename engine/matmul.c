@@ -186,8 +186,8 @@ matmul_plan_layout(struct mm_plan *p, const struct mm *jobs, int nj, const float
 	/* Where each matrix's activations go, and which matrix fills them
 	 * (the first of those that share them).  Split in parts (blk > 0)
 	 * only where every fill is a packed one-token layout, whose blocks
-	 * are independent: the largest block (256 values for k-quants, 32
-	 * otherwise) is then the unit of a part. */
+	 * are independent: a multiple of every block (256 values when a
+	 * k-quant is among them, 32 otherwise) is then the unit of a part. */
 	int blk = B == 1 ? 32 : 0;
 	for (int j = 0; j < nj; j++) {
 		const struct tensor *W = jobs[j].W;
@@ -204,8 +204,7 @@ matmul_plan_layout(struct mm_plan *p, const struct mm *jobs, int nj, const float
 		p->fill[j] = p->tiled[j] ? FILL_TILED : FILL_PLAIN;
 		if (p->fill[j] == FILL_TILED && W->packed && B == 1) {
 			const int bs = quant_type_get(W->type)->blck;
-			if (bs > blk)
-				blk = bs;
+			blk = blk > 0 && blk % bs == 0 ? blk : blk > 0 && bs % blk == 0 ? bs : 0;
 		} else
 			blk = 0;
 	}

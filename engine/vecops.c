@@ -10,7 +10,9 @@
  * which is the same single rounding for every n the kernels see
  * (|n| <= 126: 2^n is a normal float, and j * 2^n is exact unless it is
  * subnormal, where both round the same product once).  A lane outside
- * that range sends its whole group of lanes to the reference.
+ * that range sends its whole group of lanes to the reference.  The one
+ * kernel whose order is free is vec_sumsq: its sums go only to
+ * vec_mean_sq_from, which keeps the sequential sum's bits (see there).
  */
 #include "engine/vecops.h"
 

@@ -182,9 +182,14 @@ void
 forward_rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 {
 	/* As ggml: each square in float, summed in double, the mean in float. */
-	float mean = vec_mean_sq(x, (size_t)n);
+	forward_rmsnorm_apply(o, x, w, vec_mean_sq(x, (size_t)n), eps, 0, n);
+}
+
+void
+forward_rmsnorm_apply(float *o, const float *x, const float *w, float mean, float eps, int e0, int e1)
+{
 	float scale = 1.0f / sqrtf(mean + eps);
-	for (int i = 0; i < n; i++)
+	for (int i = e0; i < e1; i++)
 		o[i] = x[i] * scale * w[i];
 }
 

@@ -111,6 +111,8 @@ int matmul_group(const struct mm *jobs, int nj, const float *x, int B, struct ru
 /* ------------------------------------------------------------------ */
 
 void forward_rmsnorm(float *o, const float *x, const float *w, int n, float eps);
+/* Its values e0 .. e1 - 1, given the mean of the squares (vec_mean_sq). */
+void forward_rmsnorm_apply(float *o, const float *x, const float *w, float mean, float eps, int e0, int e1);
 /* Token tok's embedding row, as floats. */
 void forward_embed(const struct model *m, int32_t tok, float *out);
 /* Token t of the batch (at position pos + t), layer l, KV heads g0 .. g1 - 1

@@ -40,7 +40,6 @@
 #include "engine/forward_int.h"
 #include "engine/vecops.h"
 
-#include <math.h>
 #include <omp.h>
 #include <sched.h>
 
@@ -202,7 +201,7 @@ ft_norm(const struct model *m, int k)
  * thread adds its own part, which is mostly the part of wo's or down's
  * output it computed (runs split the rows as the parts split the values),
  * and sums its squares; the parts' sums, added in thread order past a
- * barrier, decide the norm's mean (vec_mean_sq_from), or all threads do
+ * barrier, decide the norm's mean (vec_mean_sq_sum), or all threads do
  * the sequential sum.  Before down: SwiGLU.  Before wo: nothing
  * (attention wrote the input).
  */
@@ -226,13 +225,7 @@ ft_input(struct ft *f, const struct model *m, struct run_state *s, int k, int id
 	double ss = 0;
 	for (int t = 0; t < nth; t++)
 		ss += f->part[t].ss;
-	float mean;
-	if (!vec_mean_sq_from(ss, (size_t)c->dim, &mean))
-		mean = vec_mean_sq_ref(x, (size_t)c->dim);
-	/* forward_rmsnorm's arithmetic, on this part. */
-	const float scale = 1.0f / sqrtf(mean + c->norm_eps);
-	for (int i = e0; i < e1; i++)
-		s->xb[i] = x[i] * scale * w[i];
+	forward_rmsnorm_apply(s->xb, x, w, vec_mean_sq_sum(ss, x, (size_t)c->dim), c->norm_eps, e0, e1);
 }
 
 int

@@ -242,9 +242,9 @@ matmul_plan_fill(const struct mm_plan *p, int e0, int e1)
 	if (e1 <= e0)
 		return;
 	const int B = p->B;
+	const int n = p->n;
 	for (int j = 0; j < p->nj; j++) {
 		const struct tensor *W = p->jobs[j].W;
-		const int n = (int)W->ne[0];
 		/* Quantize the activations once; every row's dot product reuses
 		 * them, as llama.cpp does (which is why its quantized results and
 		 * ours agree). */
@@ -263,7 +263,7 @@ matmul_plan_fill(const struct mm_plan *p, int e0, int e1)
 	}
 	for (int j = 0; j < p->nj; j++)
 		if (p->decown[j])
-			quant_dec_prepare(p->jobs[j].W->type, (int)p->jobs[j].W->ne[0], p->plain[j], (uint8_t *)p->act[j]);
+			quant_dec_prepare(p->jobs[j].W->type, n, p->plain[j], (uint8_t *)p->act[j]);
 }
 
 int

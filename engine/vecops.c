@@ -263,12 +263,18 @@ vec_mean_sq_from(double ss, size_t n, float *mean)
 }
 
 float
-vec_mean_sq(const float *x, size_t n)
+vec_mean_sq_sum(double ss, const float *x, size_t n)
 {
 	float m;
-	if (vec_mean_sq_from(vec_sumsq(x, n), n, &m))
+	if (vec_mean_sq_from(ss, n, &m))
 		return m;
 	return vec_mean_sq_ref(x, n);
+}
+
+float
+vec_mean_sq(const float *x, size_t n)
+{
+	return vec_mean_sq_sum(vec_sumsq(x, n), x, n);
 }
 
 /* Plain adds: the compiler vectorizes this loop, and a sum is a sum in any

@@ -29,13 +29,14 @@ void vec_swiglu_ref(float *g, const float *u, size_t n);
  * vec_mean_sq gives those bits exactly, by a faster sum when that proves
  * the same result (see vecops.c); _ref is the sequential sum.  In parts:
  * vec_sumsq sums the squares of a part in any order, and
- * vec_mean_sq_from, given the parts' sums added, returns 1 and the
- * sequential mean when it can prove it, 0 when the caller must take
- * vec_mean_sq_ref.
+ * vec_mean_sq_sum, given the parts' sums added, returns the sequential
+ * mean (proved from them by vec_mean_sq_from, which returns 0 when it
+ * cannot; then from the sequential sum over x).
  */
 float vec_mean_sq(const float *x, size_t n);
 float vec_mean_sq_ref(const float *x, size_t n);
 double vec_sumsq(const float *x, size_t n);
+float vec_mean_sq_sum(double ss, const float *x, size_t n);
 int vec_mean_sq_from(double ss, size_t n, float *mean);
 
 /* x[i] += y[i] */

@@ -118,13 +118,17 @@ START_TEST(test_mean_sq_equals_ref)
 		/* In three parts, as threads sum them. */
 		const size_t h = n / 3 / 32 * 32, h2 = 2 * h;
 		float m = 0.0f;
-		const int ok = vec_mean_sq_from(vec_sumsq(x, h) + vec_sumsq(x + h, h2 - h) + vec_sumsq(x + h2, n - h2), n, &m);
+		const double ss = vec_sumsq(x, h) + vec_sumsq(x + h, h2 - h) + vec_sumsq(x + h2, n - h2);
+		const int ok = vec_mean_sq_from(ss, n, &m);
+		const float c = vec_mean_sq_sum(ss, x, n);
 		trials++;
 		decided += ok;
 		if (isnan(a) && isnan(b))
 			continue;
 		ck_assert_msg(memcmp(&a, &b, sizeof a) == 0, "isa %s, n %zu, scale %g: %a, reference %a",
 		    cpu_isa_name(isa), n, (double)sc, (double)a, (double)b);
+		ck_assert_msg(memcmp(&c, &b, sizeof c) == 0, "isa %s, n %zu, scale %g, from parts: %a, reference %a",
+		    cpu_isa_name(isa), n, (double)sc, (double)c, (double)b);
 		if (ok)
 			ck_assert_msg(memcmp(&m, &b, sizeof m) == 0, "isa %s, n %zu, scale %g, in parts: %a, reference %a",
 			    cpu_isa_name(isa), n, (double)sc, (double)m, (double)b);

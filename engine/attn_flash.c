@@ -782,10 +782,81 @@ flash_run2(int nq, float *const *o, const float *const *q, const int *n, const f
 	}
 }
 
+/* flash_one on ymm pairs: each 8x8 piece of K transposed and used at
+ * once; P.V four ymm of the output at a time, its accumulators in ob
+ * between blocks (sixteen registers cannot hold a 128-wide output). */
+static AI T2 void
+flash_one2(float *out, const float *q, int n, const fp16_t *k, const fp16_t *v, size_t stride, const int nv,
+    float scale)
+{
+	const int hd = 16 * nv, n8 = 2 * nv;
+	float qb[ATTN_MAX_HD] __attribute__((aligned(64)));
+	float ob[ATTN_MAX_HD] __attribute__((aligned(64)));
+	float s[FB] __attribute__((aligned(64)));
+	struct flash_q st = { .q16 = qb, .o = ob, .M = -INFINITY };
+	for (int c = 0; c < n8; c++) {
+		_mm256_store_ps(qb + 8 * c, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + 8 * c),
+		    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+		_mm256_store_ps(ob + 8 * c, _mm256_setzero_ps());
+	}
+	_mm256_store_ps(st.L, _mm256_setzero_ps());
+	_mm256_store_ps(st.L + 8, _mm256_setzero_ps());
+	flash_prefetch(0, k, v, stride, 0, n, 2 * FB, hd);
+	for (int j0 = 0; j0 < n; j0 += FB) {
+		const int cnt = n - j0 < FB ? n - j0 : FB;
+		flash_prefetch(0, k, v, stride, j0 + 2 * FB, n, FB, hd);
+		for (int half = 0; half < 2; half++) {
+			__m256 a = _mm256_setzero_ps();
+			for (int c = 0; c < n8; c++) {
+				__m256 r[8];
+				for (int l = 0; l < 8; l++) {
+					const int p = 8 * half + l;
+					r[l] = p < cnt ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + (size_t)(j0 + p) * stride + 8 * c)))
+						       : _mm256_setzero_ps();
+				}
+				flash_tr8(r);
+				for (int i = 0; i < 8; i++)
+					a = c == 0 && i == 0 ? _mm256_mul_ps(r[0], _mm256_set1_ps(qb[0]))
+							     : _mm256_fmadd_ps(r[i], _mm256_set1_ps(qb[8 * c + i]), a);
+			}
+			_mm256_store_ps(s + 8 * half, _mm256_mul_ps(a, _mm256_set1_ps(scale)));
+		}
+		const float al = flash_softmax2(&st, s, cnt);
+		for (int c0 = 0; c0 < n8; c0 += 4) {
+			const int cw = n8 - c0 < 4 ? n8 - c0 : 4;
+			__m256 acc[4];
+			for (int c = 0; c < cw; c++) {
+				acc[c] = _mm256_load_ps(ob + 8 * (c0 + c));
+				if (al != 1.0f)
+					acc[c] = _mm256_mul_ps(acc[c], _mm256_set1_ps(al));
+			}
+			for (int l = 0; l < cnt; l++) {
+				const fp16_t *vr = v + (size_t)(j0 + l) * stride + 8 * c0;
+				for (int c = 0; c < cw; c++)
+					acc[c] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vr + 8 * c))),
+					    _mm256_set1_ps(s[l]), acc[c]);
+			}
+			for (int c = 0; c < cw; c++)
+				_mm256_store_ps(ob + 8 * (c0 + c), acc[c]);
+		}
+	}
+	const __m256 inv = _mm256_set1_ps(1.0f / flash_hsum2(_mm256_load_ps(st.L), _mm256_load_ps(st.L + 8)));
+	for (int c = 0; c < n8; c++)
+		_mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(_mm256_load_ps(ob + 8 * c), inv));
+}
+
 static T2 void
 flash_avx2(int nq, float *const *o, const float *const *q, const int *n, const fp16_t *k, const fp16_t *v,
     size_t stride, int hd, float scale)
 {
+	if (nq == 1) {
+		switch (hd) {
+		case 64: flash_one2(o[0], q[0], n[0], k, v, stride, 4, scale); break;
+		case 128: flash_one2(o[0], q[0], n[0], k, v, stride, 8, scale); break;
+		default: flash_one2(o[0], q[0], n[0], k, v, stride, hd / 16, scale); break;
+		}
+		return;
+	}
 	const int qmax = hd <= FHD ? FQ : FQ * FHD / hd;
 	for (int h0 = 0; h0 < nq; h0 += qmax) {
 		int m = nq - h0 < qmax ? nq - h0 : qmax;

@@ -92,7 +92,7 @@ llama2-chat: $(B)/llama2-chat
 
 # The AVX2 kernels are measured as an AVX2-only CPU runs them, whatever -march says
 # (clang spells the flags the same).
-$(B)/engine/gemm_avx2.o $(B)/engine/quant_avx2.o: CFLAGS += -mno-avx512f -mno-avxvnni
+$(B)/engine/gemm_avx2.o $(B)/engine/quant_avx2.o $(B)/engine/attn_flash_avx2.o: CFLAGS += -mno-avx512f -mno-avxvnni
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

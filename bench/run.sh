@@ -7,8 +7,10 @@
 # BENCH_QUICK=1 keeps to the 1.1B shape; BENCH_THREADS sets -t (default 2).
 # Side by side with the peers in $fx/peers (bench/side.py): BENCH_REPS
 # (default 2) runs per figure, BENCH_ROUNDS (default 2) alternating rounds,
+# BENCH_TG_ROUNDS (default 4) rounds for tg128 on files under 2 GB,
 # BENCH_RT=1 every figure at real-time priority (root; see side.py),
-# BENCH_TESTS a subset such as pp512,tg128.
+# BENCH_TESTS a subset such as pp512,tg128.  bench/ttft.py: time to the
+# first token of a pasted 3,000-token document against the peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build/release}
@@ -37,6 +39,9 @@ if [ -d "$fx/peers" ]; then
     python3 bench/side.py --threads "$T" "$s" $files
     python3 bench/side.py --threads "$T" --isa avx2 "$s" $files
   done
+  # The first reply to a pasted 3,000-token document against the peers'
+  # pp3000 (the 1.1B files: a 7B prompt of that length takes minutes).
+  python3 bench/ttft.py --threads "$T" $(for q in q4_0 q4_k_m q8_0; do echo bench/models/1b-$q.gguf; done)
 else
   echo "(no $fx/peers: side-by-side tables skipped)"
 fi

@@ -20,6 +20,14 @@ runs.  The best single pass (about 10 ms, the machine at its fastest
 instant) is printed beside it as "peak GB/s"; % of bound is against the
 sustained figure, which is measured as the token speed is.
 
+Generation figures swing most with the machine's phase (its memory
+bandwidth can change by half from one minute to the next), and a round of
+a small file is short, so tg128 on a file under 2 GB takes --tg-rounds
+rounds (BENCH_TG_ROUNDS, default 4): after the --rounds rounds of every
+test, more rounds of tg128 alone, for every engine alike.  On a 1.1B file
+that is about three minutes more, and it gave the calmest tables; a 7B
+round takes four to five minutes and keeps --rounds.
+
 BENCH_RT=1 (or --rt) runs every measured command under `chrt -f 10`
 (SCHED_FIFO, root only): on a machine shared with builds and tests, two
 threads that are preempted at each of a token's two hundred barriers lose
@@ -124,6 +132,7 @@ def main():
     ap.add_argument("--isa", default="")
     ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "2")))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "2")))
+    ap.add_argument("--tg-rounds", type=int, default=int(os.environ.get("BENCH_TG_ROUNDS", "4")))
     ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")))
     ap.add_argument("--rt", action="store_true", default=os.environ.get("BENCH_RT") == "1")
     ap.add_argument("--tests", default=os.environ.get("BENCH_TESTS", ""))
@@ -154,9 +163,12 @@ def main():
     rows = []
     for path in a.files:
         best_o, best_p, bpt, bw, peak, isa = {}, [{} for _ in peers], 0, 0.0, 0.0, a.isa or "best"
-        for _ in range(a.rounds):
+        tg_only = [t for t in tests if t.startswith("tg")]
+        extra = max(0, a.tg_rounds - a.rounds) if tg_only and os.path.getsize(path) < 2e9 else 0
+        for r in range(a.rounds + extra):
+            now = tests if r < a.rounds else tg_only
             warm(path)
-            o, b, used = ours(a.bin, path, tests, a.reps, a.threads, a.isa)
+            o, b, used = ours(a.bin, path, now, a.reps, a.threads, a.isa)
             bpt, isa = b or bpt, used or isa
             for k, v in o.items():
                 best_o[k] = max(best_o.get(k, 0.0), v)
@@ -165,9 +177,9 @@ def main():
                 peak = max(peak, probe(a.probe, bpt, [5], env))
             for i, (_, binary, flags) in enumerate(peers):
                 warm(path)
-                for k, v in peer(binary, path, tests, a.reps, a.threads, flags).items():
+                for k, v in peer(binary, path, now, a.reps, a.threads, flags).items():
                     best_p[i][k] = max(best_p[i].get(k, 0.0), v)
-        rows.append((path, isa, best_o, best_p, bpt, bw, peak))
+        rows.append((path, isa, best_o, best_p, bpt, bw, peak, a.rounds + extra))
 
     title = "AVX2 only (LLAMA2_CHAT_ISA=avx2)" if a.isa == "avx2" else "side by side"
     if RT:
@@ -179,8 +191,8 @@ def main():
     head += ["read/token", "read GB/s (as tg)", "peak GB/s", "tg bound t/s", "ours % of bound"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for path, isa, o, p, bpt, bw, peak in rows:
-        cells = [os.path.basename(path), isa]
+    for path, isa, o, p, bpt, bw, peak, nr in rows:
+        cells = [os.path.basename(path) + (f" (tg: {nr} rounds)" if nr > a.rounds else ""), isa]
         for t in tests:
             cells.append(f"{o[t]:.2f}" if t in o else "-")
             vals = [pp.get(t) for pp in p]

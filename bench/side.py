@@ -218,7 +218,8 @@ def main():
         cells += [f"{bpt / 1e9:.3f} GB" if bpt else "-", f"{bw:.1f}" if bw else "-",
                   f"{peak:.1f}" if peak else "-",
                   f"{bound:.1f}" if bound else "-",
-                  f"{100 * tg_all / bound:.0f}%" if bound and tg_all else "-"]
+                  (f"{100 * tg_all / bound:.1f}%" + (f" ({tg_all:.2f} t/s)" if solo else ""))
+                  if bound and tg_all else "-"]
         print("| " + " | ".join(cells) + " |")
     sys.stdout.flush()
 

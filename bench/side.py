@@ -130,6 +130,44 @@ def peer(binary, path, tests, reps, threads, extra):
     return res
 
 
+def peer_list(isa=""):
+    """The peers found in $LLAMA2_CHAT_FIXTURES/peers: (name, binary, flag
+    sets), llama.cpp's AVX2 build alone for isa "avx2"."""
+    fx = os.environ.get("LLAMA2_CHAT_FIXTURES", os.path.join(ROOT, "..", "shared"))
+    pd = os.path.join(fx, "peers")
+    if isa == "avx2":
+        peers = [("llama.cpp b4748 AVX2", os.path.join(pd, "llama.cpp-b4748", "llama-bench-avx2"),
+                  [["-fa", "0"], ["-fa", "1"]])]
+    else:
+        peers = [("llama.cpp b4748", os.path.join(pd, "llama.cpp-b4748", "llama-bench"), [["-fa", "0"], ["-fa", "1"]]),
+                 ("ik_llama.cpp", os.path.join(pd, "ik_llama.cpp", "llama-bench"), [["-fa", "1", "-rtr", "1"]])]
+    return [p for p in peers if os.access(p[1], os.X_OK)]
+
+
+def use_rt(on, prog):
+    """Every measured command under chrt -f 10 from now on, if on and allowed."""
+    if not on:
+        return
+    if subprocess.run(["chrt", "-f", "10", "true"], stderr=subprocess.DEVNULL).returncode == 0:
+        RT[:] = ["chrt", "-f", "10"]
+    else:
+        sys.stderr.write(f"{prog}: chrt -f is not allowed here (not root?): measuring at normal priority\n")
+
+
+def check_args(ap, a, positive, nonneg):
+    """Refuse counts that cannot be (ap.error: usage, one line, exit 2) and
+    model files that are not there, before anything is measured."""
+    for k in positive:
+        if getattr(a, k) < 1:
+            ap.error(f"--{k.replace('_', '-')} must be at least 1 (got {getattr(a, k)})")
+    for k in nonneg:
+        if getattr(a, k) < 0:
+            ap.error(f"--{k.replace('_', '-')} must be 0 or more (got {getattr(a, k)})")
+    for f in a.files:
+        if not os.path.isfile(f):
+            ap.error(f"{f}: no such model file")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("shape")
@@ -145,24 +183,12 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "llama2-chat"))
     ap.add_argument("--probe", default=os.path.join(ROOT, os.environ.get("B", "build/release"), "bwprobe"))
     a = ap.parse_args()
-    fx = os.environ.get("LLAMA2_CHAT_FIXTURES", os.path.join(ROOT, "..", "shared"))
-    pd = os.path.join(fx, "peers")
-    if a.isa == "avx2":
-        tests = ["pp512", "tg128"]
-        peers = [("llama.cpp b4748 AVX2", os.path.join(pd, "llama.cpp-b4748", "llama-bench-avx2"),
-                  [["-fa", "0"], ["-fa", "1"]])]
-    else:
-        tests = ["pp512", "pp2048", "tg128"]
-        peers = [("llama.cpp b4748", os.path.join(pd, "llama.cpp-b4748", "llama-bench"), [["-fa", "0"], ["-fa", "1"]]),
-                 ("ik_llama.cpp", os.path.join(pd, "ik_llama.cpp", "llama-bench"), [["-fa", "1", "-rtr", "1"]])]
+    check_args(ap, a, ["reps", "rounds", "threads"], ["tg_rounds", "bound_rounds"])
+    tests = ["pp512", "tg128"] if a.isa == "avx2" else ["pp512", "pp2048", "tg128"]
     if a.tests:
         tests = [t for t in tests if t in a.tests.split(",")]
-    peers = [p for p in peers if os.access(p[1], os.X_OK)]
-    if a.rt:
-        if subprocess.run(["chrt", "-f", "10", "true"], stderr=subprocess.DEVNULL).returncode == 0:
-            RT[:] = ["chrt", "-f", "10"]
-        else:
-            sys.stderr.write("side.py: chrt -f is not allowed here (not root?): measuring at normal priority\n")
+    peers = peer_list(a.isa)
+    use_rt(a.rt, "side.py")
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
 
     n_tg = next((int(t[2:]) for t in tests if t.startswith("tg")), 128)   # tokens per run the probe mirrors
@@ -179,15 +205,16 @@ def main():
             warm(path)
             o, b, used = ours(a.bin, path, now, a.reps, a.threads, a.isa)
             bpt, isa = b or bpt, used or isa
-            if r < a.rounds + extra:
+            with_peers = r < a.rounds + extra   # else a round of ours and the probe alone
+            if with_peers:
                 for k, v in o.items():
                     best_o[k] = max(best_o.get(k, 0.0), v)
             tg_all = max([tg_all] + [v for k, v in o.items() if k.startswith("tg")])
             if bpt:
                 bw = max(bw, probe(a.probe, bpt, [a.reps, n_tg], env))
                 peak = max(peak, probe(a.probe, bpt, [5], env))
-            if r >= a.rounds + extra:
-                continue   # a round of ours and the probe alone
+            if not with_peers:
+                continue
             for i, (_, binary, flags) in enumerate(peers):
                 warm(path)
                 for k, v in peer(binary, path, now, a.reps, a.threads, flags).items():

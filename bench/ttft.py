@@ -35,7 +35,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-import side  # noqa: E402  (run, warm, peer and the chrt prefix)
+import side  # noqa: E402  (run, warm, peer, peer_list, use_rt, check_args)
 
 
 def source_text():
@@ -91,16 +91,11 @@ def main():
     ap.add_argument("--rt", action="store_true", default=os.environ.get("BENCH_RT") == "1")
     ap.add_argument("--bin", default=os.path.join(ROOT, "llama2-chat"))
     a = ap.parse_args()
-    fx = os.environ.get("LLAMA2_CHAT_FIXTURES", os.path.join(ROOT, "..", "shared"))
-    pd = os.path.join(fx, "peers")
-    peers = [("llama.cpp b4748", os.path.join(pd, "llama.cpp-b4748", "llama-bench"), [["-fa", "0"], ["-fa", "1"]]),
-             ("ik_llama.cpp", os.path.join(pd, "ik_llama.cpp", "llama-bench"), [["-fa", "1", "-rtr", "1"]])]
-    peers = [p for p in peers if os.access(p[1], os.X_OK)]
-    if a.rt:
-        if subprocess.run(["chrt", "-f", "10", "true"], stderr=subprocess.DEVNULL).returncode == 0:
-            side.RT[:] = ["chrt", "-f", "10"]
-        else:
-            sys.stderr.write("ttft.py: chrt -f is not allowed here (not root?): measuring at normal priority\n")
+    side.check_args(ap, a, ["rounds", "threads"], [])
+    if a.tokens < 64:
+        ap.error(f"--tokens must be at least 64, room for the template and some text (got {a.tokens})")
+    peers = side.peer_list()
+    side.use_rt(a.rt, "ttft.py")
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     words = source_text().split(" ")
     rows = []
@@ -113,7 +108,7 @@ def main():
                 f.write("Summarize")
             r = ours(a.bin, model, probe_path, a.threads, env)
             if r is None:
-                continue
+                sys.exit(f"ttft.py: {model}: {a.bin} could not answer a one-word message (above)")
             extra = r[1] - count(a.bin, model, "Summarize")
             # The most words whose text, with the template, fits in --tokens.
             lo, hi = 1, len(words)

@@ -136,6 +136,9 @@ $(B)/bwprobe: bench/bwprobe.c
 # Not part of `make bench`: it drops a file from the page cache (see its top).
 $(B)/prefetch_cold: bench/prefetch_cold.c $(BENCH_ENGINE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# Not part of `make bench` either: the decode kernels' one-stream rate (see its top).
+$(B)/kstream: bench/kstream.c $(BENCH_ENGINE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory llama2-chat $(B)/mkmodel $(B)/bench_chat $(B)/bench_db $(B)/bwprobe

@@ -1,0 +1,169 @@
+/*
+ * kstream.c: what the decode kernels stream when nothing else runs, the
+ * yardstick for a decoded token's structure.
+ *
+ *   kstream TYPE BYTES [REPS [CHUNK]]
+ *
+ * Each thread of the OpenMP team packs its own matrix of TYPE (q4_0, q8_0,
+ * q4_k, q6_k) at the 1.1B width (n = 2048), BYTES / threads of packed
+ * weights, 2 MiB aligned with MADV_HUGEPAGE as model_pack.c lays a model
+ * out, and runs the one-token kernel (gemm_packed, B = 1) over all of it,
+ * REPS passes in a row: one long stream per thread.  With CHUNK, each
+ * pass is cut into runs of CHUNK rows a thread with a barrier after each,
+ * as a token cuts its stream at each product.  Prints the best of three
+ * timed runs in GB/s of packed weights, every thread's together (1e9
+ * bytes, wall clock from barrier to barrier).
+ *
+ * Why: bwprobe says what memory gives a plain stream of loads; this says
+ * what our kernels take from it.  A token that streams far less than
+ * kstream over the same bytes in the same minute loses its time between
+ * products (barriers, attention, norms), not in the kernels (note of
+ * issue 16, 2026-12-05: the token 81-91% of kstream on 1.1B Q4_K_M).
+ * Not part of `make bench`: a tool for working on forward_token.c.
+ * Needs the avx512-vnni family, as packing does (exits 1 elsewhere).
+ */
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "engine/gemm.h"
+#include "engine/quant.h"
+
+#define KS_N 2048
+#define KS_ALIGN ((size_t)2 << 20)
+
+static double
+ks_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Random bytes, then every block's scales set to a normal half (2^-7), so
+ * that no float in the sums is a NaN or a denormal, which would time
+ * differently. */
+static void
+ks_fill(uint8_t *w, size_t rows, size_t row_bytes, int type, uint64_t seed)
+{
+	for (size_t i = 0; i < rows * row_bytes; i++) {
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		w[i] = (uint8_t)(seed >> 24);
+	}
+	const struct quant_type *qt = quant_type_get(type);
+	const uint16_t d = 0x2000;
+	for (size_t r = 0; r < rows; r++)
+		for (size_t b = 0; b < (size_t)(KS_N / qt->blck); b++) {
+			uint8_t *blk = w + r * row_bytes + b * qt->type_size;
+			if (type == QT_Q6_K) {
+				memcpy(blk + 208, &d, 2);
+			} else {
+				memcpy(blk, &d, 2);
+				if (type == QT_Q4_K)
+					memcpy(blk + 2, &d, 2);
+			}
+		}
+}
+
+static int
+ks_type(const char *s)
+{
+	static const struct {
+		const char *name;
+		int type;
+	} types[] = { { "q4_0", QT_Q4_0 }, { "q8_0", QT_Q8_0 }, { "q4_k", QT_Q4_K }, { "q6_k", QT_Q6_K } };
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+		if (strcmp(s, types[i].name) == 0)
+			return types[i].type;
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 3 || argc > 5) {
+		fprintf(stderr, "usage: kstream q4_0|q8_0|q4_k|q6_k BYTES [REPS [CHUNK]]\n");
+		return 2;
+	}
+	const int type = ks_type(argv[1]);
+	const long long bytes = atoll(argv[2]);
+	const int reps = argc > 3 ? atoi(argv[3]) : 10, chunk_arg = argc > 4 ? atoi(argv[4]) : 0;
+	const char *bad = type < 0 ? "TYPE: not one of q4_0, q8_0, q4_k, q6_k"
+	    : bytes < ((long long)1 << 20) ? "BYTES: not a number of at least 1 MiB (1048576)"
+	    : reps < 1 ? "REPS: not a number of at least 1"
+	    : chunk_arg < 0 ? "CHUNK: not a number of rows (0: no chunks)" : NULL;
+	if (bad != NULL) {
+		fprintf(stderr, "kstream: %s\n", bad);
+		return 2;
+	}
+	if (gemm_pack_size(type, KS_N, 16) == 0) {
+		fprintf(stderr, "kstream: this CPU has no packed kernels for %s (they need avx512-vnni)\n", argv[1]);
+		return 1;
+	}
+	const int nt = omp_get_max_threads();
+	const size_t tile = gemm_pack_size(type, KS_N, 16);
+	const int rows = (int)((size_t)bytes / (size_t)nt / tile * 16);
+	const int chunk = chunk_arg > 0 && chunk_arg < rows ? (chunk_arg + 15) / 16 * 16 : rows;
+	const size_t row_bytes = quant_row_size(type, KS_N), packed = gemm_pack_size(type, KS_N, rows);
+	double best = 1e30, t0 = 0;
+	int failed = 0;
+
+	#pragma omp parallel reduction(|:failed)
+	{
+		const int id = omp_get_thread_num();
+		uint8_t *w = malloc((size_t)rows * row_bytes);
+		void *p = aligned_alloc(KS_ALIGN, (packed + KS_ALIGN - 1) / KS_ALIGN * KS_ALIGN);
+		float x[KS_N], *out = malloc((size_t)rows * sizeof(float));
+		void *act = aligned_alloc(64, (gemm_pack_act_size(type, KS_N, 1) + 63) / 64 * 64);
+		/* A thread that could not allocate computes nothing but passes
+		 * the same barriers as the others. */
+		failed = w == NULL || p == NULL || out == NULL || act == NULL;
+		if (!failed) {
+			madvise(p, (packed + KS_ALIGN - 1) / KS_ALIGN * KS_ALIGN, MADV_HUGEPAGE);
+			ks_fill(w, (size_t)rows, row_bytes, type, 88172645463325252ULL + (uint64_t)id);
+			gemm_pack(type, KS_N, rows, w, row_bytes, p, 0, (rows + 15) / 16);
+			for (int i = 0; i < KS_N; i++)
+				x[i] = (float)((i * 37 + id) % 200 - 100) / 100.0f;
+			gemm_pack_act_prepare(type, KS_N, x, 1, act);
+			gemm_packed(type, KS_N, p, 0, rows, act, 1, out, 0);   /* warm-up pass */
+		}
+		for (int it = 0; it < 3; it++) {
+			#pragma omp barrier
+			#pragma omp master
+			t0 = ks_now();
+			for (int r = 0; r < reps; r++)
+				for (int c = 0; c < rows; c += chunk) {
+					if (!failed)
+						gemm_packed(type, KS_N, p, c, c + chunk < rows ? c + chunk : rows, act, 1, out, 0);
+					if (chunk < rows) {
+						#pragma omp barrier
+					}
+				}
+			#pragma omp barrier
+			#pragma omp master
+			{
+				const double t = ks_now() - t0;
+				if (t < best)
+					best = t;
+			}
+		}
+		free(w);
+		free(p);
+		free(out);
+		free(act);
+	}
+	if (failed) {
+		fprintf(stderr, "kstream: out of memory for %lld bytes\n", bytes);
+		return 1;
+	}
+	printf("%.2f\n", (double)packed * nt * reps / best / 1e9);
+	fprintf(stderr, "kstream: %s, %d threads x %zu bytes packed (%d rows), %d passes, chunk %d rows\n", argv[1], nt,
+	    packed, rows, reps, chunk);
+	return 0;
+}

@@ -44,31 +44,26 @@ ks_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Random bytes, then every block's scales set to a normal half (2^-7), so
- * that no float in the sums is a NaN or a denormal, which would time
- * differently. */
+/* 64 rows of random weights quantized by the type's own quantizer (the
+ * K-quant fitters are slow), repeated: what the rows hold does not change
+ * how fast they stream, and every scale is one the format allows. */
 static void
 ks_fill(uint8_t *w, size_t rows, size_t row_bytes, int type, uint64_t seed)
 {
-	for (size_t i = 0; i < rows * row_bytes; i++) {
-		seed ^= seed << 13;
-		seed ^= seed >> 7;
-		seed ^= seed << 17;
-		w[i] = (uint8_t)(seed >> 24);
-	}
-	const struct quant_type *qt = quant_type_get(type);
-	const uint16_t d = 0x2000;
-	for (size_t r = 0; r < rows; r++)
-		for (size_t b = 0; b < (size_t)(KS_N / qt->blck); b++) {
-			uint8_t *blk = w + r * row_bytes + b * qt->type_size;
-			if (type == QT_Q6_K) {
-				memcpy(blk + 208, &d, 2);
-			} else {
-				memcpy(blk, &d, 2);
-				if (type == QT_Q4_K)
-					memcpy(blk + 2, &d, 2);
-			}
+	float wf[KS_N];
+	for (size_t r = 0; r < rows; r++) {
+		if (r >= 64) {
+			memcpy(w + r * row_bytes, w + (r % 64) * row_bytes, row_bytes);
+			continue;
 		}
+		for (int i = 0; i < KS_N; i++) {
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			wf[i] = (float)((double)(seed >> 11) * 0x1p-53 * 2 - 1);
+		}
+		quant_type_get(type)->from_float(wf, w + r * row_bytes, KS_N);
+	}
 }
 
 static int

@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "common/num.h"
 #include "engine/gemm.h"
 #include "engine/quant.h"
 
@@ -87,12 +88,13 @@ main(int argc, char **argv)
 		return 2;
 	}
 	const int type = ks_type(argv[1]);
-	const long long bytes = atoll(argv[2]);
-	const int reps = argc > 3 ? atoi(argv[3]) : 10, chunk_arg = argc > 4 ? atoi(argv[4]) : 0;
+	long long bytes = 0, reps = 10, chunk_arg = 0;
 	const char *bad = type < 0 ? "TYPE: not one of q4_0, q8_0, q4_k, q6_k"
-	    : bytes < ((long long)1 << 20) ? "BYTES: not a number of at least 1 MiB (1048576)"
-	    : reps < 1 ? "REPS: not a number of at least 1"
-	    : chunk_arg < 0 ? "CHUNK: not a number of rows (0: no chunks)" : NULL;
+	    : num_long(argv[2], (long long)1 << 20, (long long)1 << 40, &bytes) != 0
+		? "BYTES: not a whole number from 1 MiB (1048576) to 1 TiB"
+	    : argc > 3 && num_long(argv[3], 1, 1000000, &reps) != 0 ? "REPS: not a whole number from 1 to 1000000"
+	    : argc > 4 && num_long(argv[4], 0, 1 << 30, &chunk_arg) != 0
+		? "CHUNK: not a whole number of rows (0: no chunks)" : NULL;
 	if (bad != NULL) {
 		fprintf(stderr, "kstream: %s\n", bad);
 		return 2;
@@ -104,7 +106,7 @@ main(int argc, char **argv)
 	const int nt = omp_get_max_threads();
 	const size_t tile = gemm_pack_size(type, KS_N, 16);
 	const int rows = (int)((size_t)bytes / (size_t)nt / tile * 16);
-	const int chunk = chunk_arg > 0 && chunk_arg < rows ? (chunk_arg + 15) / 16 * 16 : rows;
+	const int chunk = chunk_arg > 0 && chunk_arg < rows ? ((int)chunk_arg + 15) / 16 * 16 : rows;
 	const size_t row_bytes = quant_row_size(type, KS_N), packed = gemm_pack_size(type, KS_N, rows);
 	double best = 1e30, t0 = 0;
 	int failed = 0;
@@ -157,8 +159,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "kstream: out of memory for %lld bytes\n", bytes);
 		return 1;
 	}
-	printf("%.2f\n", (double)packed * nt * reps / best / 1e9);
-	fprintf(stderr, "kstream: %s, %d threads x %zu bytes packed (%d rows), %d passes, chunk %d rows\n", argv[1], nt,
+	printf("%.2f\n", (double)packed * nt * (double)reps / best / 1e9);
+	fprintf(stderr, "kstream: %s, %d threads x %zu bytes packed (%d rows), %lld passes, chunk %d rows\n", argv[1], nt,
 	    packed, rows, reps, chunk);
 	return 0;
 }

@@ -72,8 +72,8 @@ struct mm_plan {
 	int tiled[MM_MAX], dec[MM_MAX];
 	int64_t first[MM_MAX + 1];      /* matrix j's first unit; first[nj]: all units */
 	int unit;                       /* rows a unit */
-	int own, tail;                  /* units taken at once from one's own run, and near its end or stolen */
-	int lead;                       /* quarters of its own run a thread takes first, at once (0: none) */
+	int guided;                     /* takes of half what is left of one's run, a quarter of another's */
+	int tail;                       /* units a take at least (guided) or exactly */
 	int64_t macs;
 	struct mm_run run[MM_RUNS];
 };

@@ -11,9 +11,10 @@
  * Work sharing.  The rows of a group are numbered in units (16 rows, a
  * packed tile, for one token; 64 for a batch) and split into one
  * contiguous run per thread.  Each thread walks its own run in order (one
- * sequential stream, which the hardware prefetcher follows), taking a few
- * units at a time from the run's counter; a thread that finishes early
- * takes units from the others' runs through the same counters.  A static
+ * sequential stream, which the hardware prefetcher follows), taking units
+ * from the run's counter (for one token, half of what is left at a time:
+ * see matmul_plan_layout); a thread that finishes early takes units from
+ * the others' runs through the same counters.  A static
  * split alone left one core waiting for the other a sixth of the decode
  * time (a core slowed by anything else on the machine holds up the whole
  * pass); handing out every unit from one shared counter broke the streams
@@ -111,31 +112,29 @@ matmul_plan_layout(struct mm_plan *p, const struct mm *jobs, int nj, const float
 	p->B = B;
 	p->nr = nr < 1 ? 1 : nr > MM_RUNS ? MM_RUNS : nr;
 	/*
-	 * One token: units of one 16-row tile, 8 at a time from one's own
-	 * run, 2 near its end or when stealing.  Taking units is a locked
-	 * add, which waits for the loads before it and keeps the next ones
-	 * from starting: at 32 rows a take, that was 6% of decoding time
-	 * (perf), and 128 rows measured best (tg128 1.1B Q4_0 68.5 -> 72.1
-	 * t/s).  But a thread that finishes while the other has just taken
-	 * 128 rows of a 5,632-wide matrix waits for them: the small takes at
-	 * the end keep that wait to 32 rows.  A batch: 64 rows at a time.
-	 *
-	 * One token, again: a thread's first take is three quarters of its
-	 * own run.  The takes' locked adds still cost about 2% of decoding
-	 * (each waits for the weight loads in flight: perf), and the quarter
-	 * left in small takes is what the other thread can still steal.
-	 * Per-token A/B on 1.1B Q4_0 (median time per token, switched /
-	 * unswitched, 3 rounds), the share claimed at planning: 1/2 of the
-	 * run 0.996-1.000, 3/4 0.993-0.996, 9/10 0.986-0.989 (control
-	 * 1.002-1.009); with a busy loop on one of the two cores, 3/4 0.992
-	 * and 0.995, but 9/10 1.015 and 1.020 (the slowed thread held rows
-	 * the other could no longer take).  This form, the lead taken
-	 * through the counter: 0.996-1.001 against 1.002-1.006.
+	 * One token: units of one 16-row tile, taken guided: each take half
+	 * of what is left of one's own run, a quarter of what is left of
+	 * another's, never less than 2 units.  Taking units is a locked add,
+	 * which waits for the weight loads in flight and keeps the next ones
+	 * from starting (perf: 6% of decoding at 32 rows a take), so takes
+	 * must be few; but a thread that finishes while the other holds a
+	 * large take waits for all of it, so the last takes must be small.
+	 * Halving gives both: 10 takes for a 352-unit run (gate and up on
+	 * the 1.1B shape), and at any moment at most half of what was left
+	 * is held.  The form before (three quarters of the run at once, then
+	 * 8 units a take, 2 near the end) took 22, and a thread that finished
+	 * first waited for the other's big take: 3-5% of a 1.1B token in
+	 * barrier waits (per-thread profile).  Per-token A/B in one process (tokens alternating between
+	 * the two forms, median time per token, 1.1B Q4_K_M, 3 runs of 256
+	 * tokens each; the same form against itself 1.001-1.004): guided /
+	 * the old form 0.989-0.993; with a fixed 8 units a take instead,
+	 * 1.015-1.016; owner a quarter 1.003-1.017, a third 1.005-1.011;
+	 * thieves a half instead of a quarter, 0.989-0.992 (the same).
+	 * A batch: one unit of 64 rows a take.
 	 */
 	p->unit = B == 1 ? 16 : 64;
-	p->own = B == 1 ? 8 : 1;
+	p->guided = B == 1;
 	p->tail = B == 1 ? 2 : 1;
-	p->lead = B == 1 ? 3 : 0;
 	p->macs = 0;
 	/* First decide each matrix's activation layout and where it goes: the
 	 * buffer may grow, so pointers are taken only once all are sized. */
@@ -327,21 +326,18 @@ matmul_plan_run(struct mm_plan *p, int id)
 	for (int v = 0; v < nr; v++) {
 		const int t = (id + v) % nr;
 		const int64_t end = total * (t + 1) / nr;
-		/* The owner's first take is its lead: a share of what is left
-		 * of the run when it arrives (a thief may have come first).  It
-		 * goes through the counter like any other take, so a team
-		 * smaller than nr, whose runs others walk, loses no rows. */
-		int64_t lead = v == 0 ? p->lead : 0;
+		/* Own run first (v = 0), then the others'.  Every take goes
+		 * through the run's counter, so a team smaller than nr, whose
+		 * runs others walk, loses no rows; what is left is read before
+		 * the take, so another thread may have taken some meanwhile: the
+		 * take is then larger than half, never past the run's end. */
 		for (;;) {
-			/* Then big takes from the front of one's own run; small
-			 * ones near its end, where others may arrive. */
 			int64_t take = p->tail;
-			if (v == 0) {
+			if (p->guided) {
 				const int64_t left = end - atomic_load_explicit(&p->run[t].next, memory_order_relaxed);
-				if (left >= 4 * p->own)
-					take = left * lead / 4 > p->own ? left * lead / 4 : p->own;
+				const int64_t g = v == 0 ? left / 2 : left / 4;
+				take = g > take ? g : take;
 			}
-			lead = 0;
 			const int64_t u = atomic_fetch_add_explicit(&p->run[t].next, take, memory_order_relaxed);
 			if (u >= end)
 				break;

@@ -33,6 +33,9 @@ default 4): after the --rounds rounds, more of ours and bwprobe alone
 against bwprobe's best over the same rounds; the ratio columns keep to the
 rounds the peers ran in.
 
+Every round's figures (ours, the probe just after, each peer) go to
+stderr as they are taken, one line a round.
+
 BENCH_RT=1 (or --rt) runs every measured command under `chrt -f 10`
 (SCHED_FIFO, root only): on a machine shared with builds and tests, two
 threads that are preempted at each of a token's two hundred barriers lose
@@ -210,15 +213,20 @@ def main():
                 for k, v in o.items():
                     best_o[k] = max(best_o.get(k, 0.0), v)
             tg_all = max([tg_all] + [v for k, v in o.items() if k.startswith("tg")])
+            got = bpt and probe(a.probe, bpt, [a.reps, n_tg], env)
             if bpt:
-                bw = max(bw, probe(a.probe, bpt, [a.reps, n_tg], env))
+                bw = max(bw, got)
                 peak = max(peak, probe(a.probe, bpt, [5], env))
-            if not with_peers:
-                continue
-            for i, (_, binary, flags) in enumerate(peers):
+            line = [f"ours {k} {v:.2f}" for k, v in o.items()] + ([f"probe {got:.1f} GB/s"] if bpt else [])
+            for i, (name, binary, flags) in enumerate(peers if with_peers else []):
                 warm(path)
                 for k, v in peer(binary, path, now, a.reps, a.threads, flags).items():
                     best_p[i][k] = max(best_p[i].get(k, 0.0), v)
+                    line.append(f"{name} {k} {v:.2f}")
+            # Each round on stderr, so that a table's best-of figures can
+            # be traced to the minute they were taken in (a miss in one
+            # cell is then seen to be the machine's phase or ours).
+            sys.stderr.write(f"side.py: {os.path.basename(path)} round {r + 1}: {', '.join(line)}\n")
         rows.append((path, isa, best_o, best_p, bpt, bw, peak, a.rounds + extra, solo, tg_all))
 
     title = "AVX2 only (LLAMA2_CHAT_ISA=avx2)" if a.isa == "avx2" else "side by side"

@@ -124,12 +124,13 @@ matmul_plan_layout(struct mm_plan *p, const struct mm *jobs, int nj, const float
 	 * is held.  The form before (three quarters of the run at once, then
 	 * 8 units a take, 2 near the end) took 22, and a thread that finished
 	 * first waited for the other's big take: 3-5% of a 1.1B token in
-	 * barrier waits (per-thread profile).  Per-token A/B in one process (tokens alternating between
-	 * the two forms, median time per token, 1.1B Q4_K_M, 3 runs of 256
-	 * tokens each; the same form against itself 1.001-1.004): guided /
-	 * the old form 0.989-0.993; with a fixed 8 units a take instead,
-	 * 1.015-1.016; owner a quarter 1.003-1.017, a third 1.005-1.011;
-	 * thieves a half instead of a quarter, 0.989-0.992 (the same).
+	 * barrier waits (per-thread profile).  Per-token A/B in one process
+	 * (tokens alternating between two forms, median time per token,
+	 * 1.1B Q4_K_M, 3 runs of 256 tokens each; the same form against
+	 * itself 0.998-1.004), against the old form: guided 0.989-0.993,
+	 * thieves a half instead of a quarter 0.989-0.992, a fixed 8 units
+	 * a take 1.015-1.016, the owner a quarter 1.003-1.017; against
+	 * guided, the owner a third 1.005-1.011.
 	 * A batch: one unit of 64 rows a take.
 	 */
 	p->unit = B == 1 ? 16 : 64;

@@ -28,22 +28,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/num.h"
 #include "engine/gemm.h"
 #include "engine/quant.h"
 
 #define KS_N 2048
 #define KS_ALIGN ((size_t)2 << 20)
-
-static double
-ks_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* 64 rows of random weights quantized by the type's own quantizer (the
  * K-quant fitters are slow), repeated: what the rows hold does not change
@@ -133,7 +125,7 @@ main(int argc, char **argv)
 		for (int it = 0; it < 3; it++) {
 			#pragma omp barrier
 			#pragma omp master
-			t0 = ks_now();
+			t0 = clock_now_ms() / 1e3;
 			for (int r = 0; r < reps; r++)
 				for (int c = 0; c < rows; c += chunk) {
 					if (!failed)
@@ -145,7 +137,7 @@ main(int argc, char **argv)
 			#pragma omp barrier
 			#pragma omp master
 			{
-				const double t = ks_now() - t0;
+				const double t = clock_now_ms() / 1e3 - t0;
 				if (t < best)
 					best = t;
 			}

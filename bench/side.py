@@ -213,11 +213,12 @@ def main():
                 for k, v in o.items():
                     best_o[k] = max(best_o.get(k, 0.0), v)
             tg_all = max([tg_all] + [v for k, v in o.items() if k.startswith("tg")])
-            got = bpt and probe(a.probe, bpt, [a.reps, n_tg], env)
+            line = [f"ours {k} {v:.2f}" for k, v in o.items()]
             if bpt:
+                got = probe(a.probe, bpt, [a.reps, n_tg], env)
                 bw = max(bw, got)
                 peak = max(peak, probe(a.probe, bpt, [5], env))
-            line = [f"ours {k} {v:.2f}" for k, v in o.items()] + ([f"probe {got:.1f} GB/s"] if bpt else [])
+                line.append(f"probe {got:.1f} GB/s")
             for i, (name, binary, flags) in enumerate(peers if with_peers else []):
                 warm(path)
                 for k, v in peer(binary, path, now, a.reps, a.threads, flags).items():

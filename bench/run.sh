@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: synthetic models of real shapes (made once, kept out of git in
 # bench/models/), then one table per question the issues ask:
-#   speed (pp/tg against llama.cpp's published figures on this machine kind),
+#   speed side by side with llama.cpp and ik_llama.cpp on the same files
+#   (when $fx/peers is there), then pp64/tg32 against the llama.cpp figures
+#   recorded on this machine kind for issue 3,
 #   time to first token over a 20-turn chat, resume with a KV snapshot,
 #   stop latency, and the conversation store at 10,000 chats / 1M messages.
 # BENCH_QUICK=1 keeps to the 1.1B shape; BENCH_THREADS sets -t (default 2).
